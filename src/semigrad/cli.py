@@ -1,0 +1,62 @@
+"""The ``semigrad`` command (also ``python -m semigrad``).
+
+Subcommands live one per module in ``semigrad.commands``; each module defines ``NAME``,
+``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``, and is found automatically, so
+adding a command never touches this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+import semigrad
+from semigrad import commands
+
+
+def command_modules() -> list[ModuleType]:
+    """The subcommand modules in ``semigrad.commands``, sorted by name (private ones skipped)."""
+    mods = []
+    for info in pkgutil.iter_modules(commands.__path__):
+        if not info.name.startswith("_"):
+            mods.append(importlib.import_module(f"{commands.__name__}.{info.name}"))
+    return sorted(mods, key=lambda m: m.NAME)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semigrad",
+        description="Value-function approximation for reinforcement learning on PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"semigrad {semigrad.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in command_modules():
+        p = sub.add_parser(
+            mod.NAME,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"semigrad {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"semigrad {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""One module per ``semigrad`` subcommand (discovered by ``semigrad.cli``)."""

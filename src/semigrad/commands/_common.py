@@ -1,0 +1,42 @@
+"""What every computing subcommand shares: ``--seed``, ``--run-dir``, ``--device`` and the
+run-directory contract (config.json before the work, summary.json and a printed summary after).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from semigrad.run import atomic_write_json, format_summary, prepare_run_dir
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, *, default_seed: int = 0, device: bool = True
+) -> None:
+    """Add ``--seed``, ``--run-dir`` and (optionally) ``--device``."""
+    parser.add_argument("--seed", type=int, default=default_seed,
+                        help=f"random seed fixing everything random (default: {default_seed})")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="output folder (default: a new folder under runs/)")
+    if device:
+        parser.add_argument("--device", default="auto",
+                            help="torch device: auto (CUDA when available), cpu, cuda, cuda:N")
+
+
+def start_run(args: argparse.Namespace, command: str, config: Mapping[str, Any]) -> Path:
+    """Create the run directory and write ``config.json`` (command, seed and ``config``)."""
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected a non-negative integer, got {args.seed}")
+    run_dir = prepare_run_dir(args.run_dir, command, args.seed)
+    atomic_write_json(run_dir / "config.json", {"command": command, "seed": args.seed, **config})
+    return run_dir
+
+
+def finish_run(run_dir: Path, title: str, summary: Mapping[str, Any],
+               shown: Mapping[str, Any] | None = None) -> None:
+    """Write ``summary.json`` and print ``shown`` (default: ``summary``) as a short block."""
+    atomic_write_json(run_dir / "summary.json", summary)
+    print(format_summary(title, {**(shown if shown is not None else summary),
+                                 "run dir": str(run_dir)}))

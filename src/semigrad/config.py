@@ -1,0 +1,113 @@
+"""Frozen config dataclasses: validation helpers and the bridge to ``argparse``.
+
+A config is a ``@dataclass(frozen=True)`` whose ``__post_init__`` calls the checks below, so a
+bad value fails when the config is built, before any work starts, with one ``ConfigError`` that
+names the field and the allowed values. Field help for the command line comes from
+``field(metadata={"help": ...})``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A config field holds a value outside its allowed range."""
+
+
+def check_range(
+    name: str,
+    value: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise ``ConfigError`` unless ``low <= value <= high`` (``<`` where the end is open)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{left}, {right}"
+        interval += ")" if high_open or high is None else "]"
+        raise ConfigError(f"{name}: {value!r} is outside the allowed range {interval}")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    """Raise ``ConfigError`` unless ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def _arg_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
+    """argparse ``type``/``choices``/``nargs`` for a field annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _arg_type(inner[0])
+    if origin is Literal:
+        return type(args[0]), {"choices": list(args)}
+    if origin is tuple:
+        return args[0], {"nargs": "+"}
+    return annotation, {}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """Add one ``--field-name`` option per field of ``config_cls`` (default: the field's own).
+
+    Options default to ``argparse.SUPPRESS`` so that ``config_from_args`` can tell what the
+    user set from what they left alone.
+    """
+    hints = typing.get_type_hints(config_cls)
+    group = parser.add_argument_group(f"{config_cls.__name__} fields")
+    for f in dataclasses.fields(config_cls):
+        if f.metadata.get("cli") is False:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f.metadata.get("help", "")
+        help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
+        annotation = hints[f.name]
+        if annotation is bool:
+            group.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS, help=help_text,
+            )
+            continue
+        arg_type, extra = _arg_type(annotation)
+        group.add_argument(
+            flag, dest=f.name, type=arg_type, default=argparse.SUPPRESS, help=help_text, **extra
+        )
+
+
+def config_overrides(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
+    """The fields of ``config_cls`` that the user set on the command line."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    overrides = {}
+    for name, value in vars(args).items():
+        if name in names:
+            overrides[name] = tuple(value) if isinstance(value, list) else value
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace, config_cls: type, **base: Any) -> Any:
+    """Build ``config_cls`` from ``base`` values overridden by what the user set."""
+    return config_cls(**{**base, **config_overrides(args, config_cls)})

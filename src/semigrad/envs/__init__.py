@@ -1,0 +1,71 @@
+"""Batched environments behind one interface (see ``semigrad.envs.base``).
+
+``make(env_id, num_envs, device, seed)`` returns semigrad's own implementation when one is
+registered for ``env_id`` (``register``), else gymnasium's through ``GymVectorEnv``;
+``gymnasium:ID`` forces gymnasium's implementation of ID.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import torch
+
+from semigrad.devices import resolve_device
+from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
+from semigrad.envs.gym_vector import GymVectorEnv
+
+__all__ = [
+    "BatchedEnv", "EnvSpec", "EpisodeCounter", "GymVectorEnv", "check_env_id", "make", "register",
+]
+
+GYMNASIUM_PREFIX = "gymnasium:"
+
+# env id -> factory(num_envs=, device=, seed=) for semigrad's own (tensor) implementations.
+_NATIVE: dict[str, Callable[..., BatchedEnv]] = {}
+
+
+def register(env_id: str, factory: Callable[..., BatchedEnv]) -> None:
+    """Make ``make(env_id)`` use ``factory(num_envs=..., device=..., seed=...)``."""
+    _NATIVE[env_id] = factory
+
+
+def _known_gym_ids() -> list[str]:
+    import gymnasium as gym
+
+    return sorted(gym.registry.keys())
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ``ValueError`` for an env id that neither semigrad nor gymnasium knows."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env: expected an environment id such as 'CartPole-v1', got {env_id!r}")
+    name = env_id.removeprefix(GYMNASIUM_PREFIX)
+    if env_id in _NATIVE:
+        return
+    known = _known_gym_ids()
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known + sorted(_NATIVE), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"env: unknown environment id {env_id!r}{hint}")
+
+
+def make(
+    env_id: str,
+    num_envs: int = 1,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    **env_kwargs,
+) -> BatchedEnv:
+    """Build ``num_envs`` copies of ``env_id`` on ``device`` (default: CUDA when available)."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
+    check_env_id(env_id)
+    device = resolve_device(device)
+    if env_id in _NATIVE and not env_kwargs:
+        return _NATIVE[env_id](num_envs=num_envs, device=device, seed=seed)
+    return GymVectorEnv(
+        env_id.removeprefix(GYMNASIUM_PREFIX), num_envs, device=device, seed=seed, **env_kwargs
+    )

@@ -1,0 +1,107 @@
+"""The one batched interface every semigrad algorithm talks to.
+
+::
+
+    env = semigrad.envs.make(env_id, num_envs=N, device=..., seed=...)
+    obs = env.reset()                                   # (N, obs_dim) float32 on device
+    obs, reward, terminated, truncated, info = env.step(actions)   # actions (N,) int64
+
+All returned values are tensors on ``env.device`` with leading dimension N; ``terminated`` and
+``truncated`` are bool. Resets are automatic and same-step: when sub-env i finishes,
+``obs[i]`` is already the first observation of its next episode, and ``info["final_obs"]``
+``(N, obs_dim)`` holds, for every i, the observation the transition really ended in (the one
+to bootstrap from on truncation; equal to ``obs[i]`` where the episode goes on).
+``info["episode_return"]`` and ``info["episode_length"]`` ``(N,)`` hold the finished
+episode's return and length where ``terminated | truncated``, and NaN / 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What an algorithm needs to know about an environment."""
+
+    id: str
+    obs_dim: int
+    num_actions: int
+    reward_threshold: float | None
+    max_episode_steps: int | None
+    backend: str
+
+
+class BatchedEnv:
+    """Base class of semigrad's batched environments (see the module docstring)."""
+
+    spec: EnvSpec
+    num_envs: int
+    device: torch.device
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def num_actions(self) -> int:
+        return self.spec.num_actions
+
+    def reset(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def step(self, actions: torch.Tensor):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources; a no-op unless the backend holds any."""
+
+    def check_actions(self, actions: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``actions`` is an int64 ``(num_envs,)`` tensor."""
+        if (
+            not isinstance(actions, torch.Tensor)
+            or actions.dtype != torch.int64
+            or actions.shape != (self.num_envs,)
+        ):
+            got = (
+                f"{actions.dtype} tensor of shape {tuple(actions.shape)}"
+                if isinstance(actions, torch.Tensor)
+                else type(actions).__name__
+            )
+            raise ValueError(
+                f"{self.spec.id}.step: actions must be an int64 tensor of shape "
+                f"({self.num_envs},), got {got}"
+            )
+
+    def __enter__(self) -> BatchedEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EpisodeCounter:
+    """Running return and length of each of N episodes, for ``info["episode_return"]``.
+
+    ``update(reward, done)`` adds this step and returns ``(returns, lengths)`` of the
+    episodes that ended now (NaN / 0 elsewhere), then restarts those slots.
+    """
+
+    def __init__(self, num_envs: int, device: torch.device) -> None:
+        self.returns = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self.lengths = torch.zeros(num_envs, dtype=torch.int64, device=device)
+
+    def update(self, reward: torch.Tensor, done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.returns += reward
+        self.lengths += 1
+        finished_returns = torch.where(done, self.returns, torch.full_like(self.returns, torch.nan))
+        finished_lengths = torch.where(done, self.lengths, torch.zeros_like(self.lengths))
+        self.returns = torch.where(done, torch.zeros_like(self.returns), self.returns)
+        self.lengths = torch.where(done, torch.zeros_like(self.lengths), self.lengths)
+        return finished_returns.to(torch.float32), finished_lengths
+
+    def reset(self) -> None:
+        self.returns.zero_()
+        self.lengths.zero_()

@@ -1,0 +1,98 @@
+"""Any discrete-action gymnasium environment behind semigrad's batched interface.
+
+Backed by ``gymnasium.vector.SyncVectorEnv`` in same-step autoreset mode; observations cross
+from NumPy to ``device`` once per step (one copy for the whole batch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
+
+
+class GymVectorEnv(BatchedEnv):
+    """N copies of gymnasium env ``env_id``; sub-env i is seeded with ``seed + i``."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int = 1,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+        **env_kwargs,
+    ) -> None:
+        import gymnasium as gym
+        from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+        self.device = torch.device(device)
+        self.num_envs = num_envs
+        self._seed = seed
+        self._env = SyncVectorEnv(
+            [lambda: gym.make(env_id, **env_kwargs) for _ in range(num_envs)],
+            autoreset_mode=AutoresetMode.SAME_STEP,
+        )
+        space = self._env.single_action_space
+        if not isinstance(space, gym.spaces.Discrete) or space.start != 0:
+            self._env.close()
+            raise ValueError(
+                f"env {env_id!r}: semigrad's value-based methods need a discrete action space "
+                f"Discrete(n) starting at 0, but it has {space}; pick a discrete-action env "
+                "(e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3)"
+            )
+        obs_space = self._env.single_observation_space
+        if len(obs_space.shape or ()) != 1:
+            self._env.close()
+            raise ValueError(
+                f"env {env_id!r}: observations must be flat vectors, got shape {obs_space.shape}; "
+                "wrap the env with gymnasium.wrappers.FlattenObservation first"
+            )
+        spec = gym.spec(env_id)
+        self.spec = EnvSpec(
+            id=env_id,
+            obs_dim=int(obs_space.shape[0]),
+            num_actions=int(space.n),
+            reward_threshold=spec.reward_threshold,
+            max_episode_steps=spec.max_episode_steps,
+            backend="gymnasium",
+        )
+        self._episodes = EpisodeCounter(num_envs, self.device)
+        self._np_actions = np.zeros(num_envs, dtype=np.int64)
+
+    @property
+    def gym_env(self):
+        """The underlying ``gymnasium.vector.SyncVectorEnv`` (for state access in tests)."""
+        return self._env
+
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=dtype).to(self.device, non_blocking=True)
+
+    def reset(self) -> torch.Tensor:
+        """Reset all sub-envs (seeded on the first call only) -> obs ``(N, obs_dim)``."""
+        obs, _ = self._env.reset(seed=self._seed)
+        self._seed = None
+        self._episodes.reset()
+        return self._tensor(obs)
+
+    def step(self, actions: torch.Tensor):
+        """Step all sub-envs with ``actions (N,)`` int64; see ``semigrad.envs.base``."""
+        self.check_actions(actions)
+        obs, reward, terminated, truncated, info = self._env.step(actions.cpu().numpy())
+        final_obs = obs.copy()
+        mask = info.get("_final_obs")
+        if mask is not None and mask.any():
+            final_obs[mask] = np.stack(info["final_obs"][mask])
+        reward_t = self._tensor(reward)
+        terminated_t = self._tensor(terminated, torch.bool)
+        truncated_t = self._tensor(truncated, torch.bool)
+        ep_return, ep_length = self._episodes.update(reward_t, terminated_t | truncated_t)
+        out_info = {
+            "final_obs": self._tensor(final_obs),
+            "episode_return": ep_return,
+            "episode_length": ep_length,
+        }
+        return self._tensor(obs), reward_t, terminated_t, truncated_t, out_info
+
+    def close(self) -> None:
+        self._env.close()

@@ -1,0 +1,5 @@
+"""Figures, one module per subject. Matplotlib runs headless (Agg); files are written atomically."""
+
+import matplotlib
+
+matplotlib.use("Agg")

@@ -1,0 +1,53 @@
+"""The semigrad command: help, the run-directory contract, `semigrad grad`."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from semigrad.cli import main
+
+
+def test_python_m_semigrad_help():
+    out = subprocess.run([sys.executable, "-m", "semigrad", "--help"],
+                         capture_output=True, text=True, check=True)
+    assert "grad" in out.stdout
+
+
+def test_grad_default_is_the_seed_example(tmp_path, capsys):
+    assert main(["grad", "--run-dir", str(tmp_path / "r"), "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2.9000" in out and "taken action" in out
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["seed"] == 3 and config["actions"] == [2, 1, 1, 0, 1]
+    grad = torch.tensor(summary["grad"], dtype=torch.float64)
+    taken = torch.tensor(summary["taken_values"], dtype=torch.float64)
+    targets = torch.tensor(summary["targets"], dtype=torch.float64)
+    rows, actions = torch.arange(5), torch.tensor([2, 1, 1, 0, 1])
+    assert torch.allclose(grad[rows, actions], 2 * (taken - targets) / 5)
+    assert summary["max_abs_grad_off_taken"] == 0.0
+    assert (tmp_path / "r" / "grad.png").stat().st_size > 1000
+
+
+def test_grad_seed_scalar_case(tmp_path):
+    assert main(["grad", "--q", "0.235,1.200,1.321", "--actions", "1", "--targets", "0.890",
+                 "--run-dir", str(tmp_path / "r")]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert torch.allclose(torch.tensor(summary["grad"]), torch.tensor([[0.0, 0.62, 0.0]]))
+
+
+def test_grad_bad_input_is_one_line_error(tmp_path, capsys):
+    assert main(["grad", "--actions", "2,1,5,0,1", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "[0, A-1]=[0, 2]" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # nothing written before the input was checked
+
+
+def test_finished_run_dir_is_not_overwritten(tmp_path, capsys):
+    assert main(["grad", "--run-dir", str(tmp_path / "r")]) == 0
+    before = (tmp_path / "r" / "summary.json").read_text()
+    assert main(["grad", "--run-dir", str(tmp_path / "r"), "--seed", "9"]) == 2
+    assert "finished run" in capsys.readouterr().err
+    assert (tmp_path / "r" / "summary.json").read_text() == before
