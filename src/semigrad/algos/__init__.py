@@ -1,0 +1,1 @@
+"""One readable file per algorithm, built from the shared losses, nets, envs and buffers."""
