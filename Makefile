@@ -26,7 +26,7 @@ test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	OMP_NUM_THREADS=$(THREADS) $(PY) benchmarks/loss_speed.py
+	for b in benchmarks/*_*.py; do echo "== $$b"; OMP_NUM_THREADS=$(THREADS) $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis
