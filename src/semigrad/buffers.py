@@ -70,7 +70,9 @@ class ReplayBuffer:
         """Write N transitions (all arguments with leading dimension N) at the ring's head."""
         n = actions.shape[0]
         if n > self.capacity:
-            raise ValueError(f"ReplayBuffer.add: {n} transitions exceed the capacity {self.capacity}")
+            raise ValueError(
+                f"ReplayBuffer.add: {n} transitions exceed the capacity {self.capacity}"
+            )
         if self.pos + n <= self.capacity:
             idx = slice(self.pos, self.pos + n)
         else:  # wrap around: slots pos..capacity-1 then 0..

@@ -58,6 +58,17 @@ class BatchedEnv:
     def close(self) -> None:
         """Release resources; a no-op unless the backend holds any."""
 
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where the envs are (episodes in progress,
+        step counts, random generators), as tensors and plain Python values."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot save its state for an exact resume"
+        )
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned; the next ``step`` continues from there."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restore a saved state")
+
     def check_actions(self, actions: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``actions`` is an int64 ``(num_envs,)`` tensor."""
         if (
@@ -105,3 +116,10 @@ class EpisodeCounter:
     def reset(self) -> None:
         self.returns.zero_()
         self.lengths.zero_()
+
+    def state_dict(self) -> dict:
+        return {"returns": self.returns.clone(), "lengths": self.lengths.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.returns.copy_(state["returns"])
+        self.lengths.copy_(state["lengths"])

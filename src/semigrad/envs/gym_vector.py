@@ -6,6 +6,8 @@ from NumPy to ``device`` once per step (one copy for the whole batch).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
@@ -94,5 +96,62 @@ class GymVectorEnv(BatchedEnv):
         }
         return self._tensor(obs), reward_t, terminated_t, truncated_t, out_info
 
+    def state_dict(self) -> dict:
+        """Exact state of every sub-env: its physical state, step count and random generator.
+
+        Supported for environments that keep their dynamic state in ``unwrapped.state`` (the
+        classic-control family: CartPole, Acrobot, MountainCar); others raise
+        ``NotImplementedError``. The sub-envs' part is JSON (NumPy's generator state holds
+        integers wider than 64 bits).
+        """
+        subs = []
+        for sub in self._env.envs:
+            core = sub.unwrapped
+            if not isinstance(getattr(core, "state", None), (np.ndarray, tuple, list)):
+                raise NotImplementedError(
+                    f"{self.spec.id}: exact resume needs the env's state in unwrapped.state"
+                )
+            wrappers, layer = {}, sub
+            while layer is not core:
+                for attr in _WRAPPER_COUNTERS:
+                    if hasattr(layer, attr):
+                        wrappers[f"{type(layer).__name__}.{attr}"] = getattr(layer, attr)
+                layer = layer.env
+            subs.append({
+                "state": np.asarray(core.state, dtype=np.float64).tolist(),
+                "extra": {k: getattr(core, k) for k in _CORE_COUNTERS if hasattr(core, k)},
+                "wrappers": wrappers,
+                "rng": core.np_random.bit_generator.state,
+            })
+        return {"sub_envs": json.dumps(subs), "episodes": self._episodes.state_dict(),
+                "seed_pending": self._seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        subs = json.loads(state["sub_envs"])
+        if len(subs) != self.num_envs:
+            raise ValueError(f"env state holds {len(subs)} sub-envs, this env has {self.num_envs}")
+        if state["seed_pending"] is None:
+            self._env.reset(seed=None)  # mark the vector env as started; state is set below
+        for sub, saved in zip(self._env.envs, subs, strict=True):
+            core = sub.unwrapped
+            core.state = np.array(saved["state"], dtype=np.float64)
+            for key, value in saved["extra"].items():
+                setattr(core, key, value)
+            layer = sub
+            while layer is not core:
+                for attr in _WRAPPER_COUNTERS:
+                    key = f"{type(layer).__name__}.{attr}"
+                    if key in saved["wrappers"]:
+                        setattr(layer, attr, saved["wrappers"][key])
+                layer = layer.env
+            core.np_random.bit_generator.state = saved["rng"]
+        self._episodes.load_state_dict(state["episodes"])
+        self._seed = state["seed_pending"]
+
     def close(self) -> None:
         self._env.close()
+
+
+# Counters kept by gymnasium's wrappers and classic-control envs that an exact resume restores.
+_WRAPPER_COUNTERS = ("_elapsed_steps", "_has_reset")
+_CORE_COUNTERS = ("steps_beyond_terminated",)

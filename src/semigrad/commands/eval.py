@@ -1,0 +1,104 @@
+"""``semigrad eval RUN_DIR``: play greedy episodes with a trained DQN (and draw a GIF)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from semigrad.algos import dqn
+from semigrad.commands._common import add_run_arguments, finish_run, start_run
+from semigrad.devices import resolve_device
+from semigrad.run import atomic_write_bytes, read_json
+
+NAME = "eval"
+HELP = "play greedy episodes with a trained agent; optionally write a GIF"
+DESCRIPTION = """\
+Load the best (default) or last checkpoint of a `semigrad train` run, play greedy episodes in
+parallel, print the mean and standard deviation of the return, and optionally write an animated
+GIF of one episode.
+
+  semigrad eval runs/train-20261121-101500-s0 --episodes 100
+  semigrad eval runs/train-20261121-101500-s0 --gif cartpole.gif
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("train_dir", type=Path, metavar="RUN_DIR", help="a semigrad train run")
+    parser.add_argument("--episodes", type=int, default=20, help="greedy episodes (default: 20)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which checkpoint to load (default: best)")
+    parser.add_argument("--gif", type=Path, default=None, help="write one episode as a GIF")
+    add_run_arguments(parser)
+
+
+def load_q_network(train_dir: Path, which: str, device: torch.device):
+    """The trained online network of a run and its config."""
+    cfg_dict = {k: v for k, v in read_json(train_dir / "config.json").items() if k != "command"}
+    cfg_dict["hidden"] = tuple(cfg_dict["hidden"])
+    cfg = dqn.DQNConfig(**cfg_dict)
+    path = train_dir / f"checkpoint_{which}.pt"
+    payload = torch.load(path, map_location=device, weights_only=True) if path.exists() else None
+    if payload is None:
+        raise FileNotFoundError(f"{path}: no such checkpoint; has the run evaluated yet?")
+    if "online" not in payload:
+        raise ValueError(f"{path}: not a semigrad DQN checkpoint")
+    from semigrad import envs
+
+    probe = envs.make(cfg.env, num_envs=1, device="cpu")
+    net = dqn.make_q_network(cfg, probe.obs_dim, probe.num_actions).to(device)
+    probe.close()
+    net.load_state_dict(payload["online"])
+    net.eval()
+    return net, cfg
+
+
+def write_gif(net, env_id: str, path: Path, seed: int, device: torch.device) -> int:
+    """Render one greedy episode of ``env_id`` as an animated GIF; return its length."""
+    import gymnasium as gym
+    from PIL import Image
+
+    env = gym.make(env_id.removeprefix("gymnasium:"), render_mode="rgb_array")
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render()]
+    done = False
+    while not done:
+        with torch.no_grad():
+            q = net(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+        obs, _, terminated, truncated, _ = env.step(int(q.argmax(dim=1).item()))
+        done = terminated or truncated
+        frames.append(env.render())
+    env.close()
+    images = [Image.fromarray(f) for f in frames[::2]]
+    import io
+
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=40,
+                   loop=0)
+    atomic_write_bytes(path, buf.getvalue())
+    return len(frames) - 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
+    device = resolve_device(args.device)
+    try:
+        net, cfg = load_q_network(args.train_dir, args.checkpoint, device)
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(f"{args.train_dir}: checkpoint is damaged ({err})") from None
+    run_dir = start_run(args, NAME, {"train_dir": str(args.train_dir), "env": cfg.env,
+                                     "checkpoint": args.checkpoint, "episodes": args.episodes})
+    returns = dqn.evaluate(net, cfg.env, args.episodes, seed=args.seed, device=device)
+    summary = {"env": cfg.env, "episodes": args.episodes,
+               "mean_return": returns.mean().item(),
+               "std_return": returns.std(unbiased=False).item(),
+               "min_return": returns.min().item(), "max_return": returns.max().item(),
+               "returns": returns.tolist()}
+    if args.gif is not None:
+        summary["gif"] = str(args.gif)
+        summary["gif_episode_length"] = write_gif(net, cfg.env, args.gif, args.seed, device)
+    finish_run(run_dir, f"semigrad eval ({args.checkpoint} checkpoint)", summary,
+               shown={k: v for k, v in summary.items() if k != "returns"})
+    return 0

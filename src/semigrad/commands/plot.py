@@ -1,0 +1,38 @@
+"""``semigrad plot RUN_DIR...``: learning curves of one or many runs in one figure."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from semigrad.commands._common import add_run_arguments, finish_run, start_run
+from semigrad.run import read_json, read_metrics
+
+NAME = "plot"
+HELP = "learning curves of one or many training runs in one figure"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="run directories holding metrics.csv")
+    parser.add_argument("--title", default="", help="figure title")
+    add_run_arguments(parser, device=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    curves = {}
+    threshold = None
+    for path in args.runs:
+        if not (path / "metrics.csv").exists():
+            raise FileNotFoundError(f"{path}: no metrics.csv; is this a semigrad train run?")
+        label = path.name
+        if (path / "summary.json").exists():
+            summary = read_json(path / "summary.json")
+            threshold = summary.get("reward_threshold", threshold)
+        curves[label] = read_metrics(path)
+    run_dir = start_run(args, NAME, {"runs": [str(p) for p in args.runs]})
+    from semigrad.plots.curves import learning_curves
+
+    png = learning_curves(curves, run_dir / "curves.png", threshold=threshold, title=args.title)
+    finish_run(run_dir, "semigrad plot", {"runs": len(curves), "figure": str(png)})
+    return 0
