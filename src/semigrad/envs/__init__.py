@@ -14,6 +14,7 @@ import torch
 
 from semigrad.devices import resolve_device
 from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
+from semigrad.envs.cartpole import TorchCartPole
 from semigrad.envs.gym_vector import GymVectorEnv
 
 __all__ = [
@@ -69,3 +70,6 @@ def make(
     return GymVectorEnv(
         env_id.removeprefix(GYMNASIUM_PREFIX), num_envs, device=device, seed=seed, **env_kwargs
     )
+
+
+register("CartPole-v1", TorchCartPole)

@@ -1,0 +1,210 @@
+"""CartPole-v1 as tensors: N cart-poles stepped at once on any torch device.
+
+The dynamics, constants, thresholds, reward and time limit are gymnasium's ``CartPole-v1``
+(Barto, Sutton & Anderson 1983; Sutton & Barto 2018, Example 3.4), written as batched tensor
+math with no Python loop over environments and no host<->device synchronisation in ``step``:
+
+- state ``s = (x, x_dot, theta, theta_dot)``, action 0 pushes left and 1 right with
+  ``F = -10`` / ``+10`` N; with ``M = m_cart + m_pole`` and ``l`` the half pole length::
+
+      temp       = (F + m_pole l theta_dot^2 sin(theta)) / M
+      theta_acc  = (g sin(theta) - cos(theta) temp) / (l (4/3 - m_pole cos(theta)^2 / M))
+      x_acc      = temp - m_pole l theta_acc cos(theta) / M
+      s'         = s + tau (x_dot, x_acc, theta_dot, theta_acc)        (explicit Euler)
+
+- reward 1 on every step, the last included; terminated when ``|x'| > 2.4`` or
+  ``|theta'| > 12 degrees``; truncated when the episode reaches 500 steps (both flags can be
+  set on the same step, as with gymnasium's ``TimeLimit``); initial state uniform in
+  ``[-0.05, 0.05)^4``.
+
+The state is kept in ``dtype`` (float64 by default, as gymnasium computes in float64), and
+observations are returned in ``obs_dtype`` (float32 by default, as gymnasium returns them).
+
+Randomness: one ``torch.Generator`` on the env's device, seeded with ``seed`` (a fresh random
+seed when ``None``), draws every initial state, so the same seed gives the same episodes on
+the same device (the stream differs from gymnasium's NumPy one). Drawing N new states on every
+step would cost more than the dynamics, and drawing only for the finished episodes needs a
+host<->device sync; instead each environment holds one *reserve* initial state, drawn in
+advance, that an automatic reset takes, and one of the four state components of the reserve is
+redrawn for all environments on each step (component ``k mod 4`` on step ``k``). No episode
+started in the initial box ends in fewer than 8 steps (checked exhaustively in
+``tests/test_cartpole.py``), so the whole reserve is redrawn between two automatic resets of an
+environment, and every episode starts from a fresh, independent uniform draw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from semigrad.devices import resolve_device
+from semigrad.envs.base import BatchedEnv, EnvSpec
+
+# gymnasium.envs.classic_control.cartpole.CartPoleEnv's constants.
+GRAVITY = 9.8
+MASS_CART = 1.0
+MASS_POLE = 0.1
+TOTAL_MASS = MASS_CART + MASS_POLE
+HALF_LENGTH = 0.5
+POLEMASS_LENGTH = MASS_POLE * HALF_LENGTH
+FORCE_MAG = 10.0
+TAU = 0.02
+X_THRESHOLD = 2.4
+THETA_THRESHOLD = 12 * 2 * math.pi / 360
+MAX_EPISODE_STEPS = 500
+INIT_LOW, INIT_HIGH = -0.05, 0.05
+
+# The reserve of initial states is redrawn one component (row) per step, so all of it every 4
+# steps: at most the shortest episode from the initial box (8 steps).
+RESERVE_REFRESH_STEPS = 4
+
+SPEC = EnvSpec(
+    id="CartPole-v1",
+    obs_dim=4,
+    num_actions=2,
+    reward_threshold=475.0,
+    max_episode_steps=MAX_EPISODE_STEPS,
+    backend="torch",
+)
+
+
+class TorchCartPole(BatchedEnv):
+    """N independent CartPole-v1 environments as ``(N, 4)`` tensors on ``device``.
+
+    Interface of ``semigrad.envs.base``: ``reset() -> obs (N, 4)``; ``step(actions (N,)
+    int64 in {0, 1}) -> obs (N, 4), reward (N,) float32, terminated (N,) bool, truncated (N,)
+    bool, info`` with same-step automatic reset and ``info["final_obs"] (N, 4)``,
+    ``info["episode_return"] (N,)``, ``info["episode_length"] (N,)``.
+
+    ``state`` / ``set_state`` read and write the exact ``(N, 4)`` state in ``dtype`` (for
+    parity tests and Monte Carlo rollouts from given states).
+    """
+
+    spec = SPEC
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        obs_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
+        if not (dtype.is_floating_point and obs_dtype.is_floating_point):
+            raise ValueError(
+                f"dtype, obs_dtype: expected floating-point dtypes, got {dtype}, {obs_dtype}"
+            )
+        self.num_envs = num_envs
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.obs_dtype = obs_dtype
+        self._generator = torch.Generator(device=self.device)
+        if seed is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(seed)
+
+        def buffer(*shape: int) -> torch.Tensor:
+            return torch.zeros(shape, dtype=dtype, device=self.device)
+
+        # Structure of arrays: row k of a (4, N) buffer is state component k of every env, so
+        # that each component is contiguous; observations are transposed to (N, 4) on output.
+        self._state = buffer(4, num_envs)
+        self._next = buffer(4, num_envs)
+        self._acc = buffer(2, num_envs)  # (x_acc, theta_acc)
+        self._abs_pos = buffer(2, num_envs)
+        self._reserve = buffer(4, num_envs)
+        self._reserve_rows = self._reserve.unbind(0)
+        # elapsed steps of each episode (before this step), for the time limit and episode stats
+        self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        # F / M for action 0 (left) and 1 (right)
+        self._force = torch.tensor([-FORCE_MAG, FORCE_MAG], dtype=dtype, device=self.device)
+        self._force /= TOTAL_MASS
+        self._den_offset = torch.tensor(HALF_LENGTH * 4.0 / 3.0, dtype=dtype, device=self.device)
+        self._bounds = torch.tensor(
+            [[X_THRESHOLD], [THETA_THRESHOLD]], dtype=dtype, device=self.device
+        )
+        self._steps = 0
+        self._ready = False
+
+    @property
+    def state(self) -> torch.Tensor:
+        """A copy of the state ``(N, 4)`` = ``(x, x_dot, theta, theta_dot)`` in ``dtype``."""
+        return self._state.T.contiguous()
+
+    def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
+        """Put the environments in ``states (N, 4)``, ``elapsed_steps`` steps into their episodes.
+
+        The next ``step`` continues from there; the time limit truncates an episode when
+        ``elapsed_steps`` plus the steps taken since reaches 500.
+        """
+        if not isinstance(states, torch.Tensor) or states.shape != (self.num_envs, 4):
+            got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
+            raise ValueError(f"set_state: states must be a ({self.num_envs}, 4) tensor, got {got}")
+        self._state.copy_(states.T)
+        self._elapsed.copy_(torch.as_tensor(elapsed_steps).expand(self.num_envs))
+        self._ready = True
+
+    def _draw(self, out: torch.Tensor) -> torch.Tensor:
+        return out.uniform_(INIT_LOW, INIT_HIGH, generator=self._generator)
+
+    def _obs(self, state: torch.Tensor) -> torch.Tensor:
+        """``(4, N)`` state -> ``(N, 4)`` contiguous observations in ``obs_dtype``."""
+        return state.T.to(self.obs_dtype, memory_format=torch.contiguous_format, copy=True)
+
+    def reset(self) -> torch.Tensor:
+        """Start a new episode in every environment -> obs ``(N, 4)`` in ``obs_dtype``."""
+        self._draw(self._state)
+        self._draw(self._reserve)
+        self._elapsed.zero_()
+        self._ready = True
+        return self._obs(self._state)
+
+    def step(self, actions: torch.Tensor):
+        """One Euler step of every cart-pole, with same-step reset of finished episodes."""
+        self.check_actions(actions)
+        if not self._ready:
+            raise ValueError("CartPole-v1.step: call reset() before step()")
+        state, next_state, acc = self._state, self._next, self._acc
+        theta, theta_dot = state[2], state[3]
+        try:
+            temp = self._force.index_select(0, actions)  # F / M
+        except (IndexError, RuntimeError) as err:
+            raise ValueError(
+                f"CartPole-v1.step: actions must be 0 or 1 on {self.device}: {err}"
+            ) from err
+        sin, cos = theta.sin(), theta.cos()
+        temp = torch.addcmul(temp, theta_dot * sin, theta_dot, value=POLEMASS_LENGTH / TOTAL_MASS)
+        numerator = torch.addcmul(sin * GRAVITY, cos, temp, value=-1.0)
+        denominator = torch.addcmul(
+            self._den_offset, cos, cos, value=-HALF_LENGTH * MASS_POLE / TOTAL_MASS
+        )
+        theta_acc = torch.div(numerator, denominator, out=acc[1])
+        torch.addcmul(temp, theta_acc, cos, value=-POLEMASS_LENGTH / TOTAL_MASS, out=acc[0])
+        torch.add(state[0::2], state[1::2], alpha=TAU, out=next_state[0::2])
+        torch.add(state[1::2], acc, alpha=TAU, out=next_state[1::2])
+
+        out_of_bounds = torch.abs(next_state[0::2], out=self._abs_pos) > self._bounds
+        terminated = out_of_bounds[0] | out_of_bounds[1]
+        elapsed = self._elapsed.add_(1)
+        truncated = elapsed >= MAX_EPISODE_STEPS
+        done = terminated | truncated
+        # CartPole pays 1 per step, so a finished episode's return is its length
+        episode_length = elapsed * done
+        episode_return = torch.where(done, episode_length, torch.nan)
+        elapsed.masked_fill_(done, 0)
+
+        self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
+        self._steps += 1
+        final_obs = self._obs(next_state)
+        torch.where(done, self._reserve, next_state, out=state)
+        reward = torch.ones(self.num_envs, dtype=torch.float32, device=self.device)
+        info = {
+            "final_obs": final_obs,
+            "episode_return": episode_return,
+            "episode_length": episode_length,
+        }
+        return self._obs(state), reward, terminated, truncated, info

@@ -1,0 +1,215 @@
+"""semigrad's torch CartPole-v1 against gymnasium's CartPoleEnv (the reference we did not write)."""
+
+import itertools
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from semigrad import envs
+from semigrad.envs.cartpole import RESERVE_REFRESH_STEPS, TorchCartPole
+
+BALANCE = torch.tensor([0.05, 0.2, 1.0, 0.3], dtype=torch.float64)  # obs @ BALANCE > 0: push right
+
+
+def mixed_policy(obs: torch.Tensor, gen: torch.Generator, num_balancing: int) -> torch.Tensor:
+    """Envs ``< num_balancing`` balance the pole (5% random actions, episodes reach 500 steps),
+    the next ``num_balancing`` balance with 40% random actions, the rest act at random."""
+    n = obs.shape[0]
+    greedy = (obs.to(torch.float64) @ BALANCE > 0).long()
+    noise = torch.full((n,), 1.0, dtype=torch.float64)
+    noise[:num_balancing] = 0.05
+    noise[num_balancing:2 * num_balancing] = 0.4
+    explore = torch.rand(n, generator=gen, dtype=torch.float64) < noise
+    return torch.where(explore, torch.randint(0, 2, (n,), generator=gen), greedy)
+
+
+def test_parity_with_gymnasium_over_100k_steps():
+    """From the same states and actions, gymnasium's CartPole-v1 and ours give the same next
+    states (float64), rewards, terminated and truncated flags, time limit included."""
+    num_envs, steps = 200, 520
+    env = TorchCartPole(num_envs, device="cpu", seed=0, obs_dtype=torch.float64)
+    refs = [gym.make("CartPole-v1") for _ in range(num_envs)]
+    for i, ref in enumerate(refs):
+        ref.reset(seed=i)
+    gen = torch.Generator().manual_seed(0)
+    obs = env.reset()
+    ref_next = np.empty((num_envs, 4))
+    ref_reward = np.empty(num_envs, dtype=np.float32)
+    ref_flags = np.empty((num_envs, 2), dtype=bool)
+    max_diff, ends = 0.0, np.zeros(2, dtype=int)
+    for _ in range(steps):
+        states = env.state.numpy()
+        actions = mixed_policy(obs, gen, num_balancing=40)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        for i, (ref, action) in enumerate(zip(refs, actions.tolist(), strict=True)):
+            ref.unwrapped.state = states[i].copy()  # the same state...
+            _, ref_reward[i], te, tr, _ = ref.step(action)  # ...and the same action
+            ref_next[i] = ref.unwrapped.state
+            ref_flags[i] = te, tr
+            if te or tr:
+                ref.reset()
+        np.testing.assert_allclose(info["final_obs"].numpy(), ref_next, rtol=0, atol=1e-6)
+        max_diff = max(max_diff, float(np.abs(info["final_obs"].numpy() - ref_next).max()))
+        np.testing.assert_array_equal(reward.numpy(), ref_reward)
+        np.testing.assert_array_equal(terminated.numpy(), ref_flags[:, 0])
+        np.testing.assert_array_equal(truncated.numpy(), ref_flags[:, 1])
+        done = (terminated | truncated).numpy()
+        # same-step reset: obs is the next state where the episode goes on, a fresh start elsewhere
+        np.testing.assert_array_equal(obs.numpy()[~done], info["final_obs"].numpy()[~done])
+        assert np.all(np.abs(obs.numpy()[done]) <= 0.05)
+        ends += ref_flags.sum(0)
+    assert num_envs * steps >= 100_000
+    assert ends[0] > 1000 and ends[1] >= 40  # many terminations; time-limit truncations too
+    assert max_diff < 1e-12  # in practice the two agree to rounding
+
+
+def test_float32_observations_are_gymnasiums():
+    """Default dtypes: float32 observations as gymnasium returns them, float64 state inside."""
+    num_envs = 8
+    env = envs.make("CartPole-v1", num_envs=num_envs, device="cpu", seed=3)
+    refs = [gym.make("CartPole-v1") for _ in range(num_envs)]
+    obs = env.reset()
+    assert obs.dtype == torch.float32 and env.state.dtype == torch.float64
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        states = env.state.numpy()
+        actions = rng.integers(0, 2, num_envs)
+        obs, reward, terminated, truncated, info = env.step(torch.as_tensor(actions))
+        assert info["final_obs"].dtype == torch.float32 and reward.dtype == torch.float32
+        for i, ref in enumerate(refs):
+            ref.reset()
+            ref.unwrapped.state = states[i].copy()
+            ref_obs = ref.step(int(actions[i]))[0]
+            np.testing.assert_allclose(info["final_obs"][i].numpy(), ref_obs, rtol=0, atol=1e-6)
+
+
+def test_no_episode_from_the_initial_box_ends_before_8_steps():
+    """The reserve of initial states is fully redrawn every RESERVE_REFRESH_STEPS steps; this is
+    safe because no episode started in [-0.05, 0.05]^4 ends sooner than 8 steps: exhaustively,
+    every corner of the box and random points inside under all 2^7 action sequences."""
+    corners = torch.tensor(list(itertools.product([-0.05, 0.05], repeat=4)), dtype=torch.float64)
+    inside = torch.rand(200, 4, generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64) * 0.1 - 0.05
+    starts = torch.cat([corners, inside])
+    sequences = torch.tensor(list(itertools.product([0, 1], repeat=8)))
+    env = TorchCartPole(len(starts) * len(sequences), device="cpu", seed=0)
+    env.set_state(starts.repeat_interleave(len(sequences), 0))
+    ended = []
+    for t in range(8):
+        ended.append(env.step(sequences[:, t].repeat(len(starts)))[2].any().item())
+    assert not any(ended[:7]) and ended[7]  # 8 is the exact minimum
+    assert RESERVE_REFRESH_STEPS <= 8
+
+
+def test_initial_states_are_fresh_uniform_draws():
+    env = TorchCartPole(64, device="cpu", seed=1)
+    starts = [env.reset()]
+    actions_gen = torch.Generator().manual_seed(0)
+    for _ in range(3000):
+        obs, _, terminated, truncated, _ = env.step(
+            torch.randint(0, 2, (64,), generator=actions_gen))
+        starts.append(obs[terminated | truncated])
+    starts = torch.cat(starts).to(torch.float64)
+    assert len(starts) > 5000
+    assert starts.min() >= -0.05 and starts.max() < 0.05
+    assert len(torch.unique(starts, dim=0)) == len(starts)  # never the same start twice
+    # uniform on [-0.05, 0.05): mean 0, standard deviation 0.1 / sqrt(12), per component
+    sigma = 0.1 / math.sqrt(12)
+    assert torch.all(starts.mean(0).abs() < 5 * sigma / math.sqrt(len(starts)))
+    assert torch.allclose(starts.std(0), torch.full((4,), sigma, dtype=torch.float64), rtol=0.03)
+
+
+def test_seed_makes_episodes_reproducible():
+    def rollout(seed: int) -> list[torch.Tensor]:
+        env = TorchCartPole(16, device="cpu", seed=seed)
+        out = [env.reset()]
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(300):
+            obs, reward, terminated, truncated, info = env.step(
+                torch.randint(0, 2, (16,), generator=gen))
+            out += [obs, reward, terminated, truncated, *info.values()]
+        return out
+
+    first, again, other = rollout(5), rollout(5), rollout(6)
+    for a, b in zip(first, again, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    assert not torch.equal(first[0], other[0])
+    assert envs.make("CartPole-v1", 4, device="cpu", seed=0).reset().equal(
+        envs.make("CartPole-v1", 4, device="cpu", seed=0).reset())
+
+
+def test_episode_statistics_count_steps_since_reset():
+    env = TorchCartPole(16, device="cpu", seed=0)
+    env.reset()
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.zeros(16, dtype=torch.int64)
+    finished = 0
+    for _ in range(400):
+        _, reward, terminated, truncated, info = env.step(
+            torch.randint(0, 2, (16,), generator=gen))
+        lengths += 1
+        done = terminated | truncated
+        assert torch.equal(reward, torch.ones(16))
+        assert torch.equal(info["episode_length"], torch.where(done, lengths, 0))
+        assert torch.equal(info["episode_return"].isnan(), ~done)
+        assert torch.equal(info["episode_return"][done], lengths[done].float())
+        finished += int(done.sum())
+        lengths = torch.where(done, 0, lengths)
+    assert finished > 100
+
+
+def test_set_state_and_truncation_at_500_steps():
+    env = TorchCartPole(2, device="cpu", seed=0)
+    env.reset()
+    start = torch.tensor([[0.1, -0.2, 0.03, 0.1], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    env.set_state(start, elapsed_steps=499)
+    assert torch.equal(env.state, start)
+    obs, reward, terminated, truncated, info = env.step(torch.tensor([0, 1]))
+    assert truncated.all() and not terminated.any()
+    assert info["episode_length"].tolist() == [500, 500]
+    assert info["episode_return"].tolist() == [500.0, 500.0]
+    ref = gym.make("CartPole-v1").unwrapped
+    for i, action in enumerate([0, 1]):
+        ref.reset()
+        ref.state = start[i].numpy().copy()
+        np.testing.assert_allclose(info["final_obs"][i].numpy(), ref.step(action)[0], atol=1e-7)
+    assert (obs.abs() <= 0.05).all()  # already the first observation of the next episode
+    env.set_state(start)  # elapsed_steps=0: the episode goes on
+    assert not env.step(torch.tensor([0, 1]))[3].any()
+
+
+def test_device_dtype_and_errors():
+    env = TorchCartPole(2, device="cpu", seed=0, dtype=torch.float32)
+    with pytest.raises(ValueError, match="reset"):
+        env.step(torch.tensor([0, 1]))
+    obs = env.reset()
+    out = env.step(torch.tensor([0, 1]))
+    tensors = [obs, *out[:4], *out[4].values()]
+    assert all(t.device == torch.device("cpu") for t in tensors)
+    assert env.state.dtype == torch.float32 and out[2].dtype == torch.bool
+    with pytest.raises(ValueError, match=r"int64 tensor of shape \(2,\)"):
+        env.step(torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"int64 tensor of shape \(2,\)"):
+        env.step(torch.tensor([0, 1, 1]))
+    with pytest.raises(ValueError, match="0 or 1"):
+        env.step(torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=r"\(2, 4\)"):
+        env.set_state(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="num_envs"):
+        TorchCartPole(0, device="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            TorchCartPole(2, device="cuda")
+
+
+def test_make_picks_torch_cartpole_and_prefix_forces_gymnasium():
+    env = envs.make("CartPole-v1", num_envs=2, device="cpu", seed=0)
+    assert isinstance(env, TorchCartPole) and env.spec.backend == "torch"
+    assert (env.obs_dim, env.num_actions, env.spec.max_episode_steps) == (4, 2, 500)
+    assert env.spec.reward_threshold == 475.0
+    forced = envs.make("gymnasium:CartPole-v1", num_envs=2, device="cpu", seed=0)
+    assert isinstance(forced, envs.GymVectorEnv) and forced.spec.backend == "gymnasium"
+    assert forced.spec.id == env.spec.id
