@@ -10,7 +10,7 @@ from semigrad import envs
 
 def test_same_step_reset_and_final_obs_match_gymnasium():
     num_envs, seed = 3, 7
-    env = envs.make("CartPole-v1", num_envs=num_envs, device="cpu", seed=seed)
+    env = envs.make("gymnasium:CartPole-v1", num_envs=num_envs, device="cpu", seed=seed)
     refs = [gym.make("CartPole-v1") for _ in range(num_envs)]
     ref_obs = [r.reset(seed=seed + i)[0] for i, r in enumerate(refs)]
     obs = env.reset()
@@ -40,7 +40,7 @@ def test_same_step_reset_and_final_obs_match_gymnasium():
 
 
 def test_truncation_is_reported_apart_from_termination():
-    env = envs.make("CartPole-v1", num_envs=1, device="cpu", seed=0,
+    env = envs.make("gymnasium:CartPole-v1", num_envs=1, device="cpu", seed=0,
                     max_episode_steps=5)
     env.reset()
     flags = [env.step(torch.tensor([0, ][:1]))[2:4] for _ in range(5)]

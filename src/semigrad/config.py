@@ -100,7 +100,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
 
 def config_overrides(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
     """The fields of ``config_cls`` that the user set on the command line."""
-    names = {f.name for f in dataclasses.fields(config_cls)}
+    names = {f.name for f in dataclasses.fields(config_cls) if f.metadata.get("cli") is not False}
     overrides = {}
     for name, value in vars(args).items():
         if name in names:

@@ -134,6 +134,7 @@ class MetricsLog:
     def __init__(
         self, run_dir: str | os.PathLike, columns: Sequence[str], tensorboard: bool = True
     ) -> None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
         self.path = Path(run_dir) / "metrics.csv"
         self.columns = list(columns)
         if "step" not in self.columns:

@@ -79,7 +79,10 @@ class DQNConfig:
     device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
 
     def __post_init__(self) -> None:
-        envs.check_env_id(self.env)
+        try:
+            envs.check_env_id(self.env)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0)
         for name in ("total_steps", "num_envs", "buffer_size", "batch_size",
                      "target_update_interval", "train_freq", "gradient_steps", "eval_every",

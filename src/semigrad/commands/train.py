@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from semigrad import envs
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, start_run
 from semigrad.config import add_config_arguments, config_from_args, to_dict
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         preset = to_dict(dqn.PRESETS[args.preset])
         preset["seed"] = args.seed
         cfg = config_from_args(args, dqn.DQNConfig, **preset)
+        envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
         run_dir = start_run(args, NAME, to_dict(cfg))
 
     try:

@@ -1,0 +1,166 @@
+"""DQN: converges on a tiny MDP, resumes exactly, refuses bad input, guards divergence."""
+
+import json
+
+import pytest
+import torch
+
+from chain_env import ChainEnv, optimal_q
+from semigrad import envs
+from semigrad.algos import dqn
+from semigrad.algos.dqn import DQNConfig, TrainingDiverged, load_checkpoint, train
+from semigrad.cli import main
+from semigrad.config import ConfigError
+from semigrad.run import read_metrics
+
+envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
+envs.register("TestChainNaN-v0", lambda **kw: ChainEnv(nan_after=400, env_id="TestChainNaN-v0",
+                                                       **kw))
+
+CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
+             lr=3e-3, gamma=0.9, hidden=(32,), loss="mse", learning_starts=200,
+             target_update_interval=50, eps_fraction=0.5, eval_every=1000, eval_episodes=4,
+             log_every=250, tensorboard=False, device="cpu")
+
+
+def test_greedy_policy_and_values_converge_to_optimum_on_chain(tmp_path):
+    cfg = DQNConfig(seed=0, **CHAIN)
+    summary = train(cfg, tmp_path, progress=False)
+    payload = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    net = dqn.make_q_network(cfg, 5, 2)
+    net.load_state_dict(payload["online"])
+    with torch.no_grad():
+        q = net(torch.eye(5)[:4]).double()
+    q_star = optimal_q(5, 0.9)
+    assert torch.equal(q.argmax(dim=1), torch.ones(4, dtype=torch.int64))  # always right
+    assert (q - q_star).abs().max().item() < 0.05
+    assert summary["final_eval_return"] == 1.0
+
+
+def _without_time(rows):
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")} for r in rows]
+
+
+@pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnasium:CartPole-v1"])
+def test_resume_equals_uninterrupted(tmp_path, env_id):
+    cfg = DQNConfig(seed=3, **{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 400,
+                               "hidden": (16,), "eval_episodes": 2})
+    full = train(cfg, tmp_path / "full", progress=False)
+    part = train(cfg, tmp_path / "part", progress=False, stop_after=600)  # mid-interval
+    assert part["status"] == "interrupted" and part["env_steps"] == 600
+    assert not (tmp_path / "part" / "summary.json").exists()
+    resumed = train(cfg, tmp_path / "part", progress=False, resume=True)
+    assert _without_time(read_metrics(tmp_path / "full")) == \
+        _without_time(read_metrics(tmp_path / "part"))
+    for key in ("eval_returns", "gradient_steps", "env_steps", "final_eval_return"):
+        assert full[key] == resumed[key]
+    a = load_checkpoint(tmp_path / "full" / "checkpoint_last.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")
+    for name in a["online"]:
+        assert torch.equal(a["online"][name], b["online"][name])
+        assert torch.equal(a["target"][name], b["target"][name])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(gamma=1.5), "gamma: 1.5 is outside the allowed range [0, 1]"),
+        (dict(lr=-1.0), "lr: -1.0 is outside the allowed range (0, inf)"),
+        (dict(env="CartPole-v9"), "did you mean 'CartPole-v1'"),
+        (dict(batch_size=0), "batch_size: 0 is outside the allowed range [1, inf)"),
+        (dict(loss="l1"), "loss: 'l1' is not one of"),
+        (dict(hidden=()), "hidden: expected one or more widths"),
+    ],
+)
+def test_bad_config_values(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        DQNConfig(**overrides)
+    assert message in str(info.value)
+
+
+def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    cases = [
+        (["--env", "Pendulum-v1"], "discrete action space"),
+        (["--env", "CartPol-v1"], "did you mean 'CartPole-v1'"),
+        (["--gamma", "2"], "gamma: 2.0 is outside the allowed range [0, 1]"),
+    ]
+    for i, (argv, message) in enumerate(cases):
+        code = main(["train", "--run-dir", str(tmp_path / f"r{i}"), "--no-progress", *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err
+        assert not (tmp_path / f"r{i}").exists()  # refused before any work
+
+
+def test_resume_with_different_config_is_refused(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    argv = ["train", "--env", "TestChain-v0", "--total-steps", "1200", "--eval-every", "500",
+            "--eval-episodes", "2", "--learning-starts", "100", "--hidden", "16",
+            "--no-tensorboard", "--no-progress", "--device", "cpu"]
+    cfg = DQNConfig(**{**CHAIN, "total_steps": 1200, "eval_every": 500, "eval_episodes": 2,
+                       "learning_starts": 100, "hidden": (16,)})
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"command": "train",
+                                                     **dqn.to_dict(cfg)}))
+    train(cfg, run_dir, progress=False, stop_after=600)
+    assert main(["train", "--resume", str(run_dir), "--lr", "0.5", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "config differs from the checkpoint's: lr: 0.003 (checkpoint) vs 0.5 (given)" in err
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 1200
+    assert argv  # the same flags a user would pass on a fresh run
+
+
+def test_corrupted_checkpoint_is_a_clear_error_and_left_alone(tmp_path, capsys):
+    cfg = DQNConfig(seed=0, **{**CHAIN, "total_steps": 1200, "eval_every": 500})
+    (tmp_path / "config.json").write_text(json.dumps({"command": "train", **dqn.to_dict(cfg)}))
+    train(cfg, tmp_path, progress=False, stop_after=600)
+    ckpt = tmp_path / "checkpoint_last.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # truncated mid-file
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["train", "--resume", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable semigrad checkpoint" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert ckpt.read_bytes() == data[: len(data) // 2]
+
+
+def test_non_finite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = DQNConfig(seed=0, **{**CHAIN, "env": "TestChainNaN-v0", "eval_every": 500})
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg, tmp_path, progress=False)
+    message = str(info.value)
+    assert "non-finite loss" in message and "at env step" in message
+    good = load_checkpoint(tmp_path / "checkpoint_last.pt")  # still loads
+    assert good["counters"]["env_steps"] <= 1600  # from before the NaN rewards began
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "non-finite" in summary["error"]
+
+
+def test_train_eval_plot_commands_write_their_files(tmp_path, capsys):
+    run_dir = tmp_path / "train"
+    assert main(["train", "--env", "gymnasium:CartPole-v1", "--total-steps", "1000",
+                 "--eval-every", "500", "--eval-episodes", "3", "--learning-starts", "200",
+                 "--hidden", "16", "--seed", "1", "--run-dir", str(run_dir),
+                 "--no-progress", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "semigrad train" in out and "env steps to solve" in out
+    for name in ("config.json", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt",
+                 "curve.png", "summary.json"):
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "tb").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("solved", "time_to_solve_s", "env_steps_to_solve", "final_eval_return",
+                "best_eval_return", "env_steps", "gradient_steps", "wall_s"):
+        assert key in summary
+    assert summary["env_steps"] == 1000 and len(summary["eval_returns"]) == 2
+    rows = read_metrics(run_dir)
+    assert rows[-1]["step"] == 1000 and rows[-1]["eval_return"] == summary["final_eval_return"]
+
+    gif = tmp_path / "agent.gif"
+    assert main(["eval", str(run_dir), "--episodes", "3", "--gif", str(gif),
+                 "--run-dir", str(tmp_path / "eval"), "--device", "cpu"]) == 0
+    ev = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert len(ev["returns"]) == 3 and gif.read_bytes()[:3] == b"GIF"
+    assert main(["plot", str(run_dir), str(run_dir), "--run-dir", str(tmp_path / "plot")]) == 0
+    assert (tmp_path / "plot" / "curves.png").stat().st_size > 1000
