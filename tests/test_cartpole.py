@@ -89,7 +89,7 @@ def test_float32_observations_are_gymnasiums():
 def test_no_episode_from_the_initial_box_ends_before_8_steps():
     """The reserve of initial states is fully redrawn every RESERVE_REFRESH_STEPS steps; this is
     safe because no episode started in [-0.05, 0.05]^4 ends sooner than 8 steps: exhaustively,
-    every corner of the box and random points inside under all 2^7 action sequences."""
+    every corner of the box and random points inside under all 2^8 action sequences."""
     corners = torch.tensor(list(itertools.product([-0.05, 0.05], repeat=4)), dtype=torch.float64)
     inside = torch.rand(200, 4, generator=torch.Generator().manual_seed(0),
                         dtype=torch.float64) * 0.1 - 0.05

@@ -110,11 +110,15 @@ class TorchCartPole(BatchedEnv):
         def buffer(*shape: int) -> torch.Tensor:
             return torch.zeros(shape, dtype=dtype, device=self.device)
 
-        # Structure of arrays: row k of a (4, N) buffer is state component k of every env, so
-        # that each component is contiguous; observations are transposed to (N, 4) on output.
+        # Structure of arrays: row k of a (4, N) state is component k of every environment,
+        # contiguous; observations are its transpose. The views below are made once.
         self._state = buffer(4, num_envs)
+        self._position, self._velocity = self._state[0::2], self._state[1::2]  # (x, theta), ...
+        self._theta, self._theta_dot = self._state[2], self._state[3]
+        self._acc = buffer(2, num_envs)
+        self._x_acc, self._theta_acc = self._acc[0], self._acc[1]
         self._next = buffer(4, num_envs)
-        self._acc = buffer(2, num_envs)  # (x_acc, theta_acc)
+        self._next_position, self._next_velocity = self._next[0::2], self._next[1::2]
         self._abs_pos = buffer(2, num_envs)
         self._reserve = buffer(4, num_envs)
         self._reserve_rows = self._reserve.unbind(0)
@@ -123,17 +127,25 @@ class TorchCartPole(BatchedEnv):
         # F / M for action 0 (left) and 1 (right)
         self._force = torch.tensor([-FORCE_MAG, FORCE_MAG], dtype=dtype, device=self.device)
         self._force /= TOTAL_MASS
-        self._den_offset = torch.tensor(HALF_LENGTH * 4.0 / 3.0, dtype=dtype, device=self.device)
+        self._neg_den_offset = torch.tensor(
+            -HALF_LENGTH * 4.0 / 3.0, dtype=dtype, device=self.device
+        )
         self._bounds = torch.tensor(
             [[X_THRESHOLD], [THETA_THRESHOLD]], dtype=dtype, device=self.device
         )
         self._steps = 0
         self._ready = False
 
+    def _obs(self, rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(4, N)`` state -> ``(N, 4)`` contiguous observations (one copy)."""
+        return rows.T.to(
+            dtype or self.obs_dtype, memory_format=torch.contiguous_format, copy=True
+        )
+
     @property
     def state(self) -> torch.Tensor:
         """A copy of the state ``(N, 4)`` = ``(x, x_dot, theta, theta_dot)`` in ``dtype``."""
-        return self._state.T.contiguous()
+        return self._obs(self._state, self.dtype)
 
     def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
         """Put the environments in ``states (N, 4)``, ``elapsed_steps`` steps into their episodes.
@@ -151,10 +163,6 @@ class TorchCartPole(BatchedEnv):
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
         return out.uniform_(INIT_LOW, INIT_HIGH, generator=self._generator)
 
-    def _obs(self, state: torch.Tensor) -> torch.Tensor:
-        """``(4, N)`` state -> ``(N, 4)`` contiguous observations in ``obs_dtype``."""
-        return state.T.to(self.obs_dtype, memory_format=torch.contiguous_format, copy=True)
-
     def reset(self) -> torch.Tensor:
         """Start a new episode in every environment -> obs ``(N, 4)`` in ``obs_dtype``."""
         self._draw(self._state)
@@ -168,26 +176,27 @@ class TorchCartPole(BatchedEnv):
         self.check_actions(actions)
         if not self._ready:
             raise ValueError("CartPole-v1.step: call reset() before step()")
-        state, next_state, acc = self._state, self._next, self._acc
-        theta, theta_dot = state[2], state[3]
         try:
             temp = self._force.index_select(0, actions)  # F / M
         except (IndexError, RuntimeError) as err:
             raise ValueError(
                 f"CartPole-v1.step: actions must be 0 or 1 on {self.device}: {err}"
             ) from err
-        sin, cos = theta.sin(), theta.cos()
+        state, next_state, theta_dot = self._state, self._next, self._theta_dot
+        sin, cos = self._theta.sin(), self._theta.cos()
         temp = torch.addcmul(temp, theta_dot * sin, theta_dot, value=POLEMASS_LENGTH / TOTAL_MASS)
-        numerator = torch.addcmul(sin * GRAVITY, cos, temp, value=-1.0)
+        # theta_acc = (g sin - cos temp) / (l (4/3 - m_pole cos^2 / M)), both signs flipped
+        numerator = torch.sub(cos * temp, sin, alpha=GRAVITY)
         denominator = torch.addcmul(
-            self._den_offset, cos, cos, value=-HALF_LENGTH * MASS_POLE / TOTAL_MASS
+            self._neg_den_offset, cos, cos, value=HALF_LENGTH * MASS_POLE / TOTAL_MASS
         )
-        theta_acc = torch.div(numerator, denominator, out=acc[1])
-        torch.addcmul(temp, theta_acc, cos, value=-POLEMASS_LENGTH / TOTAL_MASS, out=acc[0])
-        torch.add(state[0::2], state[1::2], alpha=TAU, out=next_state[0::2])
-        torch.add(state[1::2], acc, alpha=TAU, out=next_state[1::2])
+        theta_acc = torch.div(numerator, denominator, out=self._theta_acc)
+        torch.addcmul(temp, theta_acc, cos, value=-POLEMASS_LENGTH / TOTAL_MASS, out=self._x_acc)
+        # explicit Euler: positions move with the old velocities, velocities with the accelerations
+        torch.add(self._position, self._velocity, alpha=TAU, out=self._next_position)
+        torch.add(self._velocity, self._acc, alpha=TAU, out=self._next_velocity)
 
-        out_of_bounds = torch.abs(next_state[0::2], out=self._abs_pos) > self._bounds
+        out_of_bounds = torch.abs(self._next_position, out=self._abs_pos) > self._bounds
         terminated = out_of_bounds[0] | out_of_bounds[1]
         elapsed = self._elapsed.add_(1)
         truncated = elapsed >= MAX_EPISODE_STEPS
