@@ -1,0 +1,173 @@
+"""``semigrad td0``: semi-gradient TD(0) prediction of the random policy, checked against Monte
+Carlo ground truth at probe states (the course notebook's exercise, done right)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from semigrad.algos.guard import value_bound
+from semigrad.algos.monte_carlo import DEFAULT_PROBES, NOTEBOOK_PROBE, cartpole_values
+from semigrad.algos.td0 import TD0Config, td0
+from semigrad.commands._common import add_run_arguments, finish_run, start_run
+from semigrad.config import add_config_arguments, config_from_args, to_dict
+from semigrad.devices import resolve_device
+from semigrad.run import MetricsLog
+
+NAME = "td0"
+HELP = "semi-gradient TD(0) prediction of v_pi, with Monte Carlo ground truth at probe states"
+DESCRIPTION = """\
+Learn v_pi of the uniform random policy on CartPole with semi-gradient TD(0)
+(Sutton & Barto 9.3): w <- w + alpha * delta * grad v_hat(S, w), the target without gradient,
+time-limit truncations bootstrapped. Monte Carlo rollouts from the exact probe states give
+the true values (with standard errors) to compare with.
+
+Writes config.json, metrics.csv (v_hat at each probe over training), summary.json (each probe
+with v_hat, mc_value, mc_stderr), probes.png and value_slice.png.
+
+  semigrad td0                                   # the defaults: 8 envs, 100k transitions
+  semigrad td0 --probe 0,0.5,0.02,-0.3 --gamma 0.9
+  semigrad td0 --optimizer sgd --alpha 0.05 --num-envs 64 --steps 500000
+  semigrad td0 --rule notebook --num-envs 1      # the notebook's update: watch it blow up
+"""
+
+CARTPOLE = "CartPole-v1"
+THETA_THRESHOLD = 12 * 2 * np.pi / 360
+
+
+def parse_probe(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--probe: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"--probe: expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--probe", action="append", type=parse_probe, default=[],
+                        metavar="X,X_DOT,THETA,THETA_DOT",
+                        help="an extra probe state (repeatable); the defaults include the "
+                             f"notebook's {list(NOTEBOOK_PROBE)}")
+    parser.add_argument("--mc-rollouts", type=int, default=2000,
+                        help="Monte Carlo rollouts per probe state (default: 2000)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    add_config_arguments(parser, TD0Config)
+    add_run_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args, TD0Config)
+    device = resolve_device(args.device)
+    is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
+    probes = ([*DEFAULT_PROBES] if is_cartpole else []) + list(args.probe)
+    if args.mc_rollouts < 2:
+        raise ValueError(f"--mc-rollouts: need at least 2, got {args.mc_rollouts}")
+    width = 4 if is_cartpole else len(probes[0]) if probes else 0
+    for probe in probes:
+        if len(probe) != width:
+            raise ValueError(f"--probe: every probe needs {width} numbers, got {list(probe)}")
+    run_dir = start_run(args, NAME, {**to_dict(config), "probes": probes,
+                                     "mc_rollouts": args.mc_rollouts, "device": str(device)})
+
+    mc = None
+    if is_cartpole:
+        mc = cartpole_values(probes, config.gamma, args.mc_rollouts, seed=args.seed)
+    probe_tensor = torch.tensor(probes, dtype=torch.float32) if probes else None
+    columns = ["step", "seconds"] + [f"v_hat_{i}" for i in range(len(probes))]
+    with MetricsLog(run_dir, columns) as metrics:
+        result = td0(config, device=device, seed=args.seed, probes=probe_tensor,
+                     on_log=metrics.log, progress=True)
+
+    final = result.probe_values[-1] if probes else np.zeros(0)
+    rows = []
+    for i, state in enumerate(probes):
+        row = {"state": list(state), "v_hat": float(final[i]), "mc_value": None,
+               "mc_stderr": None, "error": None, "relative_error": None}
+        if mc is not None:
+            row.update(mc_value=float(mc.values[i]), mc_stderr=float(mc.stderr[i]),
+                       error=float(final[i] - mc.values[i]),
+                       relative_error=float((final[i] - mc.values[i]) / mc.values[i]))
+        rows.append(row)
+
+    figures = {}
+    if not args.no_plots and probes:
+        from semigrad.plots.td import probe_curves
+
+        labels = [str(list(p)) + (" (notebook)" if tuple(p) == NOTEBOOK_PROBE else "")
+                  for p in probes]
+        figures["probes"] = str(probe_curves(
+            result.log_steps, result.probe_values, labels, run_dir / "probes.png",
+            None if mc is None else mc.values, None if mc is None else mc.stderr,
+            bound=value_bound(config.r_max, config.gamma),
+            title=f"TD(0) {config.rule}, gamma={config.gamma}: v_hat vs Monte Carlo",
+            stopped_at=result.steps if result.divergence else None,
+        ))
+    if not args.no_plots and is_cartpole and result.divergence is None:
+        figures["value_slice"] = str(plot_slice(result.v_hat, config.gamma, run_dir, device,
+                                                args.seed))
+
+    diverged = result.divergence is not None
+    summary = {
+        "rule": config.rule,
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "steps_per_second": result.steps_per_second,
+        "diverged": diverged,
+        "divergence": str(result.divergence) if diverged else None,
+        "probes": rows,
+        "max_abs_relative_error": (max(abs(r["relative_error"]) for r in rows)
+                                   if mc is not None and rows else None),
+        "mc_rollouts": args.mc_rollouts if mc is not None else None,
+        "figures": figures,
+    }
+    shown = {"rule": config.rule, "steps": result.steps, "time (s)": result.seconds,
+             "steps/s": result.steps_per_second}
+    for i, row in enumerate(rows):
+        text = f"v_hat {row['v_hat']:.3f}"
+        if row["mc_value"] is not None:
+            text += (f"  MC {row['mc_value']:.3f} +- {row['mc_stderr']:.3f}"
+                     f"  error {100 * row['relative_error']:+.1f}%")
+        shown[f"probe {i} {row['state']}"] = text
+    if diverged:
+        shown["DIVERGED"] = str(result.divergence)
+    finish_run(run_dir, f"semigrad td0 ({config.rule})", summary, shown)
+    if config.rule == "notebook":
+        if diverged:
+            print("\nThis is the course notebook's blow-up (it printed 13388 for the notebook "
+                  "probe, whose true value is about "
+                  f"{mc.values[0]:.1f} here): its 'loss' lets gradient through v_hat(S'). "
+                  "Run without --rule notebook for semi-gradient TD(0)." if mc is not None
+                  else "\nThis is the course notebook's blow-up.")
+            return 0
+        print(f"\nThe notebook's rule did not cross the bound in {result.steps:,} steps; "
+              "it grows about linearly with the steps: give it more --steps.")
+        return 0
+    return 1 if diverged else 0
+
+
+def plot_slice(v_hat, gamma: float, run_dir, device, seed: int, points: int = 61,
+               mc_points: int = 13, rollouts: int = 300):
+    """v_hat (fine grid) and Monte Carlo (coarse grid) over theta x theta_dot, x = x_dot = 0."""
+    from semigrad.plots.td import value_slice
+
+    theta = np.linspace(-0.25, 0.25, points)
+    theta_dot = np.linspace(-2.0, 2.0, points)
+    grid = np.stack(np.meshgrid(theta, theta_dot), axis=-1).reshape(-1, 2)
+    states = np.zeros((len(grid), 4), dtype=np.float32)
+    states[:, 2:] = grid
+    with torch.no_grad():
+        values = v_hat(torch.from_numpy(states).to(device)).cpu().numpy()
+    mc_theta = np.linspace(-0.2, 0.2, mc_points)
+    mc_theta_dot = np.linspace(-2.0, 2.0, mc_points)
+    mc_grid = np.stack(np.meshgrid(mc_theta, mc_theta_dot), axis=-1).reshape(-1, 2)
+    mc_states = np.zeros((len(mc_grid), 4))
+    mc_states[:, 2:] = mc_grid
+    mc = cartpole_values(mc_states, gamma, rollouts, seed=seed + 1)
+    return value_slice(theta, theta_dot, values.reshape(points, points),
+                       run_dir / "value_slice.png",
+                       mc=(mc_theta, mc_theta_dot, mc.values.reshape(mc_points, mc_points)),
+                       theta_threshold=THETA_THRESHOLD)

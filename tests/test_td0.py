@@ -1,0 +1,277 @@
+"""Semi-gradient TD(0): the textbook update by hand, closed-form fixed points, CartPole vs MC,
+the notebook's rule and the divergence guard."""
+
+import numpy as np
+import pytest
+import torch
+
+from semigrad import envs
+from semigrad.algos.guard import DivergenceError, DivergenceGuard, value_bound
+from semigrad.algos.monte_carlo import cartpole_values
+from semigrad.algos.td0 import (
+    MLPSemiGradient,
+    TD0Config,
+    UniformRandomPolicy,
+    td0,
+    td_loss,
+)
+from semigrad.config import ConfigError
+from semigrad.envs import BatchedEnv, EnvSpec, EpisodeCounter
+from semigrad.nets import LinearValue, ValueNetwork
+
+
+class Recorder(BatchedEnv):
+    """Wraps an env and records every transition (S, R, terminated, truncated, S')."""
+
+    def __init__(self, env):
+        self.env, self.spec, self.num_envs, self.device = env, env.spec, env.num_envs, env.device
+        self.transitions = []
+
+    def reset(self):
+        self.obs = self.env.reset()
+        return self.obs
+
+    def step(self, actions):
+        out = self.env.step(actions)
+        obs, reward, terminated, truncated, info = out
+        self.transitions.append((self.obs.double(), reward.double(), terminated, truncated,
+                                 info["final_obs"].double()))
+        self.obs = obs
+        return out
+
+
+def textbook_replay(transitions, w, b, alpha, gamma, rule, notebook_alpha=0.8):
+    """The update rules written out per transition in float64 (batch mean per step)."""
+    for s, r, term, _, s2 in transitions:
+        cont = (~term).double()
+        v, v2 = s @ w + b, s2 @ w + b
+        if rule == "semi-gradient":  # w += alpha * delta * x(S)
+            delta = r + gamma * cont * v2 - v
+            w = w + alpha * (delta[:, None] * s).mean(0)
+            b = b + alpha * delta.mean()
+        elif rule == "residual-gradient":  # w += alpha * delta * (x(S) - gamma x(S'))
+            delta = r + gamma * cont * v2 - v
+            w = w + alpha * (delta[:, None] * (s - gamma * cont[:, None] * s2)).mean(0)
+            b = b + alpha * (delta * (1 - gamma * cont)).mean()
+        else:  # the notebook: minimise notebook_alpha * (R + gamma v(S') - v(S))
+            w = w + alpha * notebook_alpha * (s - gamma * s2).mean(0)
+            b = b + alpha * notebook_alpha * (1 - gamma)
+    return w, b
+
+
+@pytest.mark.parametrize("rule,fast", [("semi-gradient", True), ("semi-gradient", False),
+                                       ("residual-gradient", False), ("notebook", False)])
+def test_linear_sgd_is_the_textbook_update(rule, fast):
+    """Many steps of 3 envs, with terminations and time-limit truncations, by hand to 1e-6."""
+    env = Recorder(envs.make("gymnasium:CartPole-v1", num_envs=3, device="cpu", seed=4,
+                             max_episode_steps=12))
+    v_hat = LinearValue(4, bias=True)
+    with torch.no_grad():
+        v_hat.linear.weight.copy_(torch.tensor([[0.3, -0.2, 0.5, 0.1]]))
+        v_hat.linear.bias.fill_(0.7)
+    w0 = v_hat.linear.weight.detach().double().clone()[0]
+    b0 = v_hat.linear.bias.detach().double().clone()[0]
+    config = TD0Config(num_envs=3, steps=3 * 40, gamma=0.9, alpha=0.05, alpha_end=0.05,
+                       optimizer="sgd", rule=rule, fast_path=fast, guard=False)
+    td0(config, device="cpu", seed=1, env=env, v_hat=v_hat)
+    terminated = torch.stack([t[2] for t in env.transitions])
+    truncated = torch.stack([t[3] for t in env.transitions])
+    assert terminated.any() and truncated.any()  # both kinds of episode end were exercised
+    w, b = textbook_replay(env.transitions, w0, b0, 0.05, 0.9, rule)
+    np.testing.assert_allclose(v_hat.linear.weight.detach()[0].double(), w, atol=1e-6)
+    assert abs(v_hat.linear.bias.item() - b.item()) < 1e-6
+
+
+def test_one_step_closed_form():
+    """One transition, computed by hand: w1 = w0 + alpha * delta * x(S)."""
+    v_hat = LinearValue(2)
+    with torch.no_grad():
+        v_hat.linear.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    s, s2 = torch.tensor([[1.0, 0.5]]), torch.tensor([[0.0, 1.0]])
+    loss, _, delta = td_loss(v_hat, s, torch.tensor([1.0]), torch.tensor([False]), s2, 0.5)
+    loss.backward()
+    torch.optim.SGD(v_hat.parameters(), lr=0.1).step()
+    # delta = 1 + 0.5 * 2 - (1 + 1) = 0; use a second transition with delta != 0 as well
+    assert delta.item() == pytest.approx(0.0)
+    loss, _, delta = td_loss(v_hat, s, torch.tensor([3.0]), torch.tensor([True]), s2, 0.5)
+    v_hat.zero_grad()
+    loss.backward()
+    torch.optim.SGD(v_hat.parameters(), lr=0.1).step()
+    assert delta.item() == pytest.approx(3.0 - 2.0)  # terminal: no bootstrap
+    expected = torch.tensor([1.0, 2.0]) + 0.1 * 1.0 * torch.tensor([1.0, 0.5])
+    assert torch.allclose(v_hat.linear.weight[0], expected, atol=1e-6)
+
+
+def test_fast_path_equals_autograd():
+    torch.manual_seed(0)
+    for act in ("relu", "tanh"):
+        net = ValueNetwork(4, (16, 8), act)
+        fast = MLPSemiGradient.build(net)
+        s, s2 = torch.randn(5, 4), torch.randn(5, 4)
+        r, term = torch.rand(5), torch.tensor([False, True, False, False, True])
+        loss, values, delta = td_loss(net, s, r, term, s2, 0.9)
+        loss.backward()
+        values_f, delta_f, grads = fast.step(s, r, term, s2, 0.9)
+        assert torch.allclose(values, values_f) and torch.allclose(delta, delta_f)
+        for p, g in zip(fast.parameters, grads, strict=True):
+            assert torch.allclose(p.grad, g, atol=1e-6)
+    assert MLPSemiGradient.build(torch.nn.Sequential(torch.nn.Linear(4, 1))) is None
+
+
+def test_semi_gradient_target_has_no_gradient():
+    net = ValueNetwork(4, (8,))
+    s, s2 = torch.randn(3, 4), torch.randn(3, 4)
+    loss, _, _ = td_loss(net, s, torch.ones(3), torch.zeros(3, dtype=torch.bool), s2, 0.9)
+    # the gradient equals the one of the loss on v(S) alone, with the target a constant
+    grads = torch.autograd.grad(loss, list(net.parameters()))
+    with torch.no_grad():
+        target = 1 + 0.9 * net(s2)
+    ref = torch.autograd.grad(0.5 * ((net(s) - target) ** 2).mean(), list(net.parameters()))
+    for g, h in zip(grads, ref, strict=True):
+        assert torch.allclose(g, h, atol=1e-7)
+
+
+# --------------------------------------------------------------- chain MDP, closed forms
+
+
+class RandomWalk(BatchedEnv):
+    """Sutton & Barto's 5-state random walk (Example 6.2) as batched tensors.
+
+    States 0..4, start in 2; action 1 moves right, 0 left; leaving on the right ends the
+    episode with reward 1, on the left with 0. Observations are the features [1, s / 4].
+    """
+
+    def __init__(self, num_envs, seed=0):
+        self.num_envs, self.device = num_envs, torch.device("cpu")
+        self.spec = EnvSpec("RandomWalk-v0", 2, 2, None, None, "test")
+        self.pos = torch.full((num_envs,), 2)
+        self.episodes = EpisodeCounter(num_envs, self.device)
+
+    @staticmethod
+    def features(pos):
+        return torch.stack((torch.ones_like(pos, dtype=torch.float32), pos / 4.0), dim=1)
+
+    def reset(self):
+        self.pos.fill_(2)
+        return self.features(self.pos)
+
+    def step(self, actions):
+        pos = self.pos + 2 * actions - 1
+        terminated = (pos < 0) | (pos > 4)
+        reward = (pos > 4).float()
+        final = self.features(pos)
+        self.pos = torch.where(terminated, torch.full_like(pos, 2), pos)
+        ret, length = self.episodes.update(reward, terminated)
+        info = {"final_obs": final, "episode_return": ret, "episode_length": length}
+        return self.features(self.pos), reward, terminated, torch.zeros_like(terminated), info
+
+
+def random_walk_solutions(gamma):
+    """TD fixed point and residual-gradient solution of RandomWalk, in closed form."""
+    n = 5
+    phi = np.stack([np.ones(n), np.arange(n) / 4.0], axis=1)  # (5, 2)
+    p = np.zeros((n, n))  # transitions among non-terminal states
+    for s in range(n):
+        for s2 in (s - 1, s + 1):
+            if 0 <= s2 < n:
+                p[s, s2] = 0.5
+    start = np.eye(n)[2]
+    eta = start @ np.linalg.inv(np.eye(n) - p)  # expected visits per episode
+    d = eta / eta.sum()  # on-policy distribution (S&B 9.2)
+    # each state: two equally likely successors (s2 = None when terminal) and rewards
+    a_td, b_td = np.zeros((2, 2)), np.zeros(2)
+    c_rg, e_rg = np.zeros((2, 2)), np.zeros(2)
+    for s in range(n):
+        for s2 in (s - 1, s + 1):
+            prob = 0.5 * d[s]
+            terminal = not 0 <= s2 < n
+            x2 = np.zeros(2) if terminal else phi[s2]
+            r = 1.0 if s2 == n else 0.0
+            a_td += prob * np.outer(phi[s], phi[s] - gamma * x2)
+            b_td += prob * phi[s] * r
+            u = phi[s] - gamma * x2
+            c_rg += prob * np.outer(u, u)
+            e_rg += prob * u * r
+    return np.linalg.solve(a_td, b_td), np.linalg.solve(c_rg, e_rg)
+
+
+def test_chain_td_fixed_point_and_residual_gradient_solution():
+    gamma = 0.8
+    w_td, w_rg = random_walk_solutions(gamma)
+    gap = np.abs(w_td - w_rg).max()
+    assert gap > 0.05  # the two solutions differ
+    for rule, expected in (("semi-gradient", w_td), ("residual-gradient", w_rg)):
+        env = RandomWalk(512)
+        v_hat = LinearValue(2)
+        config = TD0Config(env="CartPole-v1", num_envs=512, steps=512 * 1500, gamma=gamma,
+                           alpha=0.1, alpha_end=0.1, optimizer="sgd", rule=rule,
+                           guard=False)
+        # the last 500 iterates, averaged (Polyak), remove the constant-step noise
+        rows = []
+        td0(config, device="cpu", seed=0, env=env, v_hat=v_hat, probes=torch.eye(2),
+            on_log=rows.append)
+        iterates = np.array([[row["v_hat_0"], row["v_hat_1"]] for row in rows])
+        w = iterates[-len(iterates) // 3:].mean(axis=0)
+        assert np.abs(w - expected).max() < gap / 5, (rule, w, w_td, w_rg)
+
+
+# --------------------------------------------------------------- CartPole vs Monte Carlo
+
+
+def test_cartpole_td0_close_to_monte_carlo():
+    """A short seeded run: within 10% of Monte Carlo at typical probe states (gamma 0.95).
+
+    The full check at all default probes, the notebook's included, is
+    benchmarks/td0_accuracy.py (longer).
+    """
+    probes = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.05, 0.3]])
+    mc = cartpole_values(probes, 0.95, rollouts=2000)
+    config = TD0Config(num_envs=8, steps=80_000, gamma=0.95, alpha=3e-3, alpha_end=0.0)
+    result = td0(config, device="cpu", seed=0, probes=probes)
+    assert result.divergence is None
+    rel = np.abs(result.probe_values[-1] - mc.values) / mc.values
+    assert (rel < 0.10).all(), (result.probe_values[-1], mc.values)
+
+
+# --------------------------------------------------------------- the notebook and the guard
+
+
+def test_notebook_rule_diverges_and_the_guard_stops_it():
+    config = TD0Config(num_envs=1, steps=20_000, alpha=1e-4, alpha_end=1e-4,
+                       rule="notebook", guard_every=10, hidden=(64, 64, 64))
+    result = td0(config, device="cpu", seed=0, probes=torch.tensor([[0.0, 2, -0.1, -1]]))
+    err = result.divergence
+    assert isinstance(err, DivergenceError)
+    assert result.steps < 20_000 and err.step == result.steps
+    assert err.value > value_bound(1.0, 0.95) == pytest.approx(20.0)
+    message = str(err)
+    assert f"diverged at step {err.step:,}" in message and "notebook" in message
+    assert "semi-gradient" in message  # says what to use instead
+    # the same run with the semi-gradient rule stays in bounds
+    good = td0(TD0Config(num_envs=1, steps=result.steps, alpha=1e-4, alpha_end=1e-4,
+                          guard_every=10),
+               device="cpu", seed=0)
+    assert good.divergence is None
+
+
+def test_guard_catches_non_finite_and_names_it():
+    guard = DivergenceGuard(r_max=1.0, gamma=0.9, every=1)
+    guard.check(5, torch.tensor([9.9, -9.9]), torch.tensor([19.9]))
+    with pytest.raises(DivergenceError, match=r"v_hat became nan"):
+        guard.check(7, torch.tensor([1.0, float("nan")]), torch.tensor([0.0]))
+    with pytest.raises(DivergenceError, match=r"step 8: max \|TD error delta\| = 21"):
+        guard.check(8, torch.tensor([1.0]), torch.tensor([-21.0]))
+    assert DivergenceGuard(1.0, 1.0).value_bound == float("inf")
+
+
+def test_random_policy_and_config_errors():
+    policy = UniformRandomPolicy(3, torch.Generator().manual_seed(0))
+    actions = policy(torch.zeros(3000, 4))
+    assert actions.dtype == torch.int64 and set(actions.tolist()) == {0, 1, 2}
+    assert abs((actions == 1).float().mean().item() - 1 / 3) < 0.03
+    with pytest.raises(ConfigError, match="gamma"):
+        TD0Config(gamma=1.5)
+    with pytest.raises(ConfigError, match="rule"):
+        TD0Config(rule="gradient")
+    with pytest.raises(ValueError, match="did you mean"):
+        TD0Config(env="CartPole-v7")
