@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/semigrad grad
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks $(wildcard examples)
 
 test: lint
 	$(PY) -m pytest -q

@@ -41,7 +41,7 @@ def _without_time(rows):
     return [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")} for r in rows]
 
 
-@pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnasium:CartPole-v1"])
+@pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnasium:CartPole-v1", "CartPole-v1"])
 def test_resume_equals_uninterrupted(tmp_path, env_id):
     cfg = DQNConfig(seed=3, **{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 400,
                                "hidden": (16,), "eval_episodes": 2})

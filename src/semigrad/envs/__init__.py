@@ -48,7 +48,7 @@ def check_env_id(env_id: str) -> None:
     known = _known_gym_ids()
     if name in known:
         return
-    close = difflib.get_close_matches(name, known + sorted(_NATIVE), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, sorted(set(known) | set(_NATIVE)), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"env: unknown environment id {env_id!r}{hint}")
 

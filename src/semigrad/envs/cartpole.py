@@ -160,6 +160,23 @@ class TorchCartPole(BatchedEnv):
         self._elapsed.copy_(torch.as_tensor(elapsed_steps).expand(self.num_envs))
         self._ready = True
 
+    def state_dict(self) -> dict:
+        """Exact state for a resume: physics, reserve starts, step counters, generator."""
+        return {"state": self._state.clone(), "reserve": self._reserve.clone(),
+                "elapsed": self._elapsed.clone(), "generator": self._generator.get_state(),
+                "steps": self._steps, "ready": self._ready}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["state"].shape != self._state.shape:
+            raise ValueError(f"CartPole-v1 state holds {state['state'].shape[1]} envs, "
+                             f"this one has {self.num_envs}")
+        self._state.copy_(state["state"])
+        self._reserve.copy_(state["reserve"])
+        self._elapsed.copy_(state["elapsed"])
+        self._generator.set_state(state["generator"].cpu() if self.device.type == "cpu"
+                                  else state["generator"])
+        self._steps, self._ready = int(state["steps"]), bool(state["ready"])
+
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
         return out.uniform_(INIT_LOW, INIT_HIGH, generator=self._generator)
 

@@ -1,0 +1,173 @@
+"""DQN on CartPole-v1: semigrad's default preset vs Stable-Baselines3 with the RL Zoo's tuning.
+
+Both train on the same seeds, one run at a time, one torch thread, under the same evaluation
+protocol: 20 greedy episodes on separate environments every 2,500 env steps, evaluation time
+excluded from the training time. Per seed and as medians it prints: solved or not, training
+seconds and env steps to the first evaluation with mean return >= 475, final and best greedy
+return, and 'stable' (the share of evaluations after the first solve that are >= 475).
+
+    python benchmarks/dqn_cartpole.py [--seeds 0-9] [--skip-sb3] [--sb3-seeds 0-4]
+
+SB3 is the optional `bench` extra: pip install -c constraints.txt -e '.[bench]'.
+RL Zoo hyper-parameters (rl-baselines3-zoo, hyperparams/dqn.yml, CartPole-v1): lr 2.3e-3,
+batch 64, buffer 100k, learning_starts 1000, gamma 0.99, target_update_interval 10,
+train_freq 256, gradient_steps 128, exploration_fraction 0.16, final eps 0.04,
+net [256, 256], 50k steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from machine import describe_machine
+from semigrad.algos import dqn
+from semigrad.config import to_dict
+
+THRESHOLD = 475.0
+EVAL_EVERY, EVAL_EPISODES, TOTAL_STEPS = 2_500, 20, 50_000
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text:
+        low, high = text.split("-")
+        return list(range(int(low), int(high) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def stability(evals: list[float]) -> float | None:
+    first = next((i for i, v in enumerate(evals) if v >= THRESHOLD), None)
+    later = evals[first + 1:] if first is not None else []
+    return sum(v >= THRESHOLD for v in later) / len(later) if later else None
+
+
+def run_semigrad(seed: int) -> dict:
+    cfg = dqn.PRESETS[dqn.DEFAULT_PRESET]
+    cfg = dqn.DQNConfig(**{**to_dict(cfg), "hidden": tuple(cfg.hidden), "seed": seed,
+                           "tensorboard": False, "device": "cpu"})
+    with tempfile.TemporaryDirectory() as tmp:
+        s = dqn.train(cfg, Path(tmp), progress=False)
+    return {"solved": s["solved"], "time_to_solve_s": s["time_to_solve_s"],
+            "env_steps_to_solve": s["env_steps_to_solve"], "final": s["final_eval_return"],
+            "best": s["best_eval_return"], "stable": stability(s["eval_returns"]),
+            "train_s": s["train_s"], "wall_s": s["wall_s"]}
+
+
+def run_sb3(seed: int) -> dict:
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class GreedyEval(BaseCallback):
+        """Every EVAL_EVERY steps: 20 greedy episodes; the clock is paused meanwhile."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.evals, self.eval_s, self.solved_at = [], 0.0, None
+            self.env = gym.make_vec("CartPole-v1", num_envs=EVAL_EPISODES,
+                                    vectorization_mode="sync")
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % EVAL_EVERY == 0:
+                t0 = time.perf_counter()
+                obs, _ = self.env.reset(seed=10_000_019 * (seed + 1) + len(self.evals))
+                returns = np.zeros(EVAL_EPISODES)
+                done = np.zeros(EVAL_EPISODES, dtype=bool)
+                while not done.all():
+                    action, _ = self.model.predict(obs, deterministic=True)
+                    obs, r, te, tr, _ = self.env.step(action)
+                    returns += r * ~done
+                    done |= te | tr
+                self.evals.append(float(returns.mean()))
+                self.eval_s += time.perf_counter() - t0
+                if self.solved_at is None and self.evals[-1] >= THRESHOLD:
+                    self.solved_at = (time.perf_counter() - self.t0 - self.eval_s,
+                                      self.num_timesteps)
+            return True
+
+    model = DQN("MlpPolicy", "CartPole-v1", learning_rate=2.3e-3, batch_size=64,
+                buffer_size=100_000, learning_starts=1000, gamma=0.99,
+                target_update_interval=10, train_freq=256, gradient_steps=128,
+                exploration_fraction=0.16, exploration_final_eps=0.04,
+                policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu", verbose=0)
+    cb = GreedyEval()
+    cb.t0 = time.perf_counter()
+    model.learn(TOTAL_STEPS, callback=cb)
+    train_s = time.perf_counter() - cb.t0 - cb.eval_s
+    return {"solved": cb.solved_at is not None,
+            "time_to_solve_s": cb.solved_at[0] if cb.solved_at else None,
+            "env_steps_to_solve": cb.solved_at[1] if cb.solved_at else None,
+            "final": cb.evals[-1], "best": max(cb.evals), "stable": stability(cb.evals),
+            "train_s": train_s, "wall_s": None}
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(name: str, rows: dict[int, dict]) -> dict:
+    print(f"\n{name}")
+    print(f"{'seed':>4} {'solved':>6} {'t_solve s':>9} {'steps':>7} {'final':>6} {'best':>6} "
+          f"{'stable':>6} {'train s':>7}")
+    for seed, r in rows.items():
+        print(f"{seed:>4} {str(r['solved']):>6} {fmt(r['time_to_solve_s'], '9.2f')} "
+              f"{fmt(r['env_steps_to_solve'], '7d')} {r['final']:6.1f} {r['best']:6.1f} "
+              f"{fmt(r['stable'], '6.2f')} {r['train_s']:7.1f}")
+    solved = [r for r in rows.values() if r["solved"]]
+    med = {
+        "solved": f"{len(solved)}/{len(rows)}",
+        "final_ge_475": f"{sum(r['final'] >= THRESHOLD for r in rows.values())}/{len(rows)}",
+        "median_time_to_solve_s": statistics.median([r["time_to_solve_s"] for r in solved])
+        if solved else None,
+        "median_env_steps_to_solve": statistics.median([r["env_steps_to_solve"] for r in solved])
+        if solved else None,
+    }
+    print(f"solved {med['solved']}, final >= 475 on {med['final_ge_475']}, median time to "
+          f"solve {fmt(med['median_time_to_solve_s'], '.2f')} s, median env steps to solve "
+          f"{fmt(med['median_env_steps_to_solve'], '.0f')}")
+    return med
+
+
+def cli_wall_time(seed: int) -> float:
+    """Process start to exit of `semigrad train --seed N` (default preset), in seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "semigrad", "train", "--seed", str(seed),
+                        "--run-dir", str(Path(tmp) / "run"), "--no-progress"],
+                       check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--sb3-seeds", default=None, help="default: the same as --seeds")
+    parser.add_argument("--skip-sb3", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(describe_machine())
+    print(f"semigrad preset {dqn.DEFAULT_PRESET!r}: {to_dict(dqn.PRESETS[dqn.DEFAULT_PRESET])}")
+    ours = {s: run_semigrad(s) for s in parse_seeds(args.seeds)}
+    med = table("semigrad DQN (default preset)", ours)
+    walls = [cli_wall_time(s) for s in parse_seeds(args.seeds)[:3]]
+    print(f"`semigrad train` whole process wall time (seeds {parse_seeds(args.seeds)[:3]}, "
+          f"50k steps incl. start-up and evaluations): {[round(w, 1) for w in walls]} s")
+    if args.skip_sb3:
+        return
+    sb3 = {s: run_sb3(s) for s in parse_seeds(args.sb3_seeds or args.seeds)}
+    ref = table("Stable-Baselines3 DQN, RL Zoo hyper-parameters", sb3)
+    if med["median_time_to_solve_s"] and ref["median_time_to_solve_s"]:
+        print(f"\nmedian time to solve: SB3 / semigrad = "
+              f"{ref['median_time_to_solve_s'] / med['median_time_to_solve_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
