@@ -13,23 +13,27 @@ def _add(buf, start, n):
 
 
 def test_wrap_around_overwrites_oldest():
-    buf = ReplayBuffer(5, 2)
-    _add(buf, 0, 3)
-    _add(buf, 3, 4)  # ids 3,4 fill slots 3,4; ids 5,6 wrap to slots 0,1
-    assert len(buf) == 5 and buf.pos == 2
-    assert buf.actions.tolist() == [5, 6, 2, 3, 4]
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        ReplayBuffer(5, 2, num_envs=4)
+    buf = ReplayBuffer(6, 2, num_envs=2)
+    _add(buf, 0, 2)
+    _add(buf, 2, 2)
+    _add(buf, 4, 2)
+    _add(buf, 6, 2)  # ids 6,7 wrap to slots 0,1
+    assert len(buf) == 6 and buf.pos == 2
+    assert buf.actions.tolist() == [6, 7, 2, 3, 4, 5]
     assert torch.equal(buf.next_obs[:, 0], buf.actions.float() + 0.5)
 
 
 def test_sampling_only_from_filled_slots():
-    buf = ReplayBuffer(100, 2)
+    buf = ReplayBuffer(98, 2, num_envs=7)
     _add(buf, 10, 7)
     batch = buf.sample(2000, torch.Generator().manual_seed(0))
     assert set(batch.actions.tolist()) == set(range(10, 17))  # every filled slot, nothing else
 
 
 def test_terminated_and_truncated_kept_apart():
-    buf = ReplayBuffer(10, 2)
+    buf = ReplayBuffer(18, 2, num_envs=9)
     _add(buf, 0, 9)
     batch = buf.sample(500, torch.Generator().manual_seed(1))
     assert torch.equal(batch.terminated, batch.actions % 3 == 0)
@@ -38,10 +42,10 @@ def test_terminated_and_truncated_kept_apart():
 
 
 def test_state_dict_round_trip():
-    buf = ReplayBuffer(8, 2)
-    _add(buf, 0, 6)
-    _add(buf, 6, 5)
-    other = ReplayBuffer(8, 2)
+    buf = ReplayBuffer(8, 2, num_envs=2)
+    for start in range(0, 12, 2):
+        _add(buf, start, 2)
+    other = ReplayBuffer(8, 2, num_envs=2)
     other.load_state_dict(buf.state_dict())
     assert (other.pos, other.size) == (buf.pos, buf.size)
     assert torch.equal(other.obs, buf.obs) and torch.equal(other.truncated, buf.truncated)
@@ -54,3 +58,44 @@ def test_errors():
         ReplayBuffer(4, 2).sample(1)
     with pytest.raises(ValueError, match="does not fit"):
         ReplayBuffer(4, 3).load_state_dict(ReplayBuffer(4, 2).state_dict())
+
+
+def _reference_n_step(buf, start, n, gamma):
+    """Walk one environment's transitions forward from slot ``start`` (per-sample loop)."""
+    ret, slot = 0.0, start
+    for k in range(n):
+        slot = (start + k * buf.num_envs) % buf.capacity
+        ret += gamma**k * buf.rewards[slot].item()
+        if buf.terminated[slot] or buf.truncated[slot]:
+            return ret, slot, gamma ** (k + 1)
+    return ret, slot, gamma**n
+
+
+@pytest.mark.parametrize("fill", [30, 57])  # partly filled, and wrapped around
+def test_n_step_matches_per_sample_walk(fill):
+    num_envs, n, gamma = 3, 4, 0.9
+    buf = ReplayBuffer(45, 2, num_envs=num_envs)
+    gen = torch.Generator().manual_seed(0)
+    for t in range(fill // num_envs):
+        ids = torch.arange(num_envs) + t * num_envs
+        obs = ids.float().unsqueeze(1).repeat(1, 2)
+        flags = torch.rand(num_envs, generator=gen)
+        buf.add(obs, ids, torch.rand(num_envs, generator=gen), obs + 0.5, flags < 0.15,
+                (flags > 0.15) & (flags < 0.25))
+    batch = buf.sample_n_step(400, n, gamma, torch.Generator().manual_seed(1))
+    newest = fill // num_envs * num_envs - 1
+    for i in range(400):
+        start = int((batch.actions[i] % 45).item())  # action ids tell the start slot
+        assert batch.actions[i].item() <= newest - (n - 1) * num_envs  # successors exist
+        ret, last, discount = _reference_n_step(buf, start, n, gamma)
+        assert abs(batch.rewards[i].item() - ret) < 1e-5
+        assert torch.equal(batch.next_obs[i], buf.next_obs[last])
+        assert batch.terminated[i] == buf.terminated[last]
+        assert abs(batch.discounts[i].item() - discount) < 1e-6
+
+
+def test_n_step_needs_enough_transitions():
+    buf = ReplayBuffer(12, 2, num_envs=2)
+    _add(buf, 0, 2)
+    with pytest.raises(ValueError, match="needs more than 4 transitions for n=3"):
+        buf.sample_n_step(4, 3, 0.9)

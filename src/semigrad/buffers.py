@@ -1,7 +1,9 @@
 """Experience replay as preallocated tensors on the training device.
 
 Transitions ``(s, a, r, s', terminated, truncated)`` from N parallel environments are written
-N at a time into a ring of ``capacity`` slots (no Python lists, no per-sample copies). ``s'`` is
+N at a time into a ring of ``capacity`` slots (no Python lists, no per-sample copies), so the
+transition that followed slot j in the same environment is slot ``j + N`` (mod capacity, which
+is a multiple of N): n-step returns are assembled at sampling time from those strides. ``s'`` is
 the true next observation of each transition (for a truncated episode, the observation it was
 cut at, which the target bootstraps from; see ``semigrad.envs.base``). Terminated and truncated
 are stored apart: only ``terminated`` stops the bootstrap.
@@ -25,13 +27,18 @@ class Batch:
     next_obs: torch.Tensor
     terminated: torch.Tensor
     truncated: torch.Tensor
+    discounts: torch.Tensor | None = None
 
 
 _FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
 
 
 class ReplayBuffer:
-    """Ring buffer of ``capacity`` transitions with ``obs_dim``-dimensional observations."""
+    """Ring buffer of ``capacity`` transitions with ``obs_dim``-dimensional observations.
+
+    ``num_envs`` is the number of transitions each ``add`` writes (the stride between an
+    environment's consecutive transitions); ``capacity`` must be a multiple of it.
+    """
 
     def __init__(
         self,
@@ -39,9 +46,12 @@ class ReplayBuffer:
         obs_dim: int,
         device: torch.device | str = "cpu",
         obs_dtype: torch.dtype = torch.float32,
+        num_envs: int = 1,
     ) -> None:
-        if capacity < 1:
-            raise ValueError(f"buffer capacity: expected >= 1, got {capacity}")
+        if capacity < 1 or num_envs < 1 or capacity % num_envs:
+            raise ValueError(f"buffer capacity: expected a positive multiple of num_envs "
+                             f"({num_envs}), got {capacity}")
+        self.num_envs = num_envs
         self.capacity, self.obs_dim = capacity, obs_dim
         self.device = torch.device(device)
         kw = {"device": self.device}
@@ -69,9 +79,9 @@ class ReplayBuffer:
     ) -> None:
         """Write N transitions (all arguments with leading dimension N) at the ring's head."""
         n = actions.shape[0]
-        if n > self.capacity:
+        if n != self.num_envs:
             raise ValueError(
-                f"ReplayBuffer.add: {n} transitions exceed the capacity {self.capacity}"
+                f"ReplayBuffer.add: expected {self.num_envs} transitions (one per env), got {n}"
             )
         if self.pos + n <= self.capacity:
             idx = slice(self.pos, self.pos + n)
@@ -95,6 +105,39 @@ class ReplayBuffer:
             raise ValueError("ReplayBuffer.sample: the buffer is empty")
         idx = torch.randint(self.size, (batch_size,), device=self.device, generator=generator)
         return Batch(*(getattr(self, name)[idx] for name in _FIELDS))
+
+    def sample_n_step(
+        self, batch_size: int, n: int, gamma: float, generator: torch.Generator | None = None
+    ) -> Batch:
+        """``batch_size`` n-step transitions (Sutton & Barto 7.1; Hessel et al., 2018).
+
+        From a start slot j (uniform over slots whose n-1 successors are stored), the return
+        ``G = sum_{k<m} gamma^k R_{t+k+1}`` runs over ``m <= n`` steps, stopping after the first
+        terminated or truncated one. ``next_obs``, ``terminated`` and ``truncated`` are those of
+        step ``m``, and ``discounts = gamma^m`` (B,), so the target is
+        ``G + discounts * (1 - terminated) * max_a q(next_obs, a)``: a truncated episode still
+        bootstraps from the observation it was cut at.
+        """
+        stride, span = self.num_envs, (n - 1) * self.num_envs
+        valid = self.size - span
+        if valid <= 0:
+            raise ValueError(f"ReplayBuffer.sample_n_step: needs more than {span} transitions "
+                             f"for n={n}, holds {self.size}")
+        start = torch.randint(valid, (batch_size,), device=self.device, generator=generator)
+        if self.size == self.capacity:  # the oldest slot is the write position
+            start = (start + self.pos) % self.capacity
+        steps = torch.arange(n, device=self.device)
+        idx = (start.unsqueeze(1) + steps * stride) % self.capacity  # (B, n)
+        done = self.terminated[idx] | self.truncated[idx]
+        # step k counts if no earlier step ended the episode
+        ended_before = torch.cumsum(done, dim=1) - done.long()
+        included = ended_before == 0
+        powers = gamma ** steps.to(self.rewards.dtype)
+        returns = (self.rewards[idx] * powers * included).sum(dim=1)
+        m = included.sum(dim=1)  # (B,) in 1..n
+        last = idx.gather(1, (m - 1).unsqueeze(1)).squeeze(1)
+        return Batch(self.obs[start], self.actions[start], returns, self.next_obs[last],
+                     self.terminated[last], self.truncated[last], gamma ** m.to(returns.dtype))
 
     def state_dict(self) -> dict:
         """The filled part of the buffer and its position, as tensors (for checkpoints)."""

@@ -1,8 +1,9 @@
 """Deep Q-Network (Mnih et al., 2015), readable top to bottom.
 
-Options: Double DQN (van Hasselt et al., 2016), a dueling head (Wang et al., 2016), Huber or
-squared loss, gradient-norm clipping, a linearly decaying learning rate, hard or Polyak target
-updates, N parallel environments. The pieces are shared with the rest of semigrad:
+Options: Double DQN (van Hasselt et al., 2016), a dueling head (Wang et al., 2016), n-step
+returns (Sutton & Barto 7.1; as in Rainbow, Hessel et al., 2018), Huber or squared loss,
+gradient-norm clipping, a linearly decaying learning rate, hard or Polyak target updates, N
+parallel environments. The pieces are shared with the rest of semigrad:
 ``semigrad.losses.q_learning_loss`` (targets without gradient, only the taken action trained),
 ``semigrad.buffers.ReplayBuffer`` (terminated and truncated apart; truncated transitions bootstrap
 from the true final observation) and ``semigrad.envs.make``.
@@ -61,6 +62,7 @@ class DQNConfig:
     hidden: tuple[int, ...] = _help("hidden layer widths", default=(64, 64))
     dueling: bool = _help("dueling head", default=False)
     double: bool = _help("Double DQN targets", default=True)
+    n_step: int = _help("n-step returns (1: one-step Q-learning)", default=1)
     loss: Literal["mse", "huber"] = _help("regression loss", default="huber")
     max_grad_norm: float = _help("clip the gradient norm (0: no clipping)", default=10.0)
     target_update: Literal["hard", "polyak"] = _help("target network update", default="hard")
@@ -84,7 +86,7 @@ class DQNConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0)
-        for name in ("total_steps", "num_envs", "buffer_size", "batch_size",
+        for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "n_step",
                      "target_update_interval", "train_freq", "gradient_steps", "eval_every",
                      "eval_episodes", "log_every"):
             value = getattr(self, name)
@@ -214,21 +216,26 @@ def init_state(cfg: DQNConfig, device: torch.device) -> DQNState:
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     return DQNState(
         online=online, target=target, optimizer=optimizer,
-        buffer=ReplayBuffer(cfg.buffer_size, env.obs_dim, device=device),
+        buffer=ReplayBuffer(cfg.buffer_size // cfg.num_envs * cfg.num_envs, env.obs_dim,
+                            device=device, num_envs=cfg.num_envs),
         env=env, obs=env.reset(), gen=gen, next_eval=cfg.eval_every, next_log=cfg.log_every,
     )
 
 
 def update(cfg: DQNConfig, st: DQNState) -> None:
     """One gradient step on a minibatch; target network update; divergence check."""
-    batch = st.buffer.sample(cfg.batch_size, st.gen)
+    if cfg.n_step == 1:
+        batch, gamma = st.buffer.sample(cfg.batch_size, st.gen), cfg.gamma
+    else:
+        batch = st.buffer.sample_n_step(cfg.batch_size, cfg.n_step, cfg.gamma, st.gen)
+        gamma = batch.discounts
     b = cfg.batch_size
     both = st.online(torch.cat([batch.obs, batch.next_obs]))  # one forward for S and S'
     q = both[:b]
     with torch.no_grad():
         next_q_target = st.target(batch.next_obs)
     loss = q_learning_loss(
-        q, batch.actions, batch.rewards, next_q_target, batch.terminated, cfg.gamma,
+        q, batch.actions, batch.rewards, next_q_target, batch.terminated, gamma,
         next_q_online=both[b:].detach() if cfg.double else None, kind=cfg.loss,
     )
     mean_q = q.detach().mean()
@@ -383,7 +390,8 @@ def train(
             st.env_steps += cfg.num_envs
             st.iterations += 1
             bar.update(cfg.num_envs)
-            if st.env_steps >= cfg.learning_starts and st.iterations % cfg.train_freq == 0:
+            if (st.env_steps >= max(cfg.learning_starts, cfg.n_step * cfg.num_envs)
+                    and st.iterations % cfg.train_freq == 0):
                 for _ in range(cfg.gradient_steps):
                     update(cfg, st)
 
