@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from semigrad import envs
-from semigrad.algos.guard import DivergenceError, DivergenceGuard, value_bound
+from semigrad.algos.guard import SLACK, DivergenceError, DivergenceGuard, value_bound
 from semigrad.algos.monte_carlo import cartpole_values
 from semigrad.algos.td0 import (
     MLPSemiGradient,
@@ -243,7 +243,7 @@ def test_notebook_rule_diverges_and_the_guard_stops_it():
     err = result.divergence
     assert isinstance(err, DivergenceError)
     assert result.steps < 20_000 and err.step == result.steps
-    assert err.value > value_bound(1.0, 0.95) == pytest.approx(20.0)
+    assert err.value > SLACK * value_bound(1.0, 0.95) == pytest.approx(30.0)
     message = str(err)
     assert f"diverged at step {err.step:,}" in message and "notebook" in message
     assert "semi-gradient" in message  # says what to use instead
@@ -256,11 +256,12 @@ def test_notebook_rule_diverges_and_the_guard_stops_it():
 
 def test_guard_catches_non_finite_and_names_it():
     guard = DivergenceGuard(r_max=1.0, gamma=0.9, every=1)
-    guard.check(5, torch.tensor([9.9, -9.9]), torch.tensor([19.9]))
+    guard.check(5, torch.tensor([14.9, -14.9]), torch.tensor([29.9]))
     with pytest.raises(DivergenceError, match=r"v_hat became nan"):
         guard.check(7, torch.tensor([1.0, float("nan")]), torch.tensor([0.0]))
-    with pytest.raises(DivergenceError, match=r"step 8: max \|TD error delta\| = 21"):
-        guard.check(8, torch.tensor([1.0]), torch.tensor([-21.0]))
+    message = r"step 8: max \|TD error delta\| = 31, over 1.5 x .* 20"
+    with pytest.raises(DivergenceError, match=message):
+        guard.check(8, torch.tensor([1.0]), torch.tensor([-31.0]))
     assert DivergenceGuard(1.0, 1.0).value_bound == float("inf")
 
 

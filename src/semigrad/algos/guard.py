@@ -8,8 +8,12 @@ estimate beyond these bounds, or a non-finite one, is not noise: the run has div
 training further only produces larger numbers (the course notebook printed 13388 for a
 state worth less than 20).
 
-The check costs one ``.item()`` per watched tensor, so it runs every ``every`` updates
-(divergence persists; a step between two checks is reported at the next check).
+Function approximators overshoot the bound a little while they learn (most of all in
+control, where the greedy policy's bootstrapped targets overestimate), so the guard trips
+at ``SLACK = 1.5`` times the bound: far below where a diverging run goes, far above
+where a healthy one wanders. The check costs one ``.item()`` per watched tensor, so it
+runs every ``every`` updates (divergence persists; a step between two checks is reported
+at the next check).
 ``gamma = 1`` has no finite bound: only non-finite values are caught then.
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+SLACK = 1.5
 
 USUAL_CAUSES = {
     "notebook": (
@@ -37,13 +43,15 @@ class DivergenceError(RuntimeError):
     """A run's values or TD errors became non-finite or left ``|v| <= r_max / (1 - gamma)``.
 
     Attributes: ``what`` (the quantity, e.g. ``"v_hat"``), ``step`` (transitions so far),
-    ``value`` (its largest magnitude, possibly inf/NaN), ``bound`` (the limit it broke).
+    ``value`` (its largest magnitude, possibly inf/NaN), ``bound`` (the largest magnitude
+    possible, ``r_max / (1 - gamma)`` for values, twice that for TD errors).
     """
 
     def __init__(self, what: str, step: int, value: float, bound: float, cause: str) -> None:
         self.what, self.step, self.value, self.bound = what, step, value, bound
         if math.isfinite(value):
-            broke = f"max |{what}| = {value:.4g} exceeds the bound {bound:.4g}"
+            broke = (f"max |{what}| = {value:.4g}, over {SLACK:g} x its largest possible "
+                     f"value {bound:.4g}")
         else:
             broke = f"{what} became {value}"
         super().__init__(f"diverged at step {step:,}: {broke}. Cause: {cause}.")
@@ -59,8 +67,8 @@ class DivergenceGuard:
 
     ``check(step, values, td_errors)``: ``values`` any tensor of value estimates (v or q),
     ``td_errors`` the TD errors of the same update; raises ``DivergenceError`` when a value
-    exceeds ``r_max / (1 - gamma)``, a TD error exceeds ``2 r_max / (1 - gamma)``, or either
-    is not finite. ``rule`` picks the explanation of the usual cause ("notebook" or any).
+    exceeds ``SLACK * r_max / (1 - gamma)``, a TD error ``SLACK * 2 r_max / (1 - gamma)``, or
+    either is not finite. ``rule`` picks the explanation of the usual cause ("notebook" or any).
     """
 
     def __init__(
@@ -94,5 +102,5 @@ class DivergenceGuard:
             ("TD error delta", td_errors, self.td_bound),
         ):
             peak = tensor.detach().abs().max().item()
-            if not peak <= bound:  # also catches NaN
+            if not peak <= SLACK * bound:  # also catches NaN
                 raise DivergenceError(what, step, peak, bound, self.cause)

@@ -112,7 +112,7 @@ def learning_curve(
     final greedy policy's (dotted) for reference."""
     episode_steps = np.asarray(episode_steps)
     episode_returns = np.asarray(episode_returns, dtype=float)
-    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     ax.scatter(episode_steps, episode_returns, s=4, alpha=0.25, color=COLORS[0],
                label="training episode (epsilon-greedy)")
     if len(episode_returns) >= 2:
@@ -131,7 +131,7 @@ def learning_curve(
     ax.set_ylabel("episode return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out = atomic_savefig(fig, path, dpi=120)
     plt.close(fig)

@@ -1,0 +1,312 @@
+"""Episodic semi-gradient SARSA and Expected SARSA (Sutton & Barto 10.1, 6.6), N envs at once.
+
+For each transition ``(S, A, R, S', A')`` of the epsilon-greedy policy::
+
+    delta = R + gamma * (1 - terminated) * q_hat(S', A', w) - q_hat(S, A, w)      (SARSA)
+    delta = R + gamma * (1 - terminated) * sum_a pi(a|S') q_hat(S', a, w) - q_hat(S, A, w)
+                                                                          (Expected SARSA)
+    w    <- w + alpha * delta * grad_w q_hat(S, A, w)
+
+``A'`` is drawn from the epsilon-greedy policy at ``S'`` *before* the update and is the action
+taken next (on-policy). The target carries no gradient (``sarsa_targets`` /
+``expected_sarsa_targets``) and only the taken action's value is trained
+(``taken_action_values``). A time-limit truncation bootstraps from ``S' = info["final_obs"]``;
+when an episode ends, the next action is drawn at the first state of the new episode.
+
+Two forms of ``q_hat`` give the same ``(B, A)`` table of action values:
+
+``multi-head``
+    ``QNetwork``: states ``(B, d)`` -> ``(B, A)``, one output per action.
+``state-action``
+    ``StateActionQNetwork``, the course notebook's form: ``q_hat(s, a)`` is an MLP on the
+    state concatenated with the action (one-hot, or the action number as in the notebook);
+    ``all_actions`` evaluates every action.
+
+epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over the first
+``epsilon_decay`` fraction of the run, then stays at ``epsilon_end``. As in ``td0``, the
+loss is ``0.5 * value_loss`` so that plain SGD with step ``alpha`` is the textbook update.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from semigrad import envs
+from semigrad.algos.guard import DivergenceError, DivergenceGuard
+from semigrad.algos.td0 import OPTIMIZERS, make_optimizer
+from semigrad.config import check_choice, check_range
+from semigrad.devices import resolve_device
+from semigrad.losses import (
+    expected_sarsa_targets,
+    sarsa_targets,
+    taken_action_values,
+    value_loss,
+)
+from semigrad.nets import ACTIVATIONS, QNetwork, StateActionQNetwork
+
+METHODS = ("sarsa", "expected-sarsa")
+Q_FORMS = ("multi-head", "state-action")
+ACTION_ENCODINGS = ("one_hot", "index")
+
+
+@dataclass(frozen=True)
+class SarsaConfig:
+    """Hyper-parameters of a semi-gradient SARSA run (validated when built)."""
+
+    env: str = field(default="CartPole-v1", metadata={"help": "environment id"})
+    num_envs: int = field(default=4, metadata={"help": "parallel environments N"})
+    steps: int = field(default=60_000, metadata={"help": "transitions, summed over all envs"})
+    gamma: float = field(default=0.99, metadata={"help": "discount gamma in [0, 1]"})
+    alpha: float = field(default=1e-3, metadata={"help": "step size alpha (learning rate)"})
+    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer"})
+    method: Literal["sarsa", "expected-sarsa"] = field(
+        default="sarsa", metadata={"help": "bootstrap on q(S', A') or on E_pi q(S', .)"}
+    )
+    q_form: Literal["multi-head", "state-action"] = field(
+        default="multi-head",
+        metadata={"help": "(B, A) outputs, or the notebook's q(s, a) on [state, action]"},
+    )
+    action_encoding: Literal["one_hot", "index"] = field(
+        default="one_hot",
+        metadata={"help": "action input of the state-action form ('index': the notebook's)"},
+    )
+    hidden: tuple[int, ...] = field(default=(64, 64), metadata={"help": "hidden widths"})
+    activation: str = field(default="relu", metadata={"help": "hidden activation"})
+    epsilon_start: float = field(default=1.0, metadata={"help": "initial exploration rate"})
+    epsilon_end: float = field(default=0.05, metadata={"help": "final exploration rate"})
+    epsilon_decay: float = field(
+        default=0.5, metadata={"help": "fraction of the run over which epsilon decays"}
+    )
+    r_max: float = field(
+        default=1.0, metadata={"help": "largest |reward|; guard bound is r_max / (1 - gamma)"}
+    )
+    guard: bool = field(default=True, metadata={"help": "stop the run when it diverges"})
+    guard_every: int = field(default=100, metadata={"help": "check the guard every K updates"})
+    log_every: int = field(default=2000, metadata={"help": "log every K transitions"})
+
+    def __post_init__(self) -> None:
+        envs.check_env_id(self.env)
+        check_range("num_envs", self.num_envs, 1)
+        check_range("steps", self.steps, 1)
+        check_range("gamma", self.gamma, 0.0, 1.0)
+        check_range("alpha", self.alpha, 0.0, low_open=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("method", self.method, METHODS)
+        check_choice("q_form", self.q_form, Q_FORMS)
+        check_choice("action_encoding", self.action_encoding, ACTION_ENCODINGS)
+        for width in self.hidden:
+            check_range("hidden", width, 1)
+        check_choice("activation", self.activation, sorted(ACTIVATIONS))
+        check_range("epsilon_start", self.epsilon_start, 0.0, 1.0)
+        check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
+        check_range("epsilon_decay", self.epsilon_decay, 0.0, 1.0)
+        check_range("r_max", self.r_max, 0.0, low_open=True)
+        check_range("guard_every", self.guard_every, 1)
+        check_range("log_every", self.log_every, 1)
+
+
+def linear_epsilon(start: float, end: float, decay_steps: float, step: int) -> float:
+    """``start`` -> ``end`` linearly over ``decay_steps`` transitions, then ``end``."""
+    if decay_steps <= 0:
+        return end
+    return start + (end - start) * min(1.0, step / decay_steps)
+
+
+def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
+    """Actions ``(B,)`` int64 from ``q (B, A)``: uniform with prob. epsilon, else argmax."""
+    batch, num_actions = q.shape
+    greedy = q.argmax(dim=1)
+    random = torch.randint(num_actions, (batch,), generator=generator, device=q.device)
+    explore = torch.rand(batch, generator=generator, device=q.device) < epsilon
+    return torch.where(explore, random, greedy)
+
+
+def epsilon_greedy_probs(q: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Epsilon-greedy ``pi(a|s)`` for ``q (B, A)``: ``eps / A`` (+ ``1 - eps`` at the argmax)."""
+    num_actions = q.shape[1]
+    greedy = nn.functional.one_hot(q.argmax(dim=1), num_actions).to(q.dtype)
+    return epsilon / num_actions + (1.0 - epsilon) * greedy
+
+
+def make_q_network(config: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Module:
+    """The ``q_form`` network; ``action_values(net, states)`` gives its ``(B, A)`` table."""
+    if config.q_form == "multi-head":
+        return QNetwork(obs_dim, num_actions, config.hidden, config.activation)
+    return StateActionQNetwork(
+        obs_dim, num_actions, config.hidden, config.activation, config.action_encoding
+    )
+
+
+def action_values(q_hat: nn.Module, states: torch.Tensor) -> torch.Tensor:
+    """``q_hat`` at every action: ``states (B, d) -> (B, A)`` for either Q form."""
+    if isinstance(q_hat, StateActionQNetwork):
+        return q_hat.all_actions(states)
+    return q_hat(states)
+
+
+class GreedyPolicy:
+    """Epsilon-greedy (default greedy) policy of ``q_hat``: ``obs (N, d) -> actions (N,)``."""
+
+    def __init__(self, q_hat: nn.Module, generator: torch.Generator, epsilon: float = 0.0):
+        self.q_hat, self.generator, self.epsilon = q_hat, generator, epsilon
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return epsilon_greedy(action_values(self.q_hat, obs), self.epsilon, self.generator)
+
+
+def evaluate(
+    policy: Callable[[torch.Tensor], torch.Tensor],
+    env_id: str,
+    episodes: int,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Returns ``(episodes,)`` of the first episode of each of ``episodes`` fresh envs."""
+    env = envs.make(env_id, episodes, resolve_device(device), seed)
+    obs = env.reset()
+    returns = torch.full((episodes,), math.nan)
+    while returns.isnan().any():
+        obs, _, _, _, info = env.step(policy(obs))
+        ended = info["episode_return"].cpu()
+        returns = torch.where(returns.isnan(), ended, returns)
+    env.close()
+    return returns.numpy().astype(np.float64)
+
+
+@dataclass
+class SarsaResult:
+    """What a SARSA run returns: the trained ``q_hat``; ``steps`` transitions in ``seconds``;
+    ``episode_steps`` / ``episode_returns``: the step at which each training episode ended
+    and its return (the learning curve); ``divergence``: the guard's error, or None."""
+
+    q_hat: nn.Module
+    steps: int
+    seconds: float
+    episode_steps: np.ndarray
+    episode_returns: np.ndarray
+    divergence: DivergenceError | None = None
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else math.inf
+
+
+def sarsa(
+    config: SarsaConfig,
+    *,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    env: envs.BatchedEnv | None = None,
+    q_hat: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    progress: bool = False,
+) -> SarsaResult:
+    """Train ``q_hat`` by semi-gradient (Expected) SARSA for ``config.steps`` transitions.
+
+    Defaults are built from ``config`` as in ``td0``. ``on_log`` receives a row ``{"step",
+    "seconds", "epsilon", "episodes", "mean_return"}`` every ``config.log_every`` transitions
+    (mean over the episodes that ended since the last row).
+    """
+    device = resolve_device(device)
+    torch.manual_seed(seed)
+    env = env if env is not None else envs.make(config.env, config.num_envs, device, seed)
+    num_envs = env.num_envs
+    if q_hat is None:
+        q_hat = make_q_network(config, env.obs_dim, env.num_actions)
+    q_hat = q_hat.to(device)
+    if optimizer is None:
+        optimizer = make_optimizer(config.optimizer, q_hat.parameters(), config.alpha)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    guard = DivergenceGuard(config.r_max, config.gamma, config.guard_every, config.guard,
+                            value_name="q_hat")
+    updates = math.ceil(config.steps / num_envs)
+    log_every = max(1, config.log_every // num_envs)
+    decay_steps = config.epsilon_decay * config.steps
+    ended_steps: list[np.ndarray] = []
+    ended_returns: list[np.ndarray] = []
+    pending: list[tuple[int, torch.Tensor]] = []
+    start = time.perf_counter()
+
+    def flush(update: int, epsilon: float) -> None:
+        new = []
+        for step, returns in pending:
+            returns = returns.cpu().numpy()
+            returns = returns[~np.isnan(returns)].astype(np.float64)
+            ended_steps.append(np.full(len(returns), step))
+            ended_returns.append(returns)
+            new.append(returns)
+        pending.clear()
+        new = np.concatenate(new) if new else np.zeros(0)
+        if on_log is not None:
+            on_log({"step": update * num_envs, "seconds": time.perf_counter() - start,
+                    "epsilon": epsilon, "episodes": len(new),
+                    "mean_return": float(new.mean()) if len(new) else None})
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=updates * num_envs, unit="step", unit_scale=True,
+                   desc=f"{config.method} ({config.q_form})")
+    obs = env.reset()
+    epsilon = config.epsilon_start
+    with torch.no_grad():
+        actions = epsilon_greedy(action_values(q_hat, obs), epsilon, generator)
+    divergence = None
+    update = 0
+    try:
+        for update in range(updates):
+            next_obs, reward, terminated, truncated, info = env.step(actions)
+            epsilon = linear_epsilon(config.epsilon_start, config.epsilon_end, decay_steps,
+                                     (update + 1) * num_envs)
+            # one forward for S (trained), S' (bootstrap) and the next episode's first state
+            q_all = action_values(q_hat, torch.cat((obs, info["final_obs"], next_obs)))
+            q_s, q_final, q_next = q_all.detach().split(num_envs)
+            next_actions = epsilon_greedy(q_final, epsilon, generator)  # A' at S'
+            if config.method == "sarsa":
+                target = sarsa_targets(reward, q_final, next_actions, terminated, config.gamma)
+            else:
+                probs = epsilon_greedy_probs(q_final, epsilon)
+                target = expected_sarsa_targets(reward, q_final, probs, terminated, config.gamma)
+            q_taken = taken_action_values(q_all[:num_envs], actions)
+            loss = 0.5 * value_loss(q_taken, target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done = terminated | truncated
+            actions = torch.where(done, epsilon_greedy(q_next, epsilon, generator), next_actions)
+            obs = next_obs
+            pending.append(((update + 1) * num_envs, info["episode_return"]))
+            if guard.due(update):
+                guard.check((update + 1) * num_envs, q_s, target - q_taken.detach())
+            if (update + 1) % log_every == 0:
+                flush(update + 1, epsilon)
+                if bar is not None:
+                    bar.update(log_every * num_envs)
+        update = updates
+    except DivergenceError as err:
+        divergence = err
+        update += 1
+    finally:
+        if bar is not None:
+            bar.close()
+    if pending:
+        flush(update, epsilon)
+    return SarsaResult(
+        q_hat=q_hat,
+        steps=update * num_envs,
+        seconds=time.perf_counter() - start,
+        episode_steps=np.concatenate(ended_steps) if ended_steps else np.zeros(0),
+        episode_returns=np.concatenate(ended_returns) if ended_returns else np.zeros(0),
+        divergence=divergence,
+    )
