@@ -73,3 +73,6 @@ def make(
 
 
 register("CartPole-v1", TorchCartPole)
+
+# Importing the module registers Baird-v0 and BairdNotebook-v0 (kept last: it uses register).
+import semigrad.envs.baird  # noqa: E402,F401
