@@ -244,11 +244,12 @@ class BairdEnv(BatchedEnv):
     """
 
     def __init__(self, problem: BairdProblem, num_envs: int = 1,
-                 device: str | torch.device | None = None, seed: int | None = None) -> None:
+                 device: str | torch.device | None = None, seed: int | None = None,
+                 env_id: str | None = None) -> None:
         self.device = resolve_device(device)
         self.problem = problem
         self.num_envs = num_envs
-        self.spec = EnvSpec(id=f"Baird-{problem.name}", obs_dim=problem.num_features,
+        self.spec = EnvSpec(id=env_id or f"Baird-{problem.name}", obs_dim=problem.num_features,
                             num_actions=2, reward_threshold=None,
                             max_episode_steps=1 if problem.restart else None, backend="semigrad")
         self._x = problem.features.to(self.device)
@@ -283,12 +284,13 @@ class BairdEnv(BatchedEnv):
         return self._x[self.state], reward, terminated, truncated, info
 
 
-def _factory(variant: str):
+def _factory(variant: str, env_id: str):
     def build(num_envs: int, device: torch.device, seed: int | None) -> BairdEnv:
-        return BairdEnv(make_baird(variant, device), num_envs, device=device, seed=seed)
+        return BairdEnv(make_baird(variant, device), num_envs, device=device, seed=seed,
+                        env_id=env_id)
 
     return build
 
 
-register("Baird-v0", _factory("book"))
-register("BairdNotebook-v0", _factory("notebook"))
+register("Baird-v0", _factory("book", "Baird-v0"))
+register("BairdNotebook-v0", _factory("notebook", "BairdNotebook-v0"))
