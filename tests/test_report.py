@@ -1,0 +1,99 @@
+"""semigrad report on hand-made run folders: grouping, unsolved runs, counts, files."""
+
+import json
+import math
+
+import pytest
+
+from semigrad import report, stats
+from semigrad.cli import main
+from semigrad.run import atomic_write_json
+
+THRESHOLD = 475.0
+
+
+def fake_run(path, lr, seed, final=None, solve_s=None, status="finished", evals=(),
+             command="train"):
+    """A run directory as `semigrad train` leaves it (only the files the report reads)."""
+    path.mkdir(parents=True)
+    atomic_write_json(path / "config.json", {"command": command, "env": "CartPole-v1",
+                                             "seed": seed, "lr": lr, "hidden": [64, 64],
+                                             "tensorboard": seed % 2 == 0})
+    if status != "unfinished":
+        atomic_write_json(path / "summary.json", {
+            "status": status, "final_eval_return": final, "reward_threshold": THRESHOLD,
+            "solved": solve_s is not None, "time_to_solve_s": solve_s,
+            "env_steps_to_solve": None if solve_s is None else int(solve_s * 100)})
+    lines = ["step,eval_return,loss"] + [f"{s},{v},0.1" for s, v in evals]
+    lines.insert(1, "50,,0.3")  # a row without an evaluation
+    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    # setting lr=0.1: finals [500, 480, 100, 490] -> IQM mean(480, 490) = 485, median 485;
+    # solve times [10, 20, -, 30] -> inf for the unsolved: IQM mean(20, 30) = 25, median 25
+    a = [(500, 10.0), (480, 20.0), (100, None), (490, 30.0)]
+    for seed, (final, t) in enumerate(a):
+        fake_run(tmp_path / "sweep" / f"lr=0.1,seed={seed}", 0.1, seed, final, t,
+                 evals=[(100, 10 * (seed + 1)), (200, final)])
+    # setting lr=0.2: finals [200, 250, 150, 300] -> IQM mean(200, 250) = 225, median 225;
+    # solve times [5, 7, -, -]: half never solved -> IQM and median inf
+    b = [(200, 5.0), (250, 7.0), (150, None), (300, None)]
+    for seed, (final, t) in enumerate(b):
+        fake_run(tmp_path / "sweep" / f"lr=0.2,seed={seed}", 0.2, seed, final, t,
+                 evals=[(100, 1.0), (200, final), (300, final)] if seed else [(100, 1.0),
+                                                                              (200, final)])
+    fake_run(tmp_path / "sweep" / "lr=0.2,seed=4", 0.2, 4, 9.0, None, status="diverged")
+    fake_run(tmp_path / "sweep" / "lr=0.2,seed=5", 0.2, 5, status="unfinished")
+    fake_run(tmp_path / "other" / "eval-run", 0.2, 0, 1.0, None, command="eval")  # not a run
+    fake_run(tmp_path / "sweep" / ".tune" / "x", 0.2, 9, 1.0, None)                 # hidden
+    return tmp_path
+
+
+def test_aggregate_hand_computed(runs):
+    settings = report.aggregate(runs, reps=500)
+    assert [s.label for s in settings] == ["lr=0.1", "lr=0.2"]      # ranked by final IQM
+    a, b = settings
+    assert (a.finished, a.diverged, a.unfinished, a.solved) == (4, 0, 0, 3)
+    assert (b.finished, b.diverged, b.unfinished, b.solved) == (4, 1, 1, 2)
+    assert a.final_iqm[0] == 485 and a.final_median[0] == 485
+    assert b.final_iqm[0] == 225 and b.final_median[0] == 225
+    assert a.solve_time_iqm[0] == 25 and a.solve_time_median[0] == 25
+    assert b.solve_time_iqm[0] == math.inf and b.solve_time_median[0] == math.inf
+    assert a.solve_steps_iqm[0] == 2500
+    for s in settings:
+        for point, low, high in (s.final_iqm, s.final_median, s.solve_time_iqm):
+            assert low <= point <= high
+    # the interval is the bootstrap's, reproducible from semigrad.stats with the same seed
+    assert a.final_iqm == stats.interval_estimate([500, 480, 100, 490], stats.iqm, 500)
+    # learning curve: steps every finished run evaluated at; IQM per step
+    assert a.curve["steps"].tolist() == [100, 200]
+    assert a.curve["iqm"].tolist() == [25.0, 485.0]                 # mean(20, 30), mean(480, 490)
+    assert b.curve["steps"].tolist() == [100, 200]                   # seed 0 stops at 200
+
+
+def test_report_command_writes_table_and_figures(runs, capsys):
+    folder = runs / "sweep"
+    assert main(["report", str(folder), "--reps", "500"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| 1 ") or ln.startswith("| 2 ")]
+    assert rows[0].startswith("| 1 | lr=0.1 | 4 | 485.0 [") and "| 3/4 |" in rows[0]
+    assert "| 4 (+1 diverged) (+1 unfinished) | 225.0 [" in rows[1] and "inf [" in rows[1]
+    out_dir = folder / "report"
+    assert "lr=0.1" in (out_dir / "report.md").read_text()
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert [s["label"] for s in summary["settings"]] == ["lr=0.1", "lr=0.2"]
+    assert summary["settings"][1]["solve_time_iqm"][0] == "inf"
+    for name in ("learning_curves.png", "performance_profile.png", "curves/01-lr=0.1.png",
+                 "curves/02-lr=0.2.png"):
+        assert (out_dir / name).stat().st_size > 10_000, name
+    # the report folder is derived data: a second report replaces it, and is not a run itself
+    assert main(["report", str(folder), "--reps", "500"]) == 0
+    assert len(report.collect_runs(folder)) == 10
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(ValueError, match="no training runs"):
+        report.aggregate(tmp_path)
+    assert main(["report", str(tmp_path / "missing")]) == 2
