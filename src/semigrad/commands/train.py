@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (default: 1, the fastest for small networks)")
     add_run_arguments(parser, device=False)
     parser.set_defaults(seed=None)
+    parser.add_argument("--seeds", default=None, metavar="SEEDS",
+                        help="train one agent per seed at once in this process, e.g. 0-31 or "
+                             "0,3,5 (see docs/many_seeds.md)")
     add_config_arguments(parser, dqn.DQNConfig)
 
 
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads: expected >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    if args.seeds is not None:  # many agents at once
+        from semigrad.commands._many_seeds import run_many
+        return run_many(args)
     if args.resume is not None:
         saved = read_json(args.resume / "config.json")
         base = {k: v for k, v in saved.items() if k != "command"}

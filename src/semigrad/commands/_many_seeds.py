@@ -1,0 +1,145 @@
+"""``semigrad train --seeds 0-31``: one DQN agent per seed, all trained at once in one process.
+
+The run directory holds one sub-directory per seed (``seed0/``, ``seed1/``...) with the files of
+a single ``semigrad train`` run (config.json, metrics.csv, tb/, checkpoint_best.pt,
+checkpoint_last.pt, curve.png, summary.json; ``semigrad eval RUN_DIR/seed3`` works on them),
+plus, at the top, config.json, curves.png (every seed's learning curve) and summary.json (the
+aggregate over seeds). See ``semigrad.algos.dqn_many`` and docs/many_seeds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+from semigrad import envs
+from semigrad.algos import dqn, dqn_many
+from semigrad.config import config_from_args, to_dict
+from semigrad.plots.curves import learning_curves
+from semigrad.run import atomic_write_json, format_summary, prepare_run_dir, read_metrics
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-31"``, ``"0,3,5"`` or both (``"0-3,8"``) -> the seeds in the order given."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, dash, high = part.strip().partition("-")
+            seeds += range(int(low), int(high) + 1) if dash else [int(low)]
+    except ValueError:
+        raise ValueError(f"--seeds: expected e.g. 0-31 or 0,3,5 (non-negative integers), "
+                         f"got {text!r}") from None
+    if not seeds:
+        raise ValueError(f"--seeds: {text!r} holds no seed (a range is written low-high)")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: {text!r} names a seed twice")
+    return seeds
+
+
+def _stats(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values),
+            "min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def aggregate(cfg: dqn.DQNConfig, seeds: list[int], summaries: list[dict],
+              dirs: list[Path]) -> dict:
+    """The parent directory's summary: status, solve counts and statistics over seeds."""
+    k = len(seeds)
+    statuses = [s["status"] for s in summaries]
+    finished = [s for s in summaries if s["status"] != "diverged"]
+    solved = [s for s in summaries if s["solved"]]
+    first = summaries[0]
+    return {
+        "status": ("diverged" if "diverged" in statuses else first["status"]),
+        "env": cfg.env,
+        "seeds": seeds,
+        "agents": k,
+        "diverged_seeds": [s["seed"] for s in summaries if s["status"] == "diverged"],
+        "solved": len(solved),
+        "solved_fraction": len(solved) / k,
+        "reward_threshold": first["reward_threshold"],
+        "final_eval_return": _stats([s["final_eval_return"] for s in finished
+                                     if s["final_eval_return"] is not None]),
+        "best_eval_return": _stats([s["best_eval_return"] for s in finished
+                                    if s["best_eval_return"] is not None]),
+        "env_steps_to_solve": _stats([s["env_steps_to_solve"] for s in solved]),
+        "time_to_solve_s": _stats([s["time_to_solve_s"] for s in solved]),
+        "stable_fraction": _stats([s["stable_fraction"] for s in solved
+                                   if s["stable_fraction"] is not None]),
+        "env_steps_per_agent": max(s["env_steps"] for s in summaries),
+        "gradient_steps_per_agent": max(s["gradient_steps"] for s in summaries),
+        "train_s": first["train_s"],
+        "eval_s": first["eval_s"],
+        "wall_s": first["wall_s"],
+        "agent_env_steps_per_s": (k * max(s["env_steps"] for s in summaries) / first["train_s"]
+                                  if first["train_s"] else None),
+        "agent_gradient_steps_per_s": (k * max(s["gradient_steps"] for s in summaries)
+                                       / first["train_s"] if first["train_s"] else None),
+        "per_seed": [{"seed": s["seed"], "status": s["status"], "solved": s["solved"],
+                      "final_eval_return": s["final_eval_return"],
+                      "best_eval_return": s["best_eval_return"],
+                      "env_steps_to_solve": s["env_steps_to_solve"], "run_dir": str(d)}
+                     for s, d in zip(summaries, dirs, strict=True)],
+    }
+
+
+def run_many(args: argparse.Namespace) -> int:
+    """``semigrad train`` with ``--seeds``: build the config, train, write and print."""
+    seeds = parse_seeds(args.seeds)
+    if args.resume is not None:
+        raise ValueError("--resume: many-seed runs (--seeds) do not resume; their checkpoints "
+                         "hold weights only. Start a new run")
+    if args.seed is not None:
+        raise ValueError("--seed and --seeds: give one or the other")
+    cfg = config_from_args(args, dqn.DQNConfig,
+                           **{**to_dict(dqn.PRESETS[args.preset]), "seed": seeds[0]})
+    dqn_many.check_supported(cfg, seeds)
+    envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
+    parent = prepare_run_dir(args.run_dir, "train-seeds")
+    shared = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
+    atomic_write_json(parent / "config.json", {"command": "train", "seeds": seeds, **shared})
+    dirs = [parent / f"seed{s}" for s in seeds]
+    for s, d in zip(seeds, dirs, strict=True):
+        atomic_write_json(d / "config.json", {"command": "train", **to_dict(replace(cfg, seed=s))})
+
+    summaries = dqn_many.train_many(cfg, seeds, dirs, progress=not args.no_progress)
+    threshold = summaries[0]["reward_threshold"]
+    curves = {}
+    for s, d in zip(seeds, dirs, strict=True):
+        curves[f"seed {s}"] = read_metrics(d)
+        learning_curves({f"{cfg.env} seed {s}": curves[f"seed {s}"]}, d / "curve.png",
+                        threshold=threshold)
+    plot = learning_curves(curves, parent / "curves.png", threshold=threshold,
+                           title=f"{cfg.env}: {len(seeds)} seeds trained at once "
+                                 "(greedy evaluation solid, training episodes faint)")
+    summary = aggregate(cfg, seeds, summaries, dirs)
+    atomic_write_json(parent / "summary.json", summary)
+
+    final = summary["final_eval_return"]
+    to_solve = summary["env_steps_to_solve"]
+    shown = {
+        "env": cfg.env,
+        "seeds": f"{args.seeds} ({len(seeds)} agents in one process)",
+        "solved": f"{summary['solved']} / {len(seeds)}",
+        "final eval return": (f"mean {final['mean']:.1f}, std {final['std']:.1f}, "
+                              f"min {final['min']:.1f}, max {final['max']:.1f}") if final else None,
+        "median env steps to solve": to_solve["median"] if to_solve else None,
+        "training s, eval s, wall s": f"{summary['train_s']:.2f}, {summary['eval_s']:.2f}, "
+                                      f"{summary['wall_s']:.2f}",
+        "agent env steps/s": round(summary["agent_env_steps_per_s"] or 0),
+        "curves": str(plot),
+        "run dir": str(parent),
+    }
+    print(format_summary("semigrad train --seeds", shown))
+    for s in summaries:
+        if s["status"] == "diverged":
+            print(f"seed {s['seed']}: training stopped: {s['error']}")
+    if summary["status"] == "interrupted":
+        print("interrupted; each seed's files hold the state reached (many-seed runs do not "
+              "resume)")
+        return 130
+    return 1 if summary["diverged_seeds"] else 0

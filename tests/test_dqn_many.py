@@ -1,0 +1,355 @@
+"""Many DQN agents in one process: each agent is exactly a DQN agent of its own, and no agent
+can see another (bit-identical results when another agent's seed or data change)."""
+
+import copy
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from chain_env import ChainEnv, optimal_q
+from semigrad import envs
+from semigrad.algos import dqn, dqn_many
+from semigrad.algos.dqn import DQNConfig
+from semigrad.algos.dqn_many import (
+    AgentReplay,
+    AgentsCartPole,
+    AgentUniforms,
+    StackedMLP,
+    agent_generators,
+    init_many,
+    learn,
+    train_many,
+)
+from semigrad.buffers import Batch, ReplayBuffer
+from semigrad.cli import main
+from semigrad.commands._many_seeds import parse_seeds
+from semigrad.envs.cartpole import TorchCartPole
+from semigrad.losses import q_learning_loss
+from semigrad.nets import QNetwork
+from semigrad.run import read_metrics
+
+envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
+# NaN rewards for the agent seeded 5 only: "changing agent j's data"
+envs.register("TestChainNaNSeed5-v0",
+              lambda seed=None, **kw: ChainEnv(nan_after=100 if seed == 5 else None,
+                                               env_id="TestChainNaNSeed5-v0", **kw))
+
+CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
+             lr=3e-3, gamma=0.9, hidden=(32,), loss="mse", learning_starts=200,
+             target_update_interval=50, eps_fraction=0.5, eval_every=1000, eval_episodes=4,
+             log_every=250, tensorboard=False, device="cpu")
+CPU = torch.device("cpu")
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "checkpoint_last.pt", weights_only=True)["online"]
+
+
+def _without_time(rows):
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")} for r in rows]
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_agent_uniforms_rows_are_each_generators_own_stream():
+    seeds = [4, 9, 2]
+    pool = AgentUniforms(agent_generators(seeds, CPU), chunk=7, low=-0.5, high=2.0)
+    got = torch.cat([pool.take(m) for m in (3, 5, 1, 12, 2, 7)], dim=1)  # refills, m > chunk
+    for k, s in enumerate(seeds):
+        expected = torch.empty(30, dtype=torch.float64).uniform_(
+            -0.5, 2.0, generator=torch.Generator().manual_seed(s))
+        assert torch.equal(got[k], expected)
+
+
+def test_agents_cartpole_is_k_single_cartpoles_with_their_seeds():
+    """Agent k's envs start from exactly the states TorchCartPole(N, seed_k) draws."""
+    seeds, n = [3, 7, 11], 5
+    many = AgentsCartPole(n, agent_generators(seeds, CPU), CPU)
+    singles = [TorchCartPole(n, device="cpu", seed=s) for s in seeds]
+    obs = many.reset().view(3, n, 4)
+    for k, env in enumerate(singles):
+        assert torch.equal(obs[k], env.reset())
+    gen = torch.Generator().manual_seed(0)
+    episodes = 0
+    for _ in range(600):  # about 30 episodes per env under random actions
+        actions = torch.randint(2, (3 * n,), generator=gen)
+        out = many.step(actions)
+        for k, env in enumerate(singles):
+            ref = env.step(actions[k * n:(k + 1) * n])
+            rows = slice(k * n, (k + 1) * n)
+            for a, b in zip(out[:4], ref[:4], strict=True):
+                assert torch.equal(a[rows], b)
+            for key in ("final_obs", "episode_return", "episode_length"):
+                got, expected = out[4][key][rows], ref[4][key]
+                assert torch.equal(got.isnan(), expected.isnan())
+                assert torch.equal(got.nan_to_num(), expected.nan_to_num())
+        episodes += int((out[2] | out[3]).sum())
+    assert episodes > 300
+
+
+def test_stacked_mlp_matches_each_q_network_forward_and_backward():
+    torch.manual_seed(0)
+    nets = [QNetwork(4, 3, hidden=(16, 8)).double() for _ in range(3)]
+    stacked = StackedMLP.stack(nets, CPU)
+    x = torch.randn(3, 10, 4, dtype=torch.float64)
+    grad_out = torch.randn(3, 10, 3, dtype=torch.float64)
+    out, inputs = stacked.forward(x)
+    stacked.backward(inputs, grad_out)
+    template = QNetwork(4, 3, hidden=(16, 8)).double()
+    for k, net in enumerate(nets):
+        ref = net(x[k])
+        assert torch.allclose(out[k], ref, rtol=0, atol=1e-12)
+        ref.backward(grad_out[k])
+        loaded = copy.deepcopy(template)
+        loaded.load_state_dict(stacked.state_dict(k, template))  # QNetwork's names and layout
+        for (name, p), q in zip(net.named_parameters(), loaded.parameters(), strict=True):
+            assert torch.equal(p, q), name
+        grads = stacked.state_dict(k, template)  # the same mapping, applied to the gradients
+        for i, (name, p) in enumerate(net.named_parameters()):
+            g = stacked.params[i].grad[k]
+            g = g.T if g.dim() == 2 and "weight" in name else g.reshape(-1)
+            assert grads[name].shape == p.shape
+            assert torch.allclose(g, p.grad, rtol=0, atol=1e-12), name
+
+
+def test_initial_weights_are_the_single_runs():
+    cfg = DQNConfig(**CHAIN)
+    st = init_many(cfg, [0, 7], CPU)
+    template = dqn.make_q_network(cfg, 5, 2)
+    for k, s in enumerate([0, 7]):
+        single = dqn.init_state(replace(cfg, seed=s), CPU).online.state_dict()
+        for name, value in st.online.state_dict(k, template).items():
+            assert torch.equal(value, single[name]), (s, name)
+
+
+def _filled(capacity, num_envs, agents, adds, seed):
+    """AgentReplay and one ReplayBuffer per agent holding the same transitions."""
+    gen = torch.Generator().manual_seed(seed)
+    replay = AgentReplay(agents, capacity, num_envs, 3, CPU)
+    singles = [ReplayBuffer(capacity, 3, num_envs=num_envs) for _ in range(agents)]
+    for _ in range(adds):
+        m = agents * num_envs
+        fields = (torch.randn(m, 3, generator=gen), torch.randint(2, (m,), generator=gen),
+                  torch.randn(m, generator=gen), torch.randn(m, 3, generator=gen),
+                  torch.rand(m, generator=gen) < 0.15, torch.rand(m, generator=gen) < 0.1)
+        replay.add(*fields)
+        for k, buf in enumerate(singles):
+            buf.add(*(f[k * num_envs:(k + 1) * num_envs] for f in fields))
+    return replay, singles
+
+
+@pytest.mark.parametrize(("adds", "n"), [(5, 1), (5, 3), (17, 1), (17, 4)])  # 17: wrapped
+def test_sampling_is_replay_buffer_sampling_of_each_agents_own_buffer(adds, n):
+    """Same start slots -> the same (n-step) transitions as ReplayBuffer.sample(_n_step)."""
+    agents, num_envs, capacity, b, gamma = 3, 2, 24, 40, 0.9
+    replay, singles = _filled(capacity, num_envs, agents, adds, seed=adds + n)
+    valid = singles[0].size - (n - 1) * num_envs
+    u, refs = [], []
+    for k, buf in enumerate(singles):
+        starts = torch.randint(valid, (b,), generator=torch.Generator().manual_seed(k))
+        u.append((starts.double() + 0.5) / valid)  # uniforms that floor to those starts
+        gen = torch.Generator().manual_seed(k)
+        refs.append(buf.sample(b, gen) if n == 1 else buf.sample_n_step(b, n, gamma, gen))
+    u = torch.stack(u)
+    got = replay.sample(u) if n == 1 else replay.sample_n_step(n, gamma, u)
+    for name in ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "discounts"):
+        expected = [getattr(r, name) for r in refs]
+        if expected[0] is None:
+            assert getattr(got, name) is None
+            continue
+        assert torch.equal(getattr(got, name), torch.cat(expected)), name
+
+
+@pytest.mark.parametrize("options", [
+    dict(double=True, loss="huber", max_grad_norm=0.5, target_update="hard",
+         target_update_interval=2),
+    dict(double=False, loss="mse", max_grad_norm=0.0, target_update="polyak", tau=0.3),
+    dict(double=True, loss="mse", max_grad_norm=1e-3, target_update="polyak", tau=0.5,
+         n_step=3),
+])
+def test_learning_step_is_each_agents_own_dqn_step(options):
+    """K agents' steps = the textbook per-agent step (QNetwork, q_learning_loss,
+    clip_grad_norm_, Adam, target update) run agent by agent, in float64."""
+    cfg = DQNConfig(**{**CHAIN, "hidden": (16, 8), **options})
+    k, b, steps = 3, 24, 5
+    st = init_many(cfg, [0, 1, 2], CPU)
+    st.online = StackedMLP([p.double() for p in st.online.params])
+    st.target = st.online.clone()
+    st.optimizer = torch.optim.Adam(st.online.params, lr=cfg.lr, fused=True)
+    template = dqn.make_q_network(cfg, 5, 2).double()
+    nets = []
+    for i in range(k):
+        nets.append(copy.deepcopy(template))
+        nets[-1].load_state_dict(st.online.state_dict(i, template))
+    targets = [copy.deepcopy(net) for net in nets]
+    optims = [torch.optim.Adam(net.parameters(), lr=cfg.lr) for net in nets]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        m = k * b
+        batch = Batch(torch.randn(m, 5, generator=gen, dtype=torch.float64),
+                      torch.randint(2, (m,), generator=gen),
+                      torch.randn(m, generator=gen, dtype=torch.float64),
+                      torch.randn(m, 5, generator=gen, dtype=torch.float64),
+                      torch.rand(m, generator=gen) < 0.2, torch.rand(m, generator=gen) < 0.1)
+        gamma = (cfg.gamma ** torch.randint(1, 4, (m,), generator=gen).double()
+                 if cfg.n_step > 1 else cfg.gamma)
+        learn(cfg, st, batch, gamma)
+        for i, (net, target, opt) in enumerate(zip(nets, targets, optims, strict=True)):
+            rows = slice(i * b, (i + 1) * b)
+            q = net(batch.obs[rows])
+            with torch.no_grad():
+                next_target = target(batch.next_obs[rows])
+                next_online = net(batch.next_obs[rows]) if cfg.double else None
+            loss = q_learning_loss(q, batch.actions[rows], batch.rewards[rows], next_target,
+                                   batch.terminated[rows],
+                                   gamma[rows] if cfg.n_step > 1 else gamma,
+                                   next_q_online=next_online, kind=cfg.loss)
+            opt.zero_grad()
+            loss.backward()
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                if cfg.target_update == "polyak":
+                    for t, p in zip(target.parameters(), net.parameters(), strict=True):
+                        t.lerp_(p, cfg.tau)
+                elif st.gradient_steps % cfg.target_update_interval == 0:
+                    target.load_state_dict(net.state_dict())
+    for i, (net, target) in enumerate(zip(nets, targets, strict=True)):
+        for stacked, single in ((st.online, net), (st.target, target)):
+            got = stacked.state_dict(i, template)
+            for name, p in single.named_parameters():
+                assert torch.allclose(got[name], p, rtol=0, atol=1e-12), (i, name)
+    assert st.alive.all()
+
+
+def test_evaluation_is_dqn_evaluate_for_each_agent():
+    seeds = [10, 20, 30]
+    st = init_many(DQNConfig(env="CartPole-v1", hidden=(16,), device="cpu"), seeds, CPU)
+    template = dqn.make_q_network(DQNConfig(hidden=(16,)), 4, 2)
+    returns = dqn_many.evaluate(st.online, "CartPole-v1", 6, [s + 1 for s in seeds], CPU)
+    for k, s in enumerate(seeds):
+        net = copy.deepcopy(template)
+        net.load_state_dict(st.online.state_dict(k, template))
+        ref = dqn.evaluate(net, "CartPole-v1", 6, seed=s + 1, device=CPU)
+        assert torch.equal(returns[k], ref)
+
+
+# ----------------------------------------------------------------------------- independence
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "TestChain-v0"])
+def test_changing_one_agents_seed_leaves_the_others_bit_identical(tmp_path, env_id):
+    cfg = DQNConfig(**{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 600,
+                       "hidden": (16,), "learning_starts": 100, "n_step": 2})
+    runs = {}
+    for name, seeds in (("a", [0, 1, 2]), ("b", [0, 9, 2])):
+        dirs = [tmp_path / name / str(s) for s in seeds]
+        train_many(cfg, seeds, dirs, progress=False)
+        runs[name] = dirs
+    for k in (0, 2):
+        a, b = _weights(runs["a"][k]), _weights(runs["b"][k])
+        assert all(torch.equal(a[n], b[n]) for n in a)
+        assert _without_time(read_metrics(runs["a"][k])) == \
+            _without_time(read_metrics(runs["b"][k]))
+    a, b = _weights(runs["a"][1]), _weights(runs["b"][1])
+    assert not all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_one_agent_diverging_leaves_the_others_bit_identical(tmp_path):
+    """Agent seeded 5 gets NaN rewards: it stops, reported as diverged; the others do not
+    notice (bit-identical to a run where its data are fine)."""
+    cfg = DQNConfig(**{**CHAIN, "total_steps": 1000, "eval_every": 500, "hidden": (16,),
+                       "learning_starts": 100})
+    bad = train_many(replace(cfg, env="TestChainNaNSeed5-v0"), [0, 5, 1],
+                     [tmp_path / "bad" / str(s) for s in (0, 5, 1)], progress=False)
+    good = train_many(cfg, [0, 5, 1], [tmp_path / "good" / str(s) for s in (0, 5, 1)],
+                      progress=False)
+    assert [s["status"] for s in bad] == ["finished", "diverged", "finished"]
+    assert "non-finite loss" in bad[1]["error"] and bad[1]["env_steps"] <= 500
+    on_disk = json.loads((tmp_path / "bad" / "5" / "summary.json").read_text())
+    assert on_disk["status"] == "diverged"
+    for s in (0, 1):
+        a, b = _weights(tmp_path / "bad" / str(s)), _weights(tmp_path / "good" / str(s))
+        assert all(torch.equal(a[n], b[n]) for n in a)
+        assert bad[[0, 5, 1].index(s)]["eval_returns"] == good[[0, 5, 1].index(s)]["eval_returns"]
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def test_every_agent_converges_to_the_optimum_on_chain(tmp_path):
+    """The single-agent DQN test, for four agents trained at once (tests/test_dqn.py)."""
+    seeds = [0, 1, 2, 3]
+    cfg = DQNConfig(**CHAIN)
+    summaries = train_many(cfg, seeds, [tmp_path / str(s) for s in seeds], progress=False)
+    q_star = optimal_q(5, 0.9)
+    template = dqn.make_q_network(cfg, 5, 2)
+    for s, summary in zip(seeds, summaries, strict=True):
+        net = copy.deepcopy(template)
+        net.load_state_dict(_weights(tmp_path / str(s)))
+        with torch.no_grad():
+            q = net(torch.eye(5)[:4]).double()
+        assert torch.equal(q.argmax(dim=1), torch.ones(4, dtype=torch.int64))  # always right
+        assert (q - q_star).abs().max().item() < 0.05
+        assert summary["final_eval_return"] == 1.0 and summary["status"] == "finished"
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0,3,5") == [0, 3, 5]
+    assert parse_seeds("7, 0-2") == [7, 0, 1, 2]
+    for bad, message in (("3-1", "holds no seed"), ("a", "expected e.g. 0-31"),
+                         ("1,1", "names a seed twice"), ("-2", "expected e.g. 0-31")):
+        with pytest.raises(ValueError, match=message):
+            parse_seeds(bad)
+
+
+def test_train_seeds_command_writes_per_seed_runs_and_aggregate(tmp_path, capsys):
+    run_dir = tmp_path / "many"
+    assert main(["train", "--seeds", "3,5", "--total-steps", "800", "--eval-every", "400",
+                 "--eval-episodes", "3", "--learning-starts", "200", "--hidden", "16",
+                 "--run-dir", str(run_dir), "--no-progress", "--device", "cpu",
+                 "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert "semigrad train --seeds" in out and "2 agents" in out
+    for name in ("config.json", "summary.json", "curves.png"):
+        assert (run_dir / name).exists(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["seeds"] == [3, 5] and summary["agents"] == 2
+    for s in (3, 5):
+        d = run_dir / f"seed{s}"
+        for name in ("config.json", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt",
+                     "curve.png", "summary.json"):
+            assert (d / name).exists(), (s, name)
+        assert json.loads((d / "config.json").read_text())["seed"] == s
+        per_seed = json.loads((d / "summary.json").read_text())
+        assert per_seed["env_steps"] == 800 and per_seed["seed"] == s
+        assert main(["eval", str(d), "--episodes", "2", "--run-dir", str(tmp_path / f"e{s}"),
+                     "--device", "cpu"]) == 0
+    assert (run_dir / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--seeds", "0-1", "--seed", "3"], "--seed and --seeds"),
+    (["--seeds", "0-1", "--dueling"], "dueling: not supported with several seeds"),
+    (["--seeds", "2-1"], "holds no seed"),
+    (["--seeds", "0-1", "--gamma", "2"], "gamma: 2.0 is outside the allowed range [0, 1]"),
+])
+def test_train_seeds_bad_inputs_are_one_line_errors(tmp_path, capsys, argv, message):
+    run_dir = tmp_path / "r"
+    assert main(["train", "--run-dir", str(run_dir), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not run_dir.exists()
+
+
+def test_resume_with_seeds_is_refused(tmp_path, capsys):
+    assert main(["train", "--seeds", "0-1", "--resume", str(tmp_path), "--no-progress"]) == 2
+    assert "many-seed runs (--seeds) do not resume" in capsys.readouterr().err
