@@ -112,3 +112,19 @@ def test_config_errors():
         SarsaConfig(epsilon_end=1.5)
     with pytest.raises(ConfigError, match="q_form"):
         SarsaConfig(q_form="dueling")
+
+
+def test_sarsa_command(tmp_path, capsys):
+    import json
+
+    from semigrad.cli import main
+
+    run_dir = tmp_path / "s"
+    assert main(["sarsa", "--steps", "3000", "--num-envs", "4", "--q-form", "state-action",
+                 "--eval-episodes", "10", "--device", "cpu", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "greedy policy return" in out and "random policy return" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 3000 and summary["q_form"] == "state-action"
+    assert summary["training_episodes"] > 10 and summary["random_return_mean"] > 5
+    assert (run_dir / "learning_curve.png").stat().st_size > 1000

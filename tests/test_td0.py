@@ -226,7 +226,7 @@ def test_cartpole_td0_close_to_monte_carlo():
     """
     probes = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.05, 0.3]])
     mc = cartpole_values(probes, 0.95, rollouts=2000)
-    config = TD0Config(num_envs=8, steps=80_000, gamma=0.95, alpha=3e-3, alpha_end=0.0)
+    config = TD0Config(num_envs=8, steps=60_000, gamma=0.95, alpha=3e-3, alpha_end=0.0)
     result = td0(config, device="cpu", seed=0, probes=probes)
     assert result.divergence is None
     rel = np.abs(result.probe_values[-1] - mc.values) / mc.values
@@ -237,7 +237,7 @@ def test_cartpole_td0_close_to_monte_carlo():
 
 
 def test_notebook_rule_diverges_and_the_guard_stops_it():
-    config = TD0Config(num_envs=1, steps=20_000, alpha=1e-4, alpha_end=1e-4,
+    config = TD0Config(num_envs=1, steps=20_000, alpha=3e-4, alpha_end=3e-4,
                        rule="notebook", guard_every=10, hidden=(64, 64, 64))
     result = td0(config, device="cpu", seed=0, probes=torch.tensor([[0.0, 2, -0.1, -1]]))
     err = result.divergence
@@ -248,7 +248,7 @@ def test_notebook_rule_diverges_and_the_guard_stops_it():
     assert f"diverged at step {err.step:,}" in message and "notebook" in message
     assert "semi-gradient" in message  # says what to use instead
     # the same run with the semi-gradient rule stays in bounds
-    good = td0(TD0Config(num_envs=1, steps=result.steps, alpha=1e-4, alpha_end=1e-4,
+    good = td0(TD0Config(num_envs=1, steps=result.steps, alpha=3e-4, alpha_end=3e-4,
                           guard_every=10),
                device="cpu", seed=0)
     assert good.divergence is None
@@ -276,3 +276,55 @@ def test_random_policy_and_config_errors():
         TD0Config(rule="gradient")
     with pytest.raises(ValueError, match="did you mean"):
         TD0Config(env="CartPole-v7")
+
+
+# --------------------------------------------------------------- the command
+
+
+def test_td0_command_writes_probes_with_monte_carlo(tmp_path, capsys):
+    import json
+
+    from semigrad.cli import main
+
+    run_dir = tmp_path / "r"
+    assert main(["td0", "--steps", "4000", "--num-envs", "4", "--device", "cpu",
+                 "--mc-rollouts", "200", "--probe", "0,0.2,0.01,-0.1",
+                 "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "probe 0 [0.0, 2.0, -0.1, -1.0]" in out and "MC" in out and "steps/s" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    probes = summary["probes"]
+    assert len(probes) == 5 and probes[-1]["state"] == [0.0, 0.2, 0.01, -0.1]
+    for probe in probes:
+        assert {"v_hat", "mc_value", "mc_stderr"} <= probe.keys()
+        assert 1.0 <= probe["mc_value"] <= 20.0 and probe["mc_stderr"] > 0
+    assert summary["steps"] == 4000 and not summary["diverged"]
+    for name in ("probes.png", "value_slice.png", "metrics.csv", "config.json"):
+        assert (run_dir / name).stat().st_size > 100
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["num_envs"] == 4 and config["rule"] == "semi-gradient"
+
+
+def test_td0_command_notebook_rule_says_it_blew_up(tmp_path, capsys):
+    import json
+
+    from semigrad.cli import main
+
+    run_dir = tmp_path / "nb"
+    assert main(["td0", "--rule", "notebook", "--num-envs", "1", "--alpha", "3e-4",
+                 "--alpha-end", "3e-4", "--guard-every", "10", "--steps", "20000",
+                 "--mc-rollouts", "100", "--device", "cpu", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "DIVERGED" in out and "course notebook's blow-up" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["diverged"] and summary["steps"] < 20000
+    assert "diverged at step" in summary["divergence"]
+    assert (run_dir / "probes.png").exists()
+
+
+def test_td0_command_bad_probe_is_one_line_error(tmp_path, capsys):
+    from semigrad.cli import main
+
+    assert main(["td0", "--probe", "1,2,3", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "every probe needs 4 numbers" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
