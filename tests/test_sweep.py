@@ -240,10 +240,27 @@ def test_sweep_killed_mid_way_resumes(ray_address, tmp_path):
 
     spec = sweep.SweepSpec.from_dict(json.loads((folder / "config.json").read_text())["sweep"])
     result = sweep.run_sweep(spec, folder, resume=True, progress=False)
-    statuses = sorted((n, o["status"]) for n, o in result.outcomes.items())
-    assert statuses == [("total_steps=300,seed=0", "skipped"),
-                        ("total_steps=300,seed=1", "skipped"),
-                        ("total_steps=2000,seed=0", "finished"),
-                        ("total_steps=2000,seed=1", "finished")]
+    statuses = {n: o["status"] for n, o in result.outcomes.items()}
+    assert statuses == {"total_steps=300,seed=0": "skipped", "total_steps=300,seed=1": "skipped",
+                        "total_steps=2000,seed=0": "finished",
+                        "total_steps=2000,seed=1": "finished"}
     assert [p.stat().st_mtime_ns for p in short] == mtimes
     assert all(json.loads(p.read_text())["env_steps"] == 2000 for p in long)
+
+
+def test_outcomes_come_back_through_tune_results_too():
+    """With ray:// Tune and its callbacks run on the cluster: outcomes come from the results."""
+    class Result:
+        def __init__(self, name, metrics=None, error=None):
+            self.config, self.metrics, self.error = {"trial": {"name": name}}, metrics, error
+
+    outcomes = {"a": {"status": "finished", "final_eval_return": 1.0}}
+    sweep._outcomes_from_results([
+        Result("a", {"status": "finished", "final_eval_return": 99.0}),
+        Result("b", {"status": "finished", "final_eval_return": 2.0, "trial_id": "x"}),
+        Result("c", error=RuntimeError("Traceback...\n  line\nActorDiedError: node died")),
+        Result("d", {}),  # stopped by Ctrl-C: no result, no error
+    ], outcomes)
+    assert outcomes == {"a": {"status": "finished", "final_eval_return": 1.0},
+                        "b": {"status": "finished", "final_eval_return": 2.0},
+                        "c": {"status": "failed", "error": "ActorDiedError: node died"}}

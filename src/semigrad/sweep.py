@@ -315,13 +315,19 @@ def trial_state(run_dir: Path) -> str:
 
 
 def run_trial(algo_name: str, config: Mapping[str, Any], run_dir: str | os.PathLike,
-              threads: int = 1) -> dict[str, Any]:
+              threads: int = 1, hide_gpus: bool = False) -> dict[str, Any]:
     """Run (or continue) one trial in its run directory; return its outcome, never raise.
+
+    ``threads``: torch CPU threads. ``hide_gpus``: a trial given no GPU by Ray must not use
+    one (Ray >= 2.4x leaves CUDA_VISIBLE_DEVICES alone for 0-GPU trials), so that
+    ``device="auto"`` means the CPU there.
 
     The outcome holds ``status`` ("finished", "diverged", "interrupted" or "failed"), the
     ``final_eval_return``, ``solved`` and ``time_to_solve_s`` of the summary, ``started_as``
     ("new", "resumable" or "done") and, for failures, ``error`` (one line).
     """
+    if hide_gpus:  # before torch first looks for CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
@@ -360,7 +366,7 @@ RAY_QUIET_ENV = {
     "RAY_CHDIR_TO_TRIAL_DIR": "0",    # trials keep the working directory (run dirs are absolute)
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",  # Ray's future default; run_trial hides GPUs
     "OMP_NUM_THREADS": "1",           # workers set torch threads to their CPU share anyway
 }
 
@@ -410,7 +416,8 @@ def _make_trainable():
 
         def step(self) -> dict:
             t = self.trial
-            outcome = run_trial(t["algo"], t["config"], t["run_dir"], t["threads"])
+            outcome = run_trial(t["algo"], t["config"], t["run_dir"], t["threads"],
+                                hide_gpus=t["gpus"] == 0)
             return {**{k: v for k, v in outcome.items() if v is not None}, "done": True}
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:  # the run dir is the checkpoint
@@ -482,6 +489,25 @@ def _tune_error(trial: Any) -> str:
         return "trial failed (Ray reported no error text)"
 
 
+def _outcomes_from_results(results: Any, outcomes: dict[str, dict]) -> None:
+    """Fill in outcomes the progress callback did not see, from Tune's results.
+
+    With a Ray Client address (``ray://``) Tune runs on the cluster, callbacks included, so the
+    outcomes come back only through the results. A trial with neither a result nor an error
+    (stopped by Ctrl-C) stays missing: the caller counts it as interrupted.
+    """
+    for res in results:
+        name = res.config["trial"]["name"]
+        if name in outcomes:
+            continue
+        if res.error is not None:
+            lines = [ln for ln in str(res.error).splitlines() if ln.strip()]
+            outcomes[name] = {"status": "failed", "error": lines[-1].strip() if lines else
+                              type(res.error).__name__}
+        elif res.metrics and "status" in res.metrics:
+            outcomes[name] = {k: res.metrics[k] for k in OUTCOME_KEYS if k in res.metrics}
+
+
 @dataclass
 class SweepResult:
     """What a call to ``run_sweep`` did: per trial, its outcome (``status`` "finished",
@@ -538,7 +564,8 @@ def run_sweep(
             outcomes[trial.name] = {"status": "skipped", "run_dir": str(run_dir)}
         else:
             todo.append({"name": trial.name, "algo": spec.algo, "config": trial.config,
-                         "run_dir": str(run_dir), "threads": max(1, int(cpus_per_trial))})
+                         "run_dir": str(run_dir), "threads": max(1, int(cpus_per_trial)),
+                         "gpus": gpus_per_trial})
     if progress:
         print(f"sweep {sweep_dir}: {len(trials)} trials ({len(spec.settings())} settings x "
               f"{len(spec.seeds)} seeds), {len(trials) - len(todo)} already done, "
@@ -596,7 +623,7 @@ def _tune(todo, sweep_dir, outcomes, address, num_cpus, cpus_per_trial, gpus_per
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),
         )
-        tuner.fit()
+        _outcomes_from_results(tuner.fit(), outcomes)
     finally:
         if started:
             ray.shutdown()
