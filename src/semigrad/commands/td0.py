@@ -136,15 +136,16 @@ def run(args: argparse.Namespace) -> int:
         shown["DIVERGED"] = str(result.divergence)
     finish_run(run_dir, f"semigrad td0 ({config.rule})", summary, shown)
     if config.rule == "notebook":
-        if diverged:
-            print("\nThis is the course notebook's blow-up (it printed 13388 for the notebook "
-                  "probe, whose true value is about "
-                  f"{mc.values[0]:.1f} here): its 'loss' lets gradient through v_hat(S'). "
-                  "Run without --rule notebook for semi-gradient TD(0)." if mc is not None
-                  else "\nThis is the course notebook's blow-up.")
-            return 0
-        print(f"\nThe notebook's rule did not cross the bound in {result.steps:,} steps; "
-              "it grows about linearly with the steps: give it more --steps.")
+        bound = value_bound(config.r_max, config.gamma)
+        if diverged or (len(final) and np.abs(final).max() > bound):
+            truth = "" if mc is None else f", whose true value is about {mc.values[0]:.1f}"
+            print(f"\nThis is the course notebook's blow-up (it printed 13388 for the probe "
+                  f"{list(NOTEBOOK_PROBE)}{truth}; no value can exceed {bound:g}): its 'loss' "
+                  "is linear in delta and lets gradient through v_hat(S'). Run without "
+                  "--rule notebook for semi-gradient TD(0).")
+        else:
+            print(f"\nThe notebook's rule stayed within the bound {bound:g} in "
+                  f"{result.steps:,} steps; it keeps climbing: give it more --steps.")
         return 0
     return 1 if diverged else 0
 

@@ -47,6 +47,8 @@ def probe_curves(
         ax.axhline(bound, color="red", ls=":", lw=1.5, label=f"bound r_max/(1-gamma) = {bound:g}")
         if finite.size and np.abs(finite).max() > 2 * bound:
             ax.set_yscale("symlog", linthresh=bound)
+            if finite.min() >= 0:
+                ax.set_ylim(bottom=0)
     if stopped_at is not None:
         ax.axvline(stopped_at, color="red", lw=1, alpha=0.6)
         ax.annotate("guard stopped the run", (stopped_at, 0.5), xycoords=("data", "axes fraction"),
