@@ -260,6 +260,7 @@ def test_outcomes_come_back_through_tune_results_too():
         Result("b", {"status": "finished", "final_eval_return": 2.0, "trial_id": "x"}),
         Result("c", error=RuntimeError("Traceback...\n  line\nActorDiedError: node died")),
         Result("d", {}),  # stopped by Ctrl-C: no result, no error
+        type("NotStarted", (), {"config": None, "metrics": {}, "error": None})(),
     ], outcomes)
     assert outcomes == {"a": {"status": "finished", "final_eval_return": 1.0},
                         "b": {"status": "finished", "final_eval_return": 2.0},

@@ -388,6 +388,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     # Ray's token authentication stays on; only its notice about it is silenced.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
+    # Tune's advice on Ctrl-C (Tuner.restore) does not apply: semigrad prints its own
+    for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     common = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
         ray.init(address=address, **common)
@@ -497,6 +500,8 @@ def _outcomes_from_results(results: Any, outcomes: dict[str, dict]) -> None:
     (stopped by Ctrl-C) stays missing: the caller counts it as interrupted.
     """
     for res in results:
+        if not res.config:  # a trial that had not started when the sweep was stopped
+            continue
         name = res.config["trial"]["name"]
         if name in outcomes:
             continue
@@ -574,9 +579,12 @@ def run_sweep(
     if todo:
         _tune(todo, sweep_dir, outcomes, address, num_cpus, cpus_per_trial, gpus_per_trial,
               progress, on_outcome)
-    for t in todo:  # trials Tune never finished (Ctrl-C) or whose files we cannot see
-        outcome = outcomes.setdefault(t["name"], {"status": "interrupted",
-                                                  "run_dir": t["run_dir"]})
+    for t in todo:  # trials Tune did not report on (Ctrl-C) or whose files we cannot see
+        if t["name"] not in outcomes:
+            done = trial_state(Path(t["run_dir"])) == "done"  # finished as Tune was stopping
+            outcomes[t["name"]] = {"run_dir": t["run_dir"], "status": read_json(
+                Path(t["run_dir"]) / "summary.json")["status"] if done else "interrupted"}
+        outcome = outcomes[t["name"]]
         visible = (Path(t["run_dir"]) / "summary.json").exists()
         if outcome["status"] in DONE_STATUSES and not visible:
             outcome["warning"] = (f"ran on {outcome.get('host')}, but its run directory is not "
