@@ -24,6 +24,7 @@ Then: `semigrad report SWEEP_DIR`.
   semigrad sweep dqn --seeds 0-9 --grid lr=1e-3,3e-4 --grid gamma=0.99,0.999
   semigrad sweep dqn --total-steps 20000 --seeds 0-4 --grid n-step=1,3
   semigrad sweep --file sweep.toml            # algo, preset, seeds, [config], [grid]
+  semigrad sweep dqn --file sweep.toml --seeds 0-2   # ALGO named: flags override the file
   semigrad sweep dqn --grid lr=1e-3,3e-4 --address auto      # a running Ray cluster
   semigrad sweep --resume runs/sweep-20261121-101500
 
