@@ -20,13 +20,14 @@ from semigrad.algos.dqn_many import (
     agent_generators,
     init_many,
     learn,
+    per_agent_loss,
     train_many,
 )
 from semigrad.buffers import Batch, ReplayBuffer
 from semigrad.cli import main
 from semigrad.commands._many_seeds import parse_seeds
 from semigrad.envs.cartpole import TorchCartPole
-from semigrad.losses import q_learning_loss
+from semigrad.losses import q_learning_loss, value_loss
 from semigrad.nets import QNetwork
 from semigrad.run import read_metrics
 
@@ -113,6 +114,19 @@ def test_stacked_mlp_matches_each_q_network_forward_and_backward():
             g = g.T if g.dim() == 2 and "weight" in name else g.reshape(-1)
             assert grads[name].shape == p.shape
             assert torch.allclose(g, p.grad, rtol=0, atol=1e-12), name
+
+
+@pytest.mark.parametrize("kind", ["mse", "huber"])
+def test_per_agent_loss_is_value_loss_of_each_agents_batch(kind):
+    predictions = (3 * torch.randn(4, 50, dtype=torch.float64)).requires_grad_()
+    targets = torch.randn(4, 50, dtype=torch.float64)
+    losses = per_agent_loss(predictions, targets, kind)
+    (grad,) = torch.autograd.grad(losses.sum(), predictions)
+    for k in range(4):
+        row = predictions[k].detach().requires_grad_()
+        ref = value_loss(row, targets[k], kind)
+        ref.backward()
+        assert torch.equal(losses[k], ref) and torch.equal(grad[k], row.grad)
 
 
 def test_initial_weights_are_the_single_runs():

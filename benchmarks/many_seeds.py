@@ -1,0 +1,124 @@
+"""Many seeds in one process: K DQN agents trained at once vs K single-agent runs in a row.
+
+For K = 1, 8, 32 agents it times ``semigrad.algos.dqn_many.train_many`` (one process, seeds as
+a batch dimension, what ``semigrad train --seeds`` runs) against ``semigrad.algos.dqn.train``
+once per seed, one run after another, and prints total agent-transitions/s and
+agent-gradient-steps/s (summed over the K agents) and the speed-up.
+
+Both run the default DQN preset with ``--steps`` env steps per agent (default 5,000, of which
+the first ``learning_starts`` are random play without updates), no TensorBoard, and one greedy
+evaluation at the end, which is not timed: the time is the training loop's (``train_s`` of the
+summaries, as ``semigrad train`` reports it). The CPU time of each whole call (set-up, training,
+evaluation, files; ``time.process_time``) is shown too: on a shared machine other jobs stretch
+wall times unevenly, CPU time much less.
+
+The K single runs are not all run: they are alike (same config, other seeds), so the time of K
+runs in a row is K x the median time of ``--baseline-runs`` measured single runs (seeds 0, 1,
+...): for K = 8 and 32 this is an extrapolation, as the table says. One torch thread
+(``torch.set_num_threads(1)``). The machine is shared and noisy: every measurement is repeated
+``--repeats`` times, rounds interleaved (single runs, K = 1, 8, 32, then again), and the table
+shows the best round (the median in brackets).
+
+    python benchmarks/many_seeds.py [--steps 5000] [--agents 1,8,32] [--repeats 3]
+                                    [--baseline-runs 3] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from machine import describe_machine
+from semigrad.algos import dqn, dqn_many
+
+
+def config(steps: int, device: str) -> dqn.DQNConfig:
+    preset = dqn.PRESETS[dqn.DEFAULT_PRESET]
+    return replace(preset, total_steps=steps, eval_every=steps, log_every=min(steps, 1000),
+                   tensorboard=False, device=device)
+
+
+def time_single(cfg: dqn.DQNConfig, seed: int) -> tuple[float, float, int]:
+    """Training wall seconds, whole-call CPU seconds and gradient steps of one ``dqn.train``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu = time.process_time()
+        s = dqn.train(replace(cfg, seed=seed), Path(tmp), progress=False)
+        cpu = time.process_time() - cpu
+    return s["train_s"], cpu, s["gradient_steps"]
+
+
+def time_many(cfg: dqn.DQNConfig, k: int) -> tuple[float, float, int]:
+    """The same for K agents trained at once (gradient steps per agent)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu = time.process_time()
+        summaries = dqn_many.train_many(cfg, list(range(k)),
+                                        [Path(tmp) / str(s) for s in range(k)], progress=False)
+        cpu = time.process_time() - cpu
+    return summaries[0]["train_s"], cpu, summaries[0]["gradient_steps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5_000, help="env steps per agent")
+    parser.add_argument("--agents", default="1,8,32", help="values of K")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline-runs", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    agents = [int(k) for k in args.agents.split(",")]
+    cfg = config(args.steps, args.device)
+    print(describe_machine())
+    print(f"device {args.device}; DQN preset {dqn.DEFAULT_PRESET!r} (num_envs {cfg.num_envs}, "
+          f"batch {cfg.batch_size}, hidden {cfg.hidden}, learning_starts "
+          f"{cfg.learning_starts}), {args.steps} env steps per agent; best of {args.repeats} "
+          f"interleaved rounds (median in brackets)")
+    time_single(config(600, args.device), 0)  # warm-up: imports, first-call costs
+    time_many(config(600, args.device), 2)
+
+    single: list[tuple[float, float]] = []
+    many: dict[int, list[tuple[float, float]]] = {k: [] for k in agents}
+    grad_steps = {}
+    for _ in range(args.repeats):
+        for seed in range(args.baseline_runs):
+            wall, cpu, single_grad_steps = time_single(cfg, seed)
+            single.append((wall, cpu))
+        for k in agents:
+            wall, cpu, grad_steps[k] = time_many(cfg, k)
+            many[k].append((wall, cpu))
+
+    # a single run stands for any seed's: K runs in a row take K x a single run's time
+    walls, cpus = [w for w, _ in single], [c for _, c in single]
+    print(f"\nsingle-agent dqn.train, {len(single)} runs: training wall s best "
+          f"{min(walls):.2f} / median {statistics.median(walls):.2f} "
+          f"({args.steps / min(walls):,.0f} transitions/s, "
+          f"{single_grad_steps / min(walls):,.0f} gradient steps/s); whole-call CPU s best "
+          f"{min(cpus):.2f} / median {statistics.median(cpus):.2f}")
+    print("\n| K | one process: train s | agent-transitions/s | agent-gradient-steps/s "
+          "| K runs in a row: train s | agent-transitions/s | speed-up (wall) "
+          "| speed-up (CPU s) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    med = statistics.median
+    for k in agents:
+        w, c = [t for t, _ in many[k]], [t for _, t in many[k]]
+        seq = k * min(walls)
+        note = "" if k <= args.baseline_runs else " (extrapolated)"
+        print(f"| {k} | {min(w):.2f} [{med(w):.2f}] | {k * args.steps / min(w):,.0f} "
+              f"| {k * grad_steps[k] / min(w):,.0f} | {seq:.2f}{note} "
+              f"| {k * args.steps / seq:,.0f} | {seq / min(w):.1f}x "
+              f"[{k * med(walls) / med(w):.1f}x] "
+              f"| {k * min(cpus) / min(c):.1f}x [{k * med(cpus) / med(c):.1f}x] |")
+    print("\nspeed-up = time of K single runs in a row / time of one process with K agents, "
+          "best vs best [median vs median].\nwall: training loop only (train_s, evaluation "
+          "excluded); CPU s: this process's CPU time for the whole call (set-up, training, the "
+          "final evaluation, files), which other jobs on a shared machine disturb less.")
+
+
+if __name__ == "__main__":
+    main()
