@@ -292,6 +292,18 @@ def test_one_agent_diverging_leaves_the_others_bit_identical(tmp_path):
         assert bad[[0, 5, 1].index(s)]["eval_returns"] == good[[0, 5, 1].index(s)]["eval_returns"]
 
 
+def test_stop_after_interrupts_every_agent_and_keeps_its_files(tmp_path):
+    cfg = DQNConfig(**{**CHAIN, "total_steps": 1200, "eval_every": 400, "hidden": (16,)})
+    summaries = train_many(cfg, [1, 2], [tmp_path / "1", tmp_path / "2"], progress=False,
+                           stop_after=600)
+    for s, summary in zip((1, 2), summaries, strict=True):
+        assert summary["status"] == "interrupted" and summary["env_steps"] == 600
+        assert len(summary["eval_returns"]) == 1  # the evaluation at 400 steps
+        assert torch.load(tmp_path / str(s) / "checkpoint_last.pt",
+                          weights_only=True)["env_steps"] == 600
+        assert read_metrics(tmp_path / str(s))[-1]["step"] == 500
+
+
 # ----------------------------------------------------------------------------- learning
 
 

@@ -113,9 +113,11 @@ def run_many(args: argparse.Namespace) -> int:
         curves[f"seed {s}"] = read_metrics(d)
         learning_curves({f"{cfg.env} seed {s}": curves[f"seed {s}"]}, d / "curve.png",
                         threshold=threshold)
-    plot = learning_curves(curves, parent / "curves.png", threshold=threshold,
-                           title=f"{cfg.env}: {len(seeds)} seeds trained at once "
-                                 "(greedy evaluation solid, training episodes faint)")
+    # all seeds in one figure: greedy evaluations only (each seed's curve.png has both)
+    evals = {label: [{**r, "episode_return": None} for r in rows] for label, rows in curves.items()}
+    plot = learning_curves(evals, parent / "curves.png", threshold=threshold,
+                           title=f"{cfg.env}: greedy evaluation of {len(seeds)} seeds "
+                                 "trained at once")
     summary = aggregate(cfg, seeds, summaries, dirs)
     atomic_write_json(parent / "summary.json", summary)
 
