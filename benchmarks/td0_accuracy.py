@@ -7,7 +7,7 @@ Carlo: 4000 rollouts per probe from the exact state (gymnasium's dynamics). Prin
 and probe, v_hat, the Monte Carlo value +- its standard error and the relative error, and
 whether every probe is within 10%. One torch thread.
 
-    python benchmarks/td0_accuracy.py [--steps 2000000] [--seeds 0 1 2] [--num-envs 64]
+    python benchmarks/td0_accuracy.py [--steps 4000000] [--seeds 0 1 2] [--num-envs 64]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from semigrad.algos.td0 import TD0Config, td0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2_000_000)
+    parser.add_argument("--steps", type=int, default=4_000_000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--alpha", type=float, default=3e-3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

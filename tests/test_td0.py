@@ -116,6 +116,7 @@ def test_fast_path_equals_autograd():
         for p, g in zip(fast.parameters, grads, strict=True):
             assert torch.allclose(p.grad, g, atol=1e-6)
     assert MLPSemiGradient.build(torch.nn.Sequential(torch.nn.Linear(4, 1))) is None
+    assert MLPSemiGradient.build(ValueNetwork(4, (8,), "gelu")) is None  # autograd then
 
 
 def test_semi_gradient_target_has_no_gradient():

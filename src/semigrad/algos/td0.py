@@ -217,7 +217,11 @@ class MLPSemiGradient:
             layers = list(v_hat.net)
         else:
             return None
-        if not all(isinstance(layer, (nn.Linear, nn.ReLU, nn.Tanh)) for layer in layers):
+        # Linear, activation, Linear, ..., Linear
+        linear_at_even = all(isinstance(layer, nn.Linear) == (i % 2 == 0)
+                             for i, layer in enumerate(layers))
+        if not (linear_at_even and len(layers) % 2 == 1 and all(
+                isinstance(layer, (nn.Linear, nn.ReLU, nn.Tanh)) for layer in layers)):
             return None
         return cls(layers)
 
@@ -233,30 +237,31 @@ class MLPSemiGradient:
         """``(v (2B,), delta (B,), gradients)`` for one batch of transitions."""
         batch = states.shape[0]
         x = torch.cat((states, next_states))
-        saved = []  # each Linear's input, each activation's output
+        inputs = []  # every layer's input, (2B, width)
         for layer in self.layers:
+            inputs.append(x)
             if isinstance(layer, nn.Linear):
-                saved.append(x)
                 x = nn.functional.linear(x, layer.weight, layer.bias)
             else:
                 x = torch.relu(x) if isinstance(layer, nn.ReLU) else torch.tanh(x)
-                saved.append(x)
         values = x.squeeze(1)
         delta = td_targets(rewards, values[batch:], terminated, gamma) - values[:batch]
         g = (delta / -batch).unsqueeze(1)  # d loss / d v_hat(S_i), shape (B, 1)
         grads: list[torch.Tensor] = []
+        rows = states  # the B rows of S of the current Linear's input
         for i in range(len(self.layers) - 1, -1, -1):
-            layer, out = self.layers[i], saved[i][:batch]
+            layer = self.layers[i]
             if isinstance(layer, nn.Linear):
+                rows = states if i == 0 else inputs[i][:batch]
                 if layer.bias is not None:
                     grads.append(g.sum(0))
-                grads.append(g.t() @ out)
+                grads.append(g.t() @ rows)
                 if i > 0:
                     g = g @ layer.weight
-            elif isinstance(layer, nn.ReLU):
-                g = torch.ops.aten.threshold_backward(g, out, 0)  # g where out > 0, else 0
+            elif isinstance(layer, nn.ReLU):  # rows: this activation's output
+                g = torch.ops.aten.threshold_backward(g, rows, 0)  # g where out > 0, else 0
             else:
-                g = g * (1 - out * out)
+                g = g * (1 - rows * rows)
         grads.reverse()  # weight, bias of each layer, first layer first
         return values, delta, grads
 
