@@ -20,14 +20,13 @@ from semigrad.algos.dqn_many import (
     agent_generators,
     init_many,
     learn,
-    per_agent_loss,
     train_many,
 )
 from semigrad.buffers import Batch, ReplayBuffer
 from semigrad.cli import main
 from semigrad.commands._many_seeds import parse_seeds
 from semigrad.envs.cartpole import TorchCartPole
-from semigrad.losses import q_learning_loss, value_loss
+from semigrad.losses import q_learning_loss, value_loss, value_loss_per_row
 from semigrad.nets import QNetwork
 from semigrad.run import read_metrics
 
@@ -120,7 +119,7 @@ def test_stacked_mlp_matches_each_q_network_forward_and_backward():
 def test_per_agent_loss_is_value_loss_of_each_agents_batch(kind):
     predictions = (3 * torch.randn(4, 50, dtype=torch.float64)).requires_grad_()
     targets = torch.randn(4, 50, dtype=torch.float64)
-    losses = per_agent_loss(predictions, targets, kind)
+    losses = value_loss_per_row(predictions, targets, kind)
     (grad,) = torch.autograd.grad(losses.sum(), predictions)
     for k in range(4):
         row = predictions[k].detach().requires_grad_()

@@ -258,10 +258,31 @@ def value_loss(
     return _value_loss(predictions, targets.detach(), kind, huber_delta)
 
 
-def _value_loss(predictions, targets, kind, huber_delta):
+def value_loss_per_row(
+    predictions: torch.Tensor,
+    targets: torch.Tensor,
+    kind: LossKind = "mse",
+    huber_delta: float = 1.0,
+) -> torch.Tensor:
+    """``value_loss`` of each row: ``predictions (K, B)``, ``targets (K, B)`` -> ``(K,)``.
+
+    Row k is ``value_loss(predictions[k], targets[k], kind)``: K independent learners (e.g.
+    seeds trained together) each get the mean over their own B samples, so summing the K
+    losses gives every learner exactly its own gradient.
+    """
+    fn = "value_loss_per_row"
+    for name, x in (("predictions", predictions), ("targets", targets)):
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
+            raise ValueError(f"{fn}: `{name}` must be a float tensor of shape (K, B)")
+    _check_same_shape(fn, "targets", targets, "predictions", predictions)
+    _check_kind(fn, kind)
+    return _value_loss(predictions, targets.detach(), kind, huber_delta, "none").mean(dim=1)
+
+
+def _value_loss(predictions, targets, kind, huber_delta, reduction="mean"):
     if kind == "mse":
-        return F.mse_loss(predictions, targets)
-    return F.huber_loss(predictions, targets, delta=huber_delta)
+        return F.mse_loss(predictions, targets, reduction=reduction)
+    return F.huber_loss(predictions, targets, delta=huber_delta, reduction=reduction)
 
 
 # ----------------------------------------------------------------------------- Q-learning loss

@@ -162,21 +162,30 @@ def select_actions(q_net: nn.Module, obs: torch.Tensor, epsilon: float,
 
 
 @torch.no_grad()
-def evaluate(q_net: nn.Module, env_id: str, episodes: int, seed: int,
-             device: torch.device) -> torch.Tensor:
-    """Returns ``(episodes,)`` of greedy episodes, one per environment, all run in parallel."""
-    env = envs.make(env_id, num_envs=episodes, device=device, seed=seed)
+def first_episode_returns(env: envs.BatchedEnv,
+                          policy: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Play ``policy (N, obs_dim) -> actions (N,)`` in all N envs until each has finished one
+    episode; returns those N episodes' returns ``(N,)``."""
     obs = env.reset()
-    returns = torch.full((episodes,), float("nan"), device=device)
+    returns = torch.full((env.num_envs,), float("nan"), device=env.device)
     limit = env.spec.max_episode_steps or 100_000
     for _ in range(limit + 1):
-        obs, _, terminated, truncated, info = env.step(q_net(obs).argmax(dim=1))
+        obs, _, terminated, truncated, info = env.step(policy(obs))
         first = (terminated | truncated) & returns.isnan()
         returns = torch.where(first, info["episode_return"].to(returns.dtype), returns)
         if not returns.isnan().any():
             break
-    env.close()
     return returns
+
+
+def evaluate(q_net: nn.Module, env_id: str, episodes: int, seed: int,
+             device: torch.device) -> torch.Tensor:
+    """Returns ``(episodes,)`` of greedy episodes, one per environment, all run in parallel."""
+    env = envs.make(env_id, num_envs=episodes, device=device, seed=seed)
+    try:
+        return first_episode_returns(env, lambda obs: q_net(obs).argmax(dim=1))
+    finally:
+        env.close()
 
 
 @dataclass
@@ -400,13 +409,13 @@ def train(
                 t_eval = time.perf_counter()
                 row = _evaluate_and_checkpoint(cfg, st, device, threshold, run_dir, best_path,
                                                last_path, epsilon)
-                _log(metrics, st, row, wall0, on_log, cfg.log_every)
+                log_metrics(metrics, st, row, wall0, on_log, cfg.log_every)
                 bar.set_postfix(eval=f"{row['eval_return']:.1f}", eps=f"{epsilon:.2f}",
                                 refresh=False)
                 st.eval_s += time.perf_counter() - t_eval
                 t_train = time.perf_counter()
             elif st.env_steps >= st.next_log:
-                _log(metrics, st, {"epsilon": epsilon, "lr": lr_at(cfg, st.env_steps)},
+                log_metrics(metrics, st, {"epsilon": epsilon, "lr": lr_at(cfg, st.env_steps)},
                      wall0, on_log, cfg.log_every)
         else:
             st.train_s += time.perf_counter() - t_train
@@ -415,7 +424,7 @@ def train(
             save_checkpoint(last_path, cfg, st)
     except TrainingDiverged as err:
         status = "diverged"
-        summary = _summary(cfg, st, threshold, wall0, status, str(err))
+        summary = summarize(cfg, st, threshold, wall0, status, str(err))
         atomic_write_json(run_dir / "summary.json", summary)
         raise
     finally:
@@ -423,7 +432,7 @@ def train(
         metrics.close()
         signal.signal(signal.SIGINT, previous_handler)
         st.env.close()
-    summary = _summary(cfg, st, threshold, wall0, status)
+    summary = summarize(cfg, st, threshold, wall0, status)
     if status == "finished":
         atomic_write_json(run_dir / "summary.json", summary)
     return summary
@@ -451,7 +460,7 @@ def _evaluate_and_checkpoint(cfg, st, device, threshold, run_dir, best_path, las
     return row
 
 
-def _log(metrics: MetricsLog, st: DQNState, extra: dict, wall0: float, on_log,
+def log_metrics(metrics: MetricsLog, st: DQNState, extra: dict, wall0: float, on_log,
          log_every: int) -> None:
     ep_sum, ep_count, loss_sum, q_sum, updates = st.acc
     row = {"step": st.env_steps, "wall_s": round(time.perf_counter() - wall0, 4),
@@ -468,7 +477,7 @@ def _log(metrics: MetricsLog, st: DQNState, extra: dict, wall0: float, on_log,
         on_log(row)
 
 
-def _summary(cfg, st, threshold, wall0, status, error=None) -> dict:
+def summarize(cfg, st, threshold, wall0, status, error=None) -> dict:
     solved = st.solved_at is not None
     later = []
     if solved:

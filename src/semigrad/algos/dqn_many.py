@@ -14,8 +14,9 @@ agent would run one tensor operation, the K agents run one batched operation:
   each ``nn.Linear`` as a matmul against a transposed weight plus a separate bias add, with
   dispatch work per operation); the hand-written backward then saves the tape and lets each
   product run in its fastest orientation (``_bmm``).
-- loss: agent k's loss is ``value_loss`` over its own minibatch (``per_agent_loss``: the mean
-  is per agent), and d loss / d q comes from autograd on the sum of the K losses:
+- loss: agent k's loss is ``value_loss`` over its own minibatch
+  (``losses.value_loss_per_row``: the mean is per agent), and d loss / d q comes from
+  autograd on the sum of the K losses:
   ``d(sum_j L_j) / d q_k = d L_k / d q_k``, every agent gets exactly its own gradient, at its
   taken actions only. Targets come from ``q_learning_targets`` on the flattened ``(K * B,)``
   batch (row-wise math, without gradient).
@@ -50,18 +51,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from semigrad import envs
 from semigrad.algos import dqn
 from semigrad.algos.dqn import DQNConfig, epsilon_at, lr_at
-from semigrad.buffers import _FIELDS, Batch, ReplayBuffer
+from semigrad.buffers import Batch, ReplayBuffer
 from semigrad.config import ConfigError, to_dict
 from semigrad.devices import resolve_device
 from semigrad.envs.cartpole import INIT_HIGH, INIT_LOW, TorchCartPole
-from semigrad.losses import q_learning_targets, taken_action_values
+from semigrad.losses import q_learning_targets, taken_action_values, value_loss_per_row
 from semigrad.run import MetricsLog, atomic_write_bytes, atomic_write_json
 
 WEIGHTS_FORMAT = dqn.CHECKPOINT_FORMAT + "-weights"  # what `semigrad eval` loads
@@ -309,7 +309,7 @@ class AgentReplay:
             raise ValueError("AgentReplay.sample: the buffers are empty")
         j = (u * self.size).long().clamp_(max=self.size - 1)
         idx, b = self._slots(j), self.buffer
-        return Batch(*(rows(getattr(b, name), idx) for name in _FIELDS))
+        return b.at(idx)
 
     def sample_n_step(self, n: int, gamma: float, u: torch.Tensor) -> Batch:
         """n-step transitions with ``ReplayBuffer.sample_n_step``'s semantics, per agent."""
@@ -321,33 +321,7 @@ class AgentReplay:
         j = (u * valid).long().clamp_(max=valid - 1)
         if self.buffer.size == self.buffer.capacity:  # each agent's oldest slot
             j = (j + self.buffer.pos // self.agents) % self.capacity
-        return n_step_batch(self.buffer, self._slots(j), n, gamma)
-
-
-def n_step_batch(buf: ReplayBuffer, start: torch.Tensor, n: int, gamma: float) -> Batch:
-    """The n-step transitions of ``buf`` starting at ring slots ``start (B,)``.
-
-    The second half of ``ReplayBuffer.sample_n_step`` (Sutton & Barto 7.1), given the start
-    slots instead of drawing them: ``G = sum_{k<m} gamma^k R_{t+k+1}`` over ``m <= n`` steps,
-    stopping after the first terminated or truncated one; ``discounts = gamma^m``.
-    """
-    steps = torch.arange(n, device=buf.device)
-    idx = (start.unsqueeze(1) + steps * buf.num_envs) % buf.capacity  # (B, n)
-    done = rows(buf.terminated, idx) | rows(buf.truncated, idx)
-    included = (torch.cumsum(done, dim=1) - done.long()) == 0
-    powers = gamma ** steps.to(buf.rewards.dtype)
-    returns = (rows(buf.rewards, idx) * powers * included).sum(dim=1)
-    m = included.sum(dim=1)
-    last = idx.gather(1, (m - 1).unsqueeze(1)).squeeze(1)
-    return Batch(rows(buf.obs, start), rows(buf.actions, start), returns,
-                 rows(buf.next_obs, last), rows(buf.terminated, last), rows(buf.truncated, last),
-                 gamma ** m.to(returns.dtype))
-
-
-def rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``t[index]`` for an integer ``index`` of any shape, by ``index_select`` (on CPU 3-5x
-    faster than advanced indexing for minibatch gathers)."""
-    return t.index_select(0, index.reshape(-1)).view(*index.shape, *t.shape[1:])
+        return self.buffer.n_step_at(self._slots(j), n, gamma)
 
 
 # ----------------------------------------------------------------------------- state, update
@@ -412,21 +386,6 @@ def select_actions(st: ManyState, epsilon: float) -> torch.Tensor:
     return torch.where(u[:, n:] < epsilon, random_actions, greedy).reshape(-1)
 
 
-def per_agent_loss(predictions: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
-    """``value_loss`` of every agent's own minibatch: ``(K, B), (K, B) -> (K,)``.
-
-    Row k is ``value_loss(predictions[k], targets[k], kind)`` (mean over the agent's B samples
-    of the squared error or the Huber loss with delta 1), checked equal in the tests; written
-    with ``reduction="none"`` because ``value_loss`` reduces over everything, and ``vmap`` of it
-    costs ~0.2 ms per step, a fifth of a whole single-agent iteration on CPU.
-    """
-    if kind == "mse":
-        elementwise = F.mse_loss(predictions, targets.detach(), reduction="none")
-    else:
-        elementwise = F.huber_loss(predictions, targets.detach(), reduction="none", delta=1.0)
-    return elementwise.mean(dim=1)
-
-
 def update(cfg: DQNConfig, st: ManyState) -> None:
     """One gradient step for every agent on a minibatch from its own replay buffer."""
     u = st.uniforms.take(cfg.batch_size)
@@ -451,7 +410,7 @@ def learn(cfg: DQNConfig, st: ManyState, batch: Batch, gamma: float | torch.Tens
                                  next_q_online=next_q_online)
     # only the taken action's output is trained: d loss / d q is zero at the other actions
     predictions = taken_action_values(q.flatten(0, 1), batch.actions).requires_grad_()
-    losses = per_agent_loss(predictions.view(k, b), targets.view(k, b), cfg.loss)  # (K,)
+    losses = value_loss_per_row(predictions.view(k, b), targets.view(k, b), cfg.loss)  # (K,)
     (grad_predictions,) = torch.autograd.grad(losses.sum(), predictions)
     losses = losses.detach()
     mean_q = q.mean(dim=(1, 2))
@@ -497,17 +456,11 @@ def evaluate(q_net: StackedMLP, env_id: str, episodes: int, seeds: Sequence[int]
     """
     k = len(seeds)
     env = make_agent_envs(env_id, episodes, seeds, device)
-    obs = env.reset()
-    returns = torch.full((k * episodes,), float("nan"), device=device)
-    limit = env.spec.max_episode_steps or 100_000
-    for _ in range(limit + 1):
-        greedy = q_net(obs.view(k, episodes, -1)).argmax(dim=2).reshape(-1)
-        obs, _, terminated, truncated, info = env.step(greedy)
-        first = (terminated | truncated) & returns.isnan()
-        returns = torch.where(first, info["episode_return"].to(returns.dtype), returns)
-        if not returns.isnan().any():
-            break
-    env.close()
+    try:
+        returns = dqn.first_episode_returns(
+            env, lambda obs: q_net(obs.view(k, episodes, -1)).argmax(dim=2).reshape(-1))
+    finally:
+        env.close()
     return returns.view(k, episodes)
 
 
@@ -516,8 +469,8 @@ def evaluate(q_net: StackedMLP, env_id: str, episodes: int, seeds: Sequence[int]
 
 @dataclass
 class AgentRecord:
-    """One agent's run directory and bookkeeping, under the names ``dqn._log`` and
-    ``dqn._summary`` read."""
+    """One agent's run directory and bookkeeping, under the names ``dqn.log_metrics`` and
+    ``dqn.summarize`` read."""
 
     cfg: DQNConfig
     run_dir: Path
@@ -580,7 +533,7 @@ def train_many(
                 rec.acc, rec.env_steps, rec.gradient_steps = acc[i], st.env_steps, \
                     st.gradient_steps
                 rec.train_s, rec.eval_s = train_s, eval_s
-                dqn._log(rec.metrics, rec, extra[i], wall0, None, cfg.log_every)
+                dqn.log_metrics(rec.metrics, rec, extra[i], wall0, None, cfg.log_every)
         st.acc.zero_()
         next_log = (st.env_steps // cfg.log_every + 1) * cfg.log_every
 
@@ -644,12 +597,12 @@ def train_many(
         rec.gradient_steps = st.gradient_steps
         if i in st.errors:
             rec.env_steps, rec.gradient_steps, error = st.errors[i]
-            summary = dqn._summary(rec.cfg, rec, threshold, wall0, "diverged", error)
+            summary = dqn.summarize(rec.cfg, rec, threshold, wall0, "diverged", error)
         else:
             if status == "interrupted":
                 save_weights(rec.run_dir / "checkpoint_last.pt", rec.cfg,
                              st.online.state_dict(i, template), env_steps=st.env_steps)
-            summary = dqn._summary(rec.cfg, rec, threshold, wall0, status)
+            summary = dqn.summarize(rec.cfg, rec, threshold, wall0, status)
         summary["seed"] = rec.cfg.seed
         atomic_write_json(rec.run_dir / "summary.json", summary)
         summaries.append(summary)
