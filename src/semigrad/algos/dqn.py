@@ -55,25 +55,25 @@ class DQNConfig:
     total_steps: int = _help("environment steps to train for", default=50_000)
     num_envs: int = _help("parallel training environments", default=4)
     buffer_size: int = _help("replay capacity (transitions)", default=50_000)
-    batch_size: int = _help("minibatch size", default=64)
+    batch_size: int = _help("minibatch size", default=256)
     lr: float = _help("Adam learning rate", default=1e-3)
     lr_final_fraction: float = _help("lr decays linearly to lr * this by the end", default=1.0)
     gamma: float = _help("discount", default=0.99)
-    hidden: tuple[int, ...] = _help("hidden layer widths", default=(64, 64))
+    hidden: tuple[int, ...] = _help("hidden layer widths", default=(128, 128))
     dueling: bool = _help("dueling head", default=False)
     double: bool = _help("Double DQN targets", default=True)
-    n_step: int = _help("n-step returns (1: one-step Q-learning)", default=1)
-    loss: Literal["mse", "huber"] = _help("regression loss", default="huber")
+    n_step: int = _help("n-step returns (1: one-step Q-learning)", default=5)
+    loss: Literal["mse", "huber"] = _help("regression loss", default="mse")
     max_grad_norm: float = _help("clip the gradient norm (0: no clipping)", default=10.0)
     target_update: Literal["hard", "polyak"] = _help("target network update", default="hard")
-    target_update_interval: int = _help("gradient steps between hard copies", default=250)
+    target_update_interval: int = _help("gradient steps between hard copies", default=50)
     tau: float = _help("Polyak rate per gradient step", default=0.005)
     eps_start: float = _help("initial epsilon", default=1.0)
     eps_end: float = _help("final epsilon", default=0.05)
     eps_fraction: float = _help("fraction of total_steps to anneal epsilon over", default=0.2)
     learning_starts: int = _help("env steps of random play before learning", default=1_000)
     train_freq: int = _help("iterations (vector steps) between updates", default=1)
-    gradient_steps: int = _help("gradient steps per update", default=1)
+    gradient_steps: int = _help("gradient steps per update", default=2)
     eval_every: int = _help("env steps between greedy evaluations", default=2_500)
     eval_episodes: int = _help("greedy episodes per evaluation", default=20)
     log_every: int = _help("env steps between metric rows", default=500)
@@ -238,14 +238,13 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
     else:
         batch = st.buffer.sample_n_step(cfg.batch_size, cfg.n_step, cfg.gamma, st.gen)
         gamma = batch.discounts
-    b = cfg.batch_size
-    both = st.online(torch.cat([batch.obs, batch.next_obs]))  # one forward for S and S'
-    q = both[:b]
-    with torch.no_grad():
+    q = st.online(batch.obs)
+    with torch.no_grad():  # S' apart from S: the backward pass then covers only the B rows of S
         next_q_target = st.target(batch.next_obs)
+        next_q_online = st.online(batch.next_obs) if cfg.double else None
     loss = q_learning_loss(
         q, batch.actions, batch.rewards, next_q_target, batch.terminated, gamma,
-        next_q_online=both[b:].detach() if cfg.double else None, kind=cfg.loss,
+        next_q_online=next_q_online, kind=cfg.loss,
     )
     mean_q = q.detach().mean()
     health = torch.stack([loss.detach(), mean_q])
