@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+import torch
+
 import semigrad
 from semigrad import commands
 
@@ -53,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        threads = getattr(args, "threads", None)
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads: expected >= 1, got {threads}")
+            torch.set_num_threads(threads)
         return int(args._run(args) or 0)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"semigrad {args.command}: error: {err}", file=sys.stderr)

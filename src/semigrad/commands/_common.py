@@ -15,11 +15,14 @@ from semigrad.run import atomic_write_json, format_summary, prepare_run_dir
 def add_run_arguments(
     parser: argparse.ArgumentParser, *, default_seed: int = 0, device: bool = True
 ) -> None:
-    """Add ``--seed``, ``--run-dir`` and (optionally) ``--device``."""
+    """Add ``--seed``, ``--run-dir``, ``--threads`` and (optionally) ``--device``."""
     parser.add_argument("--seed", type=int, default=default_seed,
                         help=f"random seed fixing everything random (default: {default_seed})")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="output folder (default: a new folder under runs/)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default: 1, the fastest for semigrad's small "
+                             "networks; more only contend on a busy machine)")
     if device:
         parser.add_argument("--device", default="auto",
                             help="torch device: auto (CUDA when available), cpu, cuda, cuda:N")

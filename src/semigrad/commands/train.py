@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from semigrad import envs
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, start_run
@@ -50,8 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", default=None,
                         help="continue the interrupted run in RUN_DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: 1, the fastest for small networks)")
     add_run_arguments(parser, device=False)
     parser.set_defaults(seed=None)
     parser.add_argument("--seeds", default=None, metavar="SEEDS",
@@ -61,9 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise ValueError(f"--threads: expected >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
     if args.seeds is not None:  # many agents at once
         from semigrad.commands._many_seeds import run_many
         return run_many(args)
