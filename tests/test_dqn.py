@@ -1,6 +1,10 @@
 """DQN: converges on a tiny MDP, resumes exactly, refuses bad input, guards divergence."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -165,3 +169,23 @@ def test_train_eval_plot_commands_write_their_files(tmp_path, capsys):
     assert len(ev["returns"]) == 3 and gif.read_bytes()[:3] == b"GIF"
     assert main(["plot", str(run_dir), str(run_dir), "--run-dir", str(tmp_path / "plot")]) == 0
     assert (tmp_path / "plot" / "curves.png").stat().st_size > 1000
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semigrad", "train", "--run-dir", str(run_dir), "--no-progress",
+         "--total-steps", "1000000", "--eval-every", "1000", "--eval-episodes", "2",
+         "--hidden", "16", "--batch-size", "32", "--no-tensorboard", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run_dir / "checkpoint_last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in out and "--resume" in out and "Traceback" not in err
+    payload = load_checkpoint(run_dir / "checkpoint_last.pt")
+    rows = read_metrics(run_dir)
+    assert payload["counters"]["env_steps"] >= rows[-1]["step"] >= 1000
+    assert not (run_dir / "summary.json").exists()  # unfinished: resumable

@@ -18,13 +18,42 @@ import io
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 RUNS_ROOT = Path("runs")
+
+
+class CtrlC:
+    """While installed, Ctrl-C (SIGINT) sets ``requested`` instead of raising
+    ``KeyboardInterrupt``, so a training loop can finish its iteration, save and exit cleanly.
+
+    ``install()`` returns the flag; ``restore()`` puts the previous handler back. Outside the
+    main thread (where Python cannot set signal handlers) it does nothing but hold the flag.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def install(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import math
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from semigrad.config import ConfigError, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
 from semigrad.losses import LOSS_KINDS, q_learning_loss
 from semigrad.nets import DuelingQNetwork, QNetwork
-from semigrad.run import MetricsLog, atomic_write_bytes, atomic_write_json, truncate_metrics
+from semigrad.run import CtrlC, MetricsLog, atomic_write_bytes, atomic_write_json, truncate_metrics
 
 CHECKPOINT_FORMAT = "semigrad-dqn-1"
 METRIC_COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_return",
@@ -371,20 +370,14 @@ def train(
     threshold = st.env.spec.reward_threshold
     metrics = MetricsLog(run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard)
 
-    stop = {"requested": False}
-    previous_handler = signal.getsignal(signal.SIGINT)
-
-    def request_stop(signum, frame):  # Ctrl-C: finish the iteration, save, exit cleanly
-        stop["requested"] = True
-
-    signal.signal(signal.SIGINT, request_stop)
+    stop = CtrlC().install()  # Ctrl-C: finish the iteration, save, exit cleanly
     bar = tqdm(total=cfg.total_steps, initial=st.env_steps, unit="step", disable=not progress,
                dynamic_ncols=True, desc="dqn")
     status = "finished"
     try:
         t_train = time.perf_counter()
         while st.env_steps < cfg.total_steps:
-            if stop["requested"] or (stop_after is not None and st.env_steps >= stop_after):
+            if stop.requested or (stop_after is not None and st.env_steps >= stop_after):
                 status = "interrupted"
                 break
             epsilon = epsilon_at(cfg, st.env_steps)
@@ -429,7 +422,7 @@ def train(
     finally:
         bar.close()
         metrics.close()
-        signal.signal(signal.SIGINT, previous_handler)
+        stop.restore()
         st.env.close()
     summary = summarize(cfg, st, threshold, wall0, status)
     if status == "finished":

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import io
 import math
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -62,7 +61,7 @@ from semigrad.config import ConfigError, to_dict
 from semigrad.devices import resolve_device
 from semigrad.envs.cartpole import INIT_HIGH, INIT_LOW, TorchCartPole
 from semigrad.losses import q_learning_targets, taken_action_values, value_loss_per_row
-from semigrad.run import MetricsLog, atomic_write_bytes, atomic_write_json
+from semigrad.run import CtrlC, MetricsLog, atomic_write_bytes, atomic_write_json
 
 WEIGHTS_FORMAT = dqn.CHECKPOINT_FORMAT + "-weights"  # what `semigrad eval` loads
 
@@ -537,16 +536,14 @@ def train_many(
         st.acc.zero_()
         next_log = (st.env_steps // cfg.log_every + 1) * cfg.log_every
 
-    stop = {"requested": False}
-    previous_handler = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.update(requested=True))
+    stop = CtrlC().install()
     bar = tqdm(total=cfg.total_steps, unit="step", disable=not progress, dynamic_ncols=True,
                desc=f"dqn x{k}")
     status = "finished"
     try:
         t_train = time.perf_counter()
         while st.env_steps < cfg.total_steps:
-            if stop["requested"] or (stop_after is not None and st.env_steps >= stop_after):
+            if stop.requested or (stop_after is not None and st.env_steps >= stop_after):
                 status = "interrupted"
                 break
             epsilon = epsilon_at(cfg, st.env_steps)
@@ -587,7 +584,7 @@ def train_many(
             train_s += time.perf_counter() - t_train
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous_handler)
+        stop.restore()
         st.env.close()
         for rec in records:
             rec.metrics.close()
