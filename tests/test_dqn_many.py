@@ -37,7 +37,8 @@ envs.register("TestChainNaNSeed5-v0",
                                                env_id="TestChainNaNSeed5-v0", **kw))
 
 CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
-             n_step=1, gradient_steps=1, lr=3e-3, gamma=0.9, hidden=(32,), loss="mse", learning_starts=200,
+             n_step=1, gradient_steps=1, lr=3e-3, gamma=0.9, hidden=(32,), loss="mse",
+             learning_starts=200,
              target_update_interval=50, eps_fraction=0.5, eval_every=1000, eval_episodes=4,
              log_every=250, tensorboard=False, device="cpu")
 CPU = torch.device("cpu")
