@@ -69,7 +69,7 @@ class DQNConfig:
     tau: float = _help("Polyak rate per gradient step", default=0.005)
     eps_start: float = _help("initial epsilon", default=1.0)
     eps_end: float = _help("final epsilon", default=0.05)
-    eps_fraction: float = _help("fraction of total_steps to anneal epsilon over", default=0.2)
+    eps_fraction: float = _help("fraction of total_steps to anneal epsilon over", default=0.4)
     learning_starts: int = _help("env steps of random play before learning", default=1_000)
     train_freq: int = _help("iterations (vector steps) between updates", default=1)
     gradient_steps: int = _help("gradient steps per update", default=2)
