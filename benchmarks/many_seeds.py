@@ -38,10 +38,10 @@ from machine import describe_machine
 from semigrad.algos import dqn, dqn_many
 
 
-def config(steps: int, device: str) -> dqn.DQNConfig:
+def config(steps: int, device: str, **overrides) -> dqn.DQNConfig:
     preset = dqn.PRESETS[dqn.DEFAULT_PRESET]
     return replace(preset, total_steps=steps, eval_every=steps, log_every=min(steps, 1000),
-                   tensorboard=False, device=device)
+                   tensorboard=False, device=device, **overrides)
 
 
 def time_single(cfg: dqn.DQNConfig, seed: int) -> tuple[float, float, int]:
@@ -70,17 +70,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline-runs", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--hidden", type=int, nargs="+", default=None,
+                        help="override the preset's hidden widths (e.g. 64 64)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override the preset's minibatch size")
     args = parser.parse_args()
     torch.set_num_threads(1)
     agents = [int(k) for k in args.agents.split(",")]
-    cfg = config(args.steps, args.device)
+    overrides = {}
+    if args.hidden:
+        overrides["hidden"] = tuple(args.hidden)
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    cfg = config(args.steps, args.device, **overrides)
     print(describe_machine())
     print(f"device {args.device}; DQN preset {dqn.DEFAULT_PRESET!r} (num_envs {cfg.num_envs}, "
           f"batch {cfg.batch_size}, hidden {cfg.hidden}, learning_starts "
           f"{cfg.learning_starts}), {args.steps} env steps per agent; best of {args.repeats} "
           f"interleaved rounds (median in brackets)")
-    time_single(config(600, args.device), 0)  # warm-up: imports, first-call costs
-    time_many(config(600, args.device), 2)
+    time_single(config(600, args.device, **overrides), 0)  # warm-up: imports, first calls
+    time_many(config(600, args.device, **overrides), 2)
 
     single: list[tuple[float, float]] = []
     many: dict[int, list[tuple[float, float]]] = {k: [] for k in agents}
