@@ -183,14 +183,16 @@ def test_sampling_is_replay_buffer_sampling_of_each_agents_own_buffer(adds, n):
     dict(double=False, loss="mse", max_grad_norm=0.0, target_update="polyak", tau=0.3),
     dict(double=True, loss="mse", max_grad_norm=1e-3, target_update="polyak", tau=0.5,
          n_step=3),
+    dict(double=True, loss="huber", max_grad_norm=0.5, target_update="hard",
+         target_update_interval=3, dueling=True),
 ])
 def test_learning_step_is_each_agents_own_dqn_step(options):
-    """K agents' steps = the textbook per-agent step (QNetwork, q_learning_loss,
+    """K agents' steps = the textbook per-agent step (QNetwork or DuelingQNetwork, q_learning_loss,
     clip_grad_norm_, Adam, target update) run agent by agent, in float64."""
     cfg = DQNConfig(**{**CHAIN, "hidden": (16, 8), **options})
     k, b, steps = 3, 24, 5
     st = init_many(cfg, [0, 1, 2], CPU)
-    st.online = StackedMLP([p.double() for p in st.online.params])
+    st.online = StackedMLP([p.double() for p in st.online.params], st.online.dueling)
     st.target = st.online.clone()
     st.optimizer = torch.optim.Adam(st.online.params, lr=cfg.lr, fused=True)
     template = dqn.make_q_network(cfg, 5, 2).double()
@@ -364,7 +366,7 @@ def test_train_seeds_command_writes_per_seed_runs_and_aggregate(tmp_path, capsys
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--seeds", "0-1", "--seed", "3"], "--seed and --seeds"),
-    (["--seeds", "0-1", "--dueling"], "dueling: not supported with several seeds"),
+    (["--seeds", "0-1", "--resume", "x"], "--resume"),
     (["--seeds", "2-1"], "holds no seed"),
     (["--seeds", "0-1", "--gamma", "2"], "gamma: 2.0 is outside the allowed range [0, 1]"),
 ])

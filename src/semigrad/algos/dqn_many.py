@@ -37,7 +37,8 @@ Nothing agent k computes depends on another agent's seed or data, so changing ag
 agent k's weights bit-identical (``tests/test_dqn_many.py``). Network initialisation is the
 single run's (``torch.manual_seed(seed)`` then ``make_q_network``); exploration, sampling and
 summation orders differ, so agent k does not reproduce ``dqn.train(seed=k)`` number for number,
-only in distribution. Not supported: the dueling head (``ConfigError``), resuming.
+only in distribution. The dueling head is supported (one last layer with ``1 + A`` outputs);
+resuming is not.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from semigrad.config import ConfigError, to_dict
 from semigrad.devices import resolve_device
 from semigrad.envs.cartpole import INIT_HIGH, INIT_LOW, TorchCartPole
 from semigrad.losses import q_learning_targets, taken_action_values, value_loss_per_row
+from semigrad.nets import DuelingQNetwork
 from semigrad.run import CtrlC, MetricsLog, atomic_write_bytes, atomic_write_json
 
 WEIGHTS_FORMAT = dqn.CHECKPOINT_FORMAT + "-weights"  # what `semigrad eval` loads
@@ -68,9 +70,6 @@ WEIGHTS_FORMAT = dqn.CHECKPOINT_FORMAT + "-weights"  # what `semigrad eval` load
 
 def check_supported(cfg: DQNConfig, seeds: Sequence[int]) -> None:
     """Raise ``ConfigError`` for options or seeds many-seed training does not take."""
-    if cfg.dueling:
-        raise ConfigError("dueling: not supported with several seeds (their networks are stacked "
-                          "plain MLPs); use --no-dueling or train the seeds one at a time")
     if not seeds:
         raise ConfigError("seeds: expected at least one seed")
     for s in seeds:
@@ -205,30 +204,44 @@ class StackedMLP:
     for small layers, and each product runs in its fastest orientation, see ``_bmm``).
     """
 
-    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+    def __init__(self, params: Sequence[torch.Tensor], dueling: bool = False) -> None:
         self.params = list(params)
+        self.dueling = dueling
 
     @classmethod
     def stack(cls, nets: Sequence[nn.Module], device: torch.device) -> StackedMLP:
-        """From K MLPs (``QNetwork``); ``nn.Linear``'s ``(out, in)`` weights are transposed."""
+        """From K ``QNetwork``s or ``DuelingQNetwork``s; ``nn.Linear``'s ``(out, in)`` weights
+        are transposed. A dueling network's value and advantage heads become one last layer
+        with ``1 + A`` outputs (value first)."""
+        dueling = isinstance(nets[0], DuelingQNetwork)
         layers = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
         params = []
-        for i in range(len(layers[0])):
-            params.append(torch.stack([net[i].weight.detach().T for net in layers]))
-            params.append(torch.stack([net[i].bias.detach() for net in layers]).unsqueeze(1))
-        return cls([p.to(device).contiguous() for p in params])
+        for i in range(len(layers[0]) - (1 if dueling else 0)):
+            heads = (slice(i, i + 2) if dueling and i == len(layers[0]) - 2
+                     else slice(i, i + 1))
+            params.append(torch.stack([torch.cat([m.weight.detach().T for m in net[heads]], 1)
+                                       for net in layers]))
+            params.append(torch.stack([torch.cat([m.bias.detach() for m in net[heads]])
+                                       for net in layers]).unsqueeze(1))
+        return cls([p.to(device).contiguous() for p in params], dueling)
 
     def clone(self) -> StackedMLP:
-        return StackedMLP([p.clone() for p in self.params])
+        return StackedMLP([p.clone() for p in self.params], self.dueling)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``x (K, M, in)`` -> ``(out (K, M, out), inputs of every layer)`` for ``backward``."""
+        """``x (K, M, in)`` -> ``(q (K, M, A), inputs of every layer)`` for ``backward``.
+
+        Dueling (Wang et al., 2016): the last layer gives ``[v, a_1..a_A]`` and
+        ``q = v + a - mean(a)``."""
         inputs = []
         for i in range(0, len(self.params), 2):
             inputs.append(x)
             x = _bmm(x, self.params[i]).add_(self.params[i + 1])
             if i + 2 < len(self.params):
                 x = x.relu_()
+        if self.dueling:
+            adv = x[..., 1:]
+            x = adv - adv.mean(dim=-1, keepdim=True) + x[..., :1]
         return x, inputs
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,6 +250,9 @@ class StackedMLP:
     def backward(self, inputs: list[torch.Tensor], grad_out: torch.Tensor) -> None:
         """Set every ``p.grad`` from ``grad_out (K, M, out)`` and ``forward``'s ``inputs``."""
         g = grad_out
+        if self.dueling:  # d q_j / d v = 1, d q_j / d a_i = [i == j] - 1 / A
+            total = g.sum(dim=-1, keepdim=True)
+            g = torch.cat([total, g - total / g.shape[-1]], dim=-1)
         for layer in range(len(inputs) - 1, -1, -1):
             w, b, h = self.params[2 * layer], self.params[2 * layer + 1], inputs[layer]
             w.grad = _bmm(h.mT, g).contiguous()
@@ -245,11 +261,16 @@ class StackedMLP:
                 g = torch.ops.aten.threshold_backward(_bmm(g, w.mT), h, 0)
 
     def state_dict(self, k: int, template: nn.Module) -> dict:
-        """Agent k's weights under ``template``'s (a ``QNetwork``'s) parameter names."""
+        """Agent k's weights under ``template``'s (a ``QNetwork``'s or ``DuelingQNetwork``'s)
+        parameter names."""
         names = [name for name, _ in template.named_parameters()]
         values = []
         for i in range(0, len(self.params), 2):
-            values += [self.params[i][k].T.contiguous(), self.params[i + 1][k, 0].clone()]
+            w, b = self.params[i][k].T, self.params[i + 1][k, 0]
+            if self.dueling and i + 2 == len(self.params):  # value head, then advantage head
+                values += [w[:1].contiguous(), b[:1].clone(), w[1:].contiguous(), b[1:].clone()]
+            else:
+                values += [w.contiguous(), b.clone()]
         return dict(zip(names, values, strict=True))
 
 
