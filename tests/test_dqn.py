@@ -135,7 +135,11 @@ def test_non_finite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path)
     with pytest.raises(TrainingDiverged) as info:
         train(cfg, tmp_path, progress=False)
     message = str(info.value)
-    assert "non-finite loss" in message and "at env step" in message
+    assert "non-finite loss between env steps" in message
+    first_nan = 400 * 4  # the env's NaN rewards start after 400 iterations of 4 envs
+    env0, env1 = (int(x) for x in message.split("between env steps ")[1].split(" (")[0]
+                  .split(" and "))
+    assert env0 <= first_nan < env1 <= env0 + 250 + 4  # one log_every interval (+ a step)
     good = load_checkpoint(tmp_path / "checkpoint_last.pt")  # still loads
     assert good["counters"]["env_steps"] <= 1600  # from before the NaN rewards began
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -208,8 +208,11 @@ class DQNState:
     solved_at: dict | None = None
     train_s: float = 0.0
     eval_s: float = 0.0
-    # running sums since the last metric row: episode returns, episode count, loss, mean Q, updates
+    # sums since the last metric row: episode returns, episode count, loss, mean Q, updates;
+    # ``sums`` accumulates on the device, ``acc`` on the host (``check_health`` moves them)
     acc: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
+    sums: torch.Tensor | None = None
+    checked: tuple[int, int] = (0, 0)  # env and gradient steps at the last health check
 
 
 def init_state(cfg: DQNConfig, device: torch.device) -> DQNState:
@@ -227,7 +230,26 @@ def init_state(cfg: DQNConfig, device: torch.device) -> DQNState:
         buffer=ReplayBuffer(cfg.buffer_size // cfg.num_envs * cfg.num_envs, env.obs_dim,
                             device=device, num_envs=cfg.num_envs),
         env=env, obs=env.reset(), gen=gen, next_eval=cfg.eval_every, next_log=cfg.log_every,
+        sums=torch.zeros(5, dtype=torch.float64, device=device),
     )
+
+
+def check_health(st: DQNState) -> None:
+    """Move the device sums to ``st.acc`` (one host sync) and raise ``TrainingDiverged`` if a
+    loss or Q-value since the last check was non-finite. Called before every metric row and
+    checkpoint, so a checkpoint never holds diverged weights."""
+    sums = st.sums.tolist()
+    st.sums.zero_()
+    st.acc = [a + b for a, b in zip(st.acc, sums, strict=True)]
+    for what, value in (("loss", sums[2]), ("mean Q-value", sums[3])):
+        if not math.isfinite(value):
+            (env0, grad0), grad1 = st.checked, st.gradient_steps
+            raise TrainingDiverged(
+                f"non-finite {what} between env steps {env0} and {st.env_steps} (gradient steps "
+                f"{grad0 + 1}-{grad1}); usual causes: a learning rate too high, gamma close to 1 "
+                "with unbounded rewards, or no gradient clipping (--max-grad-norm)"
+            )
+    st.checked = (st.env_steps, st.gradient_steps)
 
 
 def update(cfg: DQNConfig, st: DQNState) -> None:
@@ -245,15 +267,9 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
         q, batch.actions, batch.rewards, next_q_target, batch.terminated, gamma,
         next_q_online=next_q_online, kind=cfg.loss,
     )
-    mean_q = q.detach().mean()
-    health = torch.stack([loss.detach(), mean_q])
-    if not torch.isfinite(health).all():
-        what = "loss" if not torch.isfinite(health[0]) else "mean Q-value"
-        raise TrainingDiverged(
-            f"non-finite {what} ({health.tolist()}) at env step {st.env_steps}, gradient step "
-            f"{st.gradient_steps + 1}; usual causes: a learning rate too high, gamma close to 1 "
-            "with unbounded rewards, or no gradient clipping (--max-grad-norm)"
-        )
+    # summed on the device (no host sync per step); a NaN or inf stays in the sum until
+    # check_health reads it, before any metric row or checkpoint
+    st.sums[2:] += torch.stack([loss.detach(), q.detach().mean(), loss.new_ones(())]).double()
     for group in st.optimizer.param_groups:
         group["lr"] = lr_at(cfg, st.env_steps)
     st.optimizer.zero_grad(set_to_none=True)
@@ -268,9 +284,6 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
                 t.lerp_(p, cfg.tau)
     elif st.gradient_steps % cfg.target_update_interval == 0:
         st.target.load_state_dict(st.online.state_dict())
-    st.acc[2] += health[0].item()
-    st.acc[3] += health[1].item()
-    st.acc[4] += 1
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -279,7 +292,7 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
 def _counters(st: DQNState) -> dict:
     return {k: getattr(st, k) for k in ("env_steps", "iterations", "gradient_steps", "next_eval",
                                         "next_log", "evals", "best_eval", "solved_at", "train_s",
-                                        "eval_s", "acc")}
+                                        "eval_s", "acc", "sums", "checked")}
 
 
 def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
@@ -385,9 +398,8 @@ def train(
             next_obs, reward, terminated, truncated, info = st.env.step(actions)
             st.buffer.add(st.obs, actions, reward, info["final_obs"], terminated, truncated)
             st.obs = next_obs
-            finished = ~info["episode_return"].isnan()
-            st.acc[0] += info["episode_return"].nan_to_num().sum().item()
-            st.acc[1] += finished.sum().item()
+            ended = info["episode_return"]
+            st.sums[:2] += torch.stack([ended.nan_to_num().sum(), (~ended.isnan()).sum()])
             st.env_steps += cfg.num_envs
             st.iterations += 1
             bar.update(cfg.num_envs)
@@ -397,6 +409,7 @@ def train(
                     update(cfg, st)
 
             if st.env_steps >= st.next_eval or st.env_steps >= cfg.total_steps:
+                check_health(st)
                 st.train_s += time.perf_counter() - t_train
                 t_eval = time.perf_counter()
                 row = _evaluate_and_checkpoint(cfg, st, device, threshold, run_dir, best_path,
@@ -407,12 +420,14 @@ def train(
                 st.eval_s += time.perf_counter() - t_eval
                 t_train = time.perf_counter()
             elif st.env_steps >= st.next_log:
+                check_health(st)
                 log_metrics(metrics, st, {"epsilon": epsilon, "lr": lr_at(cfg, st.env_steps)},
                      wall0, on_log, cfg.log_every)
         else:
             st.train_s += time.perf_counter() - t_train
         if status == "interrupted":
             st.train_s += time.perf_counter() - t_train
+            check_health(st)
             save_checkpoint(last_path, cfg, st)
     except TrainingDiverged as err:
         status = "diverged"
