@@ -17,6 +17,7 @@ episode's return and length where ``terminated | truncated``, and NaN / 0 elsewh
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,7 @@ class EnvSpec:
     backend: str
 
 
-class BatchedEnv:
+class BatchedEnv(ABC):
     """Base class of semigrad's batched environments (see the module docstring)."""
 
     spec: EnvSpec
@@ -49,13 +50,16 @@ class BatchedEnv:
     def num_actions(self) -> int:
         return self.spec.num_actions
 
-    def reset(self) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def reset(self) -> torch.Tensor:
+        """Start a new episode in every environment -> obs ``(N, obs_dim)``."""
 
-    def step(self, actions: torch.Tensor):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def step(self, actions: torch.Tensor):
+        """Step every environment with ``actions (N,)`` int64 -> obs, reward, terminated,
+        truncated, info (see the module docstring)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default, on purpose
         """Release resources; a no-op unless the backend holds any."""
 
     def state_dict(self) -> dict:
