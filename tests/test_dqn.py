@@ -193,3 +193,23 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     rows = read_metrics(run_dir)
     assert payload["counters"]["env_steps"] >= rows[-1]["step"] >= 1000
     assert not (run_dir / "summary.json").exists()  # unfinished: resumable
+
+
+class _Stateless(ChainEnv):
+    def state_dict(self):
+        raise NotImplementedError("no state")
+
+
+envs.register("TestChainStateless-v0",
+              lambda **kw: _Stateless(env_id="TestChainStateless-v0", **kw))
+
+
+def test_env_without_saved_state_still_checkpoints_and_resumes_with_a_warning(tmp_path):
+    cfg = DQNConfig(seed=0, **{**CHAIN, "env": "TestChainStateless-v0", "total_steps": 1200,
+                               "eval_every": 400})
+    part = train(cfg, tmp_path, progress=False, stop_after=600)
+    assert part["status"] == "interrupted"
+    assert load_checkpoint(tmp_path / "checkpoint_last.pt")["env"] is None
+    with pytest.warns(UserWarning, match="cannot save its state"):
+        done = train(cfg, tmp_path, progress=False, resume=True)
+    assert done["status"] == "finished" and done["env_steps"] == 1200

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,12 +302,20 @@ def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
         "format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
         "online": st.online.state_dict(), "target": st.target.state_dict(),
         "optimizer": st.optimizer.state_dict(), "buffer": st.buffer.state_dict(),
-        "env": st.env.state_dict(), "obs": st.obs, "gen": st.gen.get_state(),
+        "env": _env_state(st.env), "obs": st.obs, "gen": st.gen.get_state(),
         "counters": _counters(st),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _env_state(env: envs.BatchedEnv) -> dict | None:
+    """The env's exact state, or None for an env that cannot save it (resumes inexactly)."""
+    try:
+        return env.state_dict()
+    except NotImplementedError:
+        return None
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
@@ -331,8 +340,16 @@ def restore_state(payload: dict, cfg: DQNConfig, device: torch.device) -> DQNSta
     st.target.load_state_dict(payload["target"])
     st.optimizer.load_state_dict(payload["optimizer"])
     st.buffer.load_state_dict(payload["buffer"])
-    st.env.load_state_dict(payload["env"])
-    st.obs = payload["obs"].to(device)
+    if payload["env"] is not None:
+        st.env.load_state_dict(payload["env"])
+        st.obs = payload["obs"].to(device)
+    else:  # the env could not save its episodes in progress: new ones, from a fresh seed
+        warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
+                      "so it will not match an uninterrupted run exactly", stacklevel=2)
+        st.env.close()
+        st.env = envs.make(cfg.env, num_envs=cfg.num_envs, device=device,
+                           seed=cfg.seed + 1 + payload["counters"]["env_steps"])
+        st.obs = st.env.reset()
     st.gen.set_state(payload["gen"].cpu() if device.type == "cpu" else payload["gen"])
     for key, value in payload["counters"].items():
         setattr(st, key, value)
