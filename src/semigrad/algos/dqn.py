@@ -302,20 +302,12 @@ def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
         "format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
         "online": st.online.state_dict(), "target": st.target.state_dict(),
         "optimizer": st.optimizer.state_dict(), "buffer": st.buffer.state_dict(),
-        "env": _env_state(st.env), "obs": st.obs, "gen": st.gen.get_state(),
+        "env": st.env.state_dict(), "obs": st.obs, "gen": st.gen.get_state(),
         "counters": _counters(st),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def _env_state(env: envs.BatchedEnv) -> dict | None:
-    """The env's exact state, or None for an env that cannot save it (resumes inexactly)."""
-    try:
-        return env.state_dict()
-    except NotImplementedError:
-        return None
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:

@@ -62,16 +62,15 @@ class BatchedEnv(ABC):
     def close(self) -> None:  # noqa: B027 - a no-op by default, on purpose
         """Release resources; a no-op unless the backend holds any."""
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict | None:
         """Everything needed to continue exactly where the envs are (episodes in progress,
-        step counts, random generators), as tensors and plain Python values."""
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot save its state for an exact resume"
-        )
+        step counts, random generators), as tensors and plain Python values; ``None`` for an
+        env that cannot save it (the default), so a resume has to start new episodes."""
+        return None
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what ``state_dict`` returned; the next ``step`` continues from there."""
-        raise NotImplementedError(f"{type(self).__name__} cannot restore a saved state")
+        raise ValueError(f"{type(self).__name__} saves no state, so it cannot restore one")
 
     def check_actions(self, actions: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``actions`` is an int64 ``(num_envs,)`` tensor."""

@@ -96,21 +96,19 @@ class GymVectorEnv(BatchedEnv):
         }
         return self._tensor(obs), reward_t, terminated_t, truncated_t, out_info
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict | None:
         """Exact state of every sub-env: its physical state, step count and random generator.
 
         Supported for environments that keep their dynamic state in ``unwrapped.state`` (the
-        classic-control family: CartPole, Acrobot, MountainCar); others raise
-        ``NotImplementedError``. The sub-envs' part is JSON (NumPy's generator state holds
-        integers wider than 64 bits).
+        classic-control family: CartPole, Acrobot, MountainCar); ``None`` for the others.
+        The sub-envs' part is JSON (NumPy's generator state holds integers wider than 64
+        bits).
         """
         subs = []
         for sub in self._env.envs:
             core = sub.unwrapped
             if not isinstance(getattr(core, "state", None), (np.ndarray, tuple, list)):
-                raise NotImplementedError(
-                    f"{self.spec.id}: exact resume needs the env's state in unwrapped.state"
-                )
+                return None  # no unwrapped.state: nothing exact to save
             wrappers, layer = {}, sub
             while layer is not core:
                 for attr in _WRAPPER_COUNTERS:
