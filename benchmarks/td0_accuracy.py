@@ -29,15 +29,19 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=3e-3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tolerance", type=float, default=0.10)
+    parser.add_argument("--start-box", type=float, nargs=4, default=None,
+                        metavar=("X", "X_DOT", "THETA", "THETA_DOT"),
+                        help="start episodes uniformly in this box (default: CartPole's +-0.05)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(describe_machine())
     probes = torch.tensor(DEFAULT_PROBES)
     mc = cartpole_values(probes, 0.95, rollouts=4000, seed=12345)
     config = TD0Config(num_envs=args.num_envs, steps=args.steps, gamma=0.95, alpha=args.alpha,
-                       alpha_end=0.0, log_every=args.steps)
+                       alpha_end=0.0, log_every=args.steps,
+                       start_box=tuple(args.start_box or ()))
     print(f"{args.steps:,} transitions, {args.num_envs} envs, Adam alpha {args.alpha:g} -> 0, "
-          f"gamma 0.95; Monte Carlo 4000 rollouts per probe\n")
+          f"gamma 0.95; starts {args.start_box or '+-0.05'}; Monte Carlo 4000 rollouts per probe\n")
     print("| seed | probe | v_hat | Monte Carlo | rel. error |")
     print("| ---: | --- | ---: | ---: | ---: |")
     worst = []

@@ -104,8 +104,12 @@ def test_no_episode_from_the_initial_box_ends_before_8_steps():
     assert RESERVE_REFRESH_STEPS <= 8
 
 
-def test_initial_states_are_fresh_uniform_draws():
-    env = TorchCartPole(64, device="cpu", seed=1)
+@pytest.mark.parametrize("box", [None, (2.4, 2.5, 0.2, 2.5)])
+def test_initial_states_are_fresh_uniform_draws(box):
+    """Every start is a new uniform draw from the box, also from a wide ``start_box`` whose
+    episodes can end after one step (there the whole reserve is redrawn every step)."""
+    env = TorchCartPole(64, device="cpu", seed=1, start_box=box)
+    half = torch.tensor(box or (0.05,) * 4, dtype=torch.float64)
     starts = [env.reset()]
     actions_gen = torch.Generator().manual_seed(0)
     for _ in range(3000):
@@ -114,12 +118,23 @@ def test_initial_states_are_fresh_uniform_draws():
         starts.append(obs[terminated | truncated])
     starts = torch.cat(starts).to(torch.float64)
     assert len(starts) > 5000
-    assert starts.min() >= -0.05 and starts.max() < 0.05
+    assert torch.all(starts >= -half - 1e-7) and torch.all(starts < half + 1e-7)
     assert len(torch.unique(starts, dim=0)) == len(starts)  # never the same start twice
-    # uniform on [-0.05, 0.05): mean 0, standard deviation 0.1 / sqrt(12), per component
-    sigma = 0.1 / math.sqrt(12)
+    # uniform on [-h, h): mean 0, standard deviation 2 h / sqrt(12), per component
+    sigma = 2 * half / math.sqrt(12)
     assert torch.all(starts.mean(0).abs() < 5 * sigma / math.sqrt(len(starts)))
-    assert torch.allclose(starts.std(0), torch.full((4,), sigma, dtype=torch.float64), rtol=0.03)
+    torch.testing.assert_close(starts.std(0), sigma, rtol=0.03, atol=0)
+
+
+@pytest.mark.parametrize("box, problem", [
+    ((1, 1), "4 positive half-widths"),
+    ((1, 0, 0.1, 1), "4 positive half-widths"),
+    ((3, 1, 0.1, 1), "must be <= 2.4"),
+    ((1, 1, 0.5, 1), "12 degrees"),
+])
+def test_bad_start_box_is_one_clear_error(box, problem):
+    with pytest.raises(ValueError, match=problem):
+        TorchCartPole(2, device="cpu", start_box=box)
 
 
 def test_seed_makes_episodes_reproducible():

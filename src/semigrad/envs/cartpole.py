@@ -30,6 +30,11 @@ redrawn for all environments on each step (component ``k mod 4`` on step ``k``).
 started in the initial box ends in fewer than 8 steps (checked exhaustively in
 ``tests/test_cartpole.py``), so the whole reserve is redrawn between two automatic resets of an
 environment, and every episode starts from a fresh, independent uniform draw.
+
+``start_box`` widens the initial states to a uniform box of half-widths ``(x, x_dot, theta,
+theta_dot)`` (exploring starts: for prediction, ``v_pi`` is the same whatever the start
+distribution, and wide starts put training data where the policy seldom goes). Episodes from a
+wide box can end after one step, so then the whole reserve is redrawn on every step.
 """
 
 from __future__ import annotations
@@ -69,6 +74,24 @@ SPEC = EnvSpec(
 )
 
 
+def check_start_box(box) -> tuple[float, float, float, float] | None:
+    """Validate start-box half-widths ``(x, x_dot, theta, theta_dot)``; None keeps +-0.05."""
+    if box is None:
+        return None
+    try:
+        box = tuple(float(v) for v in box)
+    except (TypeError, ValueError):
+        box = ()
+    if len(box) != 4 or not all(0 < v < math.inf for v in box):
+        raise ValueError("start_box: expected 4 positive half-widths (x, x_dot, theta, "
+                         f"theta_dot), e.g. (2.4, 3, 0.2, 3); got {box!r}")
+    if box[0] > X_THRESHOLD or box[2] > THETA_THRESHOLD:
+        raise ValueError(f"start_box: x and theta half-widths must be <= {X_THRESHOLD} and "
+                         f"{THETA_THRESHOLD:.4f} (12 degrees), else episodes start terminated; "
+                         f"got x {box[0]:g}, theta {box[2]:g}")
+    return box
+
+
 class TorchCartPole(BatchedEnv):
     """N independent CartPole-v1 environments as ``(N, 4)`` tensors on ``device``.
 
@@ -78,7 +101,8 @@ class TorchCartPole(BatchedEnv):
     ``info["episode_return"] (N,)``, ``info["episode_length"] (N,)``.
 
     ``state`` / ``set_state`` read and write the exact ``(N, 4)`` state in ``dtype`` (for
-    parity tests and Monte Carlo rollouts from given states).
+    parity tests and Monte Carlo rollouts from given states). ``start_box`` (half-widths of
+    ``(x, x_dot, theta, theta_dot)``) replaces the initial box ``[-0.05, 0.05)^4``.
     """
 
     spec = SPEC
@@ -90,6 +114,7 @@ class TorchCartPole(BatchedEnv):
         seed: int | None = None,
         dtype: torch.dtype = torch.float64,
         obs_dtype: torch.dtype = torch.float32,
+        start_box: tuple[float, float, float, float] | None = None,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
@@ -97,6 +122,7 @@ class TorchCartPole(BatchedEnv):
             raise ValueError(
                 f"dtype, obs_dtype: expected floating-point dtypes, got {dtype}, {obs_dtype}"
             )
+        box = check_start_box(start_box)
         self.num_envs = num_envs
         self.device = resolve_device(device)
         self.dtype = dtype
@@ -130,6 +156,9 @@ class TorchCartPole(BatchedEnv):
         self._neg_den_offset = torch.tensor(
             -HALF_LENGTH * 4.0 / 3.0, dtype=dtype, device=self.device
         )
+        # (4, 1) half-widths of the start box; None: CartPole-v1's [-0.05, 0.05)^4
+        self._start_box = None if box is None else torch.tensor(
+            box, dtype=dtype, device=self.device).unsqueeze(1)
         self._bounds = torch.tensor(
             [[X_THRESHOLD], [THETA_THRESHOLD]], dtype=dtype, device=self.device
         )
@@ -178,7 +207,10 @@ class TorchCartPole(BatchedEnv):
         self._steps, self._ready = int(state["steps"]), bool(state["ready"])
 
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
-        return out.uniform_(INIT_LOW, INIT_HIGH, generator=self._generator)
+        """Fill ``out`` (the ``(4, N)`` state, or one row of it in the default box)."""
+        if self._start_box is None:
+            return out.uniform_(INIT_LOW, INIT_HIGH, generator=self._generator)
+        return out.uniform_(-1.0, 1.0, generator=self._generator).mul_(self._start_box)
 
     def reset(self) -> torch.Tensor:
         """Start a new episode in every environment -> obs ``(N, 4)`` in ``obs_dtype``."""
@@ -223,7 +255,10 @@ class TorchCartPole(BatchedEnv):
         episode_return = torch.where(done, episode_length, torch.nan)
         elapsed.masked_fill_(done, 0)
 
-        self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
+        if self._start_box is None:
+            self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
+        else:
+            self._draw(self._reserve)
         self._steps += 1
         final_obs = self._obs(next_state)
         torch.where(done, self._reserve, next_state, out=state)
