@@ -12,6 +12,7 @@ from semigrad.algos.td0 import (
     MLPSemiGradient,
     TD0Config,
     UniformRandomPolicy,
+    lean_step,
     td0,
     td_loss,
 )
@@ -117,6 +118,46 @@ def test_fast_path_equals_autograd():
             assert torch.allclose(p.grad, g, atol=1e-6)
     assert MLPSemiGradient.build(torch.nn.Sequential(torch.nn.Linear(4, 1))) is None
     assert MLPSemiGradient.build(ValueNetwork(4, (8,), "gelu")) is None  # autograd then
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: torch.optim.Adam(ps, lr=3e-3, fused=True),
+    lambda ps: torch.optim.SGD(ps, lr=0.05),
+])
+def test_lean_step_is_the_optimizer_step(make):
+    """The fast path's lean step gives exactly ``optimizer.step()``'s parameters and state,
+    also when the learning rate changes between steps and when the optimizer carries on."""
+    nets = [ValueNetwork(4, (8, 8)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    initial = [p.detach().clone() for p in nets[0].parameters()]
+    optimizers = [make(list(net.parameters())) for net in nets]
+    step = lean_step(optimizers[1], list(nets[1].parameters()))
+    gen = torch.Generator().manual_seed(0)
+    for i in range(5):
+        grads = [torch.randn(p.shape, generator=gen) for p in nets[0].parameters()]
+        for opt in optimizers:
+            opt.param_groups[0]["lr"] *= 0.5
+        for p, g in zip(nets[0].parameters(), grads, strict=True):
+            p.grad = g
+        optimizers[0].step()
+        if i < 4:
+            step(grads)
+        else:  # the torch optimizer carries on from the lean steps' state
+            for p, g in zip(nets[1].parameters(), grads, strict=True):
+                p.grad = g
+            optimizers[1].step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not any(torch.equal(a, b) for a, b in zip(initial, nets[0].parameters(), strict=True))
+
+
+def test_lean_step_declines_what_it_does_not_do():
+    params = list(ValueNetwork(4, (8,)).parameters())
+    assert lean_step(torch.optim.Adam(params, amsgrad=True, fused=True), params) is None
+    assert lean_step(torch.optim.Adam(params, weight_decay=0.1, fused=True), params) is None
+    assert lean_step(torch.optim.SGD(params, lr=0.1, momentum=0.9), params) is None
+    assert lean_step(torch.optim.RMSprop(params), params) is None
+    assert lean_step(torch.optim.Adam(params[:1], fused=True), params) is None
 
 
 def test_semi_gradient_target_has_no_gradient():

@@ -149,8 +149,11 @@ def _bootstrap(
     done: torch.Tensor,
     gamma: float | torch.Tensor,
 ) -> torch.Tensor:
-    next_values = torch.where(done, torch.zeros_like(next_values), next_values)
-    return rewards.to(next_values.dtype) + gamma * next_values
+    next_values = torch.where(done, 0.0, next_values)
+    rewards = rewards.to(next_values.dtype)
+    if isinstance(gamma, torch.Tensor):
+        return rewards + gamma * next_values
+    return torch.add(rewards, next_values, alpha=gamma)  # one kernel
 
 
 def q_learning_targets(
