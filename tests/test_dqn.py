@@ -12,7 +12,14 @@ import torch
 from chain_env import ChainEnv, optimal_q
 from semigrad import envs
 from semigrad.algos import dqn
-from semigrad.algos.dqn import DQNConfig, TrainingDiverged, load_checkpoint, train
+from semigrad.algos.dqn import (
+    CARTPOLE_START_BOX,
+    DQNConfig,
+    TrainingDiverged,
+    load_checkpoint,
+    preset_fields,
+    train,
+)
 from semigrad.cli import main
 from semigrad.config import ConfigError
 from semigrad.run import read_metrics
@@ -46,10 +53,11 @@ def _without_time(rows):
     return [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")} for r in rows]
 
 
-@pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnasium:CartPole-v1", "CartPole-v1"])
-def test_resume_equals_uninterrupted(tmp_path, env_id):
+@pytest.mark.parametrize("env_id, box", [("TestChain-v0", ()), ("gymnasium:CartPole-v1", ()),
+                                         ("CartPole-v1", ()), ("CartPole-v1", (1, 1, 0.1, 1))])
+def test_resume_equals_uninterrupted(tmp_path, env_id, box):
     cfg = DQNConfig(seed=3, **{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 400,
-                               "hidden": (16,), "eval_episodes": 2})
+                               "hidden": (16,), "eval_episodes": 2, "start_box": box})
     full = train(cfg, tmp_path / "full", progress=False)
     part = train(cfg, tmp_path / "part", progress=False, stop_after=600)  # mid-interval
     assert part["status"] == "interrupted" and part["env_steps"] == 600
@@ -75,12 +83,43 @@ def test_resume_equals_uninterrupted(tmp_path, env_id):
         (dict(batch_size=0), "batch_size: 0 is outside the allowed range [1, inf)"),
         (dict(loss="l1"), "loss: 'l1' is not one of"),
         (dict(hidden=()), "hidden: expected one or more widths"),
+        (dict(env="gymnasium:CartPole-v1", start_box=(1, 1, 0.1, 1)), "CartPole-v1 (semigrad"),
+        (dict(start_box=(1, 1, 1, 1)), "12 degrees"),
     ],
 )
 def test_bad_config_values(overrides, message):
     with pytest.raises(ConfigError) as info:
         DQNConfig(**overrides)
     assert message in str(info.value)
+
+
+def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp_path,
+                                                                            monkeypatch):
+    """The preset's start box spreads the training envs' starts; the greedy evaluations run
+    on the env's own starts; another env drops the preset's box unless one is given."""
+    cfg = DQNConfig(**preset_fields("cartpole", {"total_steps": 600, "eval_every": 300,
+                                                 "eval_episodes": 3, "learning_starts": 100,
+                                                 "hidden": (8,), "batch_size": 16,
+                                                 "tensorboard": False}))
+    assert cfg.start_box == CARTPOLE_START_BOX
+    made, make = [], envs.make
+
+    def recording_make(env_id, num_envs=1, device=None, seed=None, start_box=None):
+        env = make(env_id, num_envs, device, seed, start_box=start_box)
+        made.append((num_envs, start_box, env.reset()))
+        return env
+
+    monkeypatch.setattr(envs, "make", recording_make)
+    train(cfg, tmp_path / "r", progress=False)
+    training = [m for m in made if m[0] == cfg.num_envs]
+    evaluations = [m for m in made if m[0] == cfg.eval_episodes]
+    assert len(training) == 1 and len(evaluations) == 2
+    assert training[0][1] == CARTPOLE_START_BOX and training[0][2].abs().amax() > 0.5
+    for _, box, starts in evaluations:
+        assert not box and starts.abs().amax() < 0.05  # CartPole-v1's own initial states
+    assert preset_fields("cartpole", {"env": "Acrobot-v1"})["start_box"] == ()
+    assert preset_fields("cartpole", {"env": "CartPole-v1"})["start_box"] == CARTPOLE_START_BOX
+    assert preset_fields("cartpole", {"start_box": ()})["start_box"] == ()
 
 
 def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):

@@ -65,11 +65,13 @@ def test_agent_uniforms_rows_are_each_generators_own_stream():
         assert torch.equal(got[k], expected)
 
 
-def test_agents_cartpole_is_k_single_cartpoles_with_their_seeds():
-    """Agent k's envs start from exactly the states TorchCartPole(N, seed_k) draws."""
+@pytest.mark.parametrize("box", [None, (2.4, 2.5, 0.2, 2.5)])
+def test_agents_cartpole_is_k_single_cartpoles_with_their_seeds(box):
+    """Agent k's envs start from exactly the states TorchCartPole(N, seed_k) draws (also with
+    exploring starts)."""
     seeds, n = [3, 7, 11], 5
-    many = AgentsCartPole(n, agent_generators(seeds, CPU), CPU)
-    singles = [TorchCartPole(n, device="cpu", seed=s) for s in seeds]
+    many = AgentsCartPole(n, agent_generators(seeds, CPU), CPU, start_box=box)
+    singles = [TorchCartPole(n, device="cpu", seed=s, start_box=box) for s in seeds]
     obs = many.reset().view(3, n, 4)
     for k, env in enumerate(singles):
         assert torch.equal(obs[k], env.reset())

@@ -47,7 +47,8 @@ OUTCOME_KEYS = ("status", "error", "final_eval_return", "solved", "time_to_solve
 class Algo:
     """One algorithm a sweep can run: its config class, presets and training entry point.
 
-    ``train(cfg, run_dir, resume)`` writes a run directory (metrics.csv, checkpoint_last.pt,
+    ``preset_fields(name, overrides)`` gives the fields of preset ``name`` with ``overrides`` on
+    top. ``train(cfg, run_dir, resume)`` writes a run directory (metrics.csv, checkpoint_last.pt,
     summary.json) and returns the summary; it raises ``diverged`` when training blows up, after
     writing a summary with status "diverged".
     """
@@ -55,6 +56,7 @@ class Algo:
     config_cls: type
     presets: Mapping[str, Any]
     default_preset: str
+    preset_fields: Callable[[str, Mapping[str, Any]], dict[str, Any]]
     command: str  # the `semigrad COMMAND` whose run directories the trials imitate
     train: Callable[[Any, Path, bool], dict]
     diverged: type[Exception]
@@ -66,8 +68,8 @@ def _dqn() -> Algo:
     def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
         return dqn.train(cfg, run_dir, resume=resume, progress=False)
 
-    return Algo(dqn.DQNConfig, dqn.PRESETS, dqn.DEFAULT_PRESET, "train", train,
-                dqn.TrainingDiverged)
+    return Algo(dqn.DQNConfig, dqn.PRESETS, dqn.DEFAULT_PRESET, dqn.preset_fields, "train",
+                train, dqn.TrainingDiverged)
 
 
 ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn}
@@ -243,13 +245,14 @@ class SweepSpec:
 
     def trials(self) -> list[Trial]:
         """Setting-major: all seeds of the first setting, then the next setting..."""
-        base = {**to_dict(get_algo(self.algo).presets[self.preset]), **self.overrides}
+        algo = get_algo(self.algo)
         trials = []
         for setting in self.settings():
             for seed in self.seeds:
                 label = setting_label({**setting, "seed": seed})
                 name = re.sub(r"[^A-Za-z0-9=,.+_-]", "-", label)
-                config = {**base, **setting, "seed": seed}
+                config = algo.preset_fields(self.preset,
+                                            {**self.overrides, **setting, "seed": seed})
                 trials.append(Trial(name, setting, seed, _json_config(config)))
         if len({t.name for t in trials}) != len(trials):
             raise ValueError("grid: two settings give the same trial folder name")

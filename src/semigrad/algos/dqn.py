@@ -20,7 +20,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,15 +51,19 @@ class DQNConfig:
     """Every DQN hyper-parameter; validated when built. Steps count transitions over all envs."""
 
     env: str = _help("environment id (gymnasium:ID forces gymnasium's)", default="CartPole-v1")
+    start_box: tuple[float, ...] = _help(
+        "CartPole-v1 only: training episodes start uniformly in +-(x, x_dot, theta, theta_dot) "
+        "(exploring starts; evaluation keeps the env's own starts); empty: the env's own",
+        default=())
     seed: int = field(default=0, metadata={"cli": False})
     total_steps: int = _help("environment steps to train for", default=50_000)
     num_envs: int = _help("parallel training environments", default=4)
     buffer_size: int = _help("replay capacity (transitions)", default=50_000)
-    batch_size: int = _help("minibatch size", default=256)
+    batch_size: int = _help("minibatch size", default=128)
     lr: float = _help("Adam learning rate", default=1e-3)
     lr_final_fraction: float = _help("lr decays linearly to lr * this by the end", default=1.0)
     gamma: float = _help("discount", default=0.99)
-    hidden: tuple[int, ...] = _help("hidden layer widths", default=(128, 128))
+    hidden: tuple[int, ...] = _help("hidden layer widths", default=(64, 64))
     dueling: bool = _help("dueling head", default=False)
     double: bool = _help("Double DQN targets", default=True)
     n_step: int = _help("n-step returns (1: one-step Q-learning)", default=5)
@@ -73,7 +77,7 @@ class DQNConfig:
     eps_fraction: float = _help("fraction of total_steps to anneal epsilon over", default=0.4)
     learning_starts: int = _help("env steps of random play before learning", default=1_000)
     train_freq: int = _help("iterations (vector steps) between updates", default=1)
-    gradient_steps: int = _help("gradient steps per update", default=2)
+    gradient_steps: int = _help("gradient steps per update", default=1)
     eval_every: int = _help("env steps between greedy evaluations", default=2_500)
     eval_episodes: int = _help("greedy episodes per evaluation", default=20)
     log_every: int = _help("env steps between metric rows", default=500)
@@ -83,6 +87,7 @@ class DQNConfig:
     def __post_init__(self) -> None:
         try:
             envs.check_env_id(self.env)
+            envs.check_start_box(self.env, self.start_box)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0)
@@ -111,11 +116,27 @@ class DQNConfig:
         resolve_device(self.device)
 
 
+# Exploring starts for CartPole-v1's training episodes: the whole track, the pole within its
+# 12 degrees, and velocities a little past what a random policy reaches.
+CARTPOLE_START_BOX = (2.4, 2.5, 0.2, 2.5)
+
 # Presets live here and only here; `semigrad train --help` lists them.
 PRESETS: dict[str, DQNConfig] = {
-    "cartpole": DQNConfig(),
+    "cartpole": DQNConfig(start_box=CARTPOLE_START_BOX),
 }
 DEFAULT_PRESET = "cartpole"
+
+
+def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Preset ``name``'s fields with ``overrides`` on top, for ``DQNConfig(**...)``.
+
+    A preset's ``start_box`` belongs to its env: it is dropped when ``overrides`` name another
+    env and do not set ``start_box`` themselves.
+    """
+    fields = to_dict(PRESETS[name])
+    if overrides.get("env", fields["env"]) != fields["env"] and "start_box" not in overrides:
+        fields["start_box"] = ()
+    return {**fields, **overrides}
 
 
 class TrainingDiverged(RuntimeError):
@@ -218,7 +239,8 @@ class DQNState:
 
 def init_state(cfg: DQNConfig, device: torch.device) -> DQNState:
     torch.manual_seed(cfg.seed)  # network initialisation
-    env = envs.make(cfg.env, num_envs=cfg.num_envs, device=device, seed=cfg.seed)
+    env = envs.make(cfg.env, num_envs=cfg.num_envs, device=device, seed=cfg.seed,
+                    start_box=cfg.start_box)
     online = make_q_network(cfg, env.obs_dim, env.num_actions).to(device)
     target = make_q_network(cfg, env.obs_dim, env.num_actions).to(device)
     target.load_state_dict(online.state_dict())
@@ -340,7 +362,8 @@ def restore_state(payload: dict, cfg: DQNConfig, device: torch.device) -> DQNSta
                       "so it will not match an uninterrupted run exactly", stacklevel=2)
         st.env.close()
         st.env = envs.make(cfg.env, num_envs=cfg.num_envs, device=device,
-                           seed=cfg.seed + 1 + payload["counters"]["env_steps"])
+                           seed=cfg.seed + 1 + payload["counters"]["env_steps"],
+                           start_box=cfg.start_box)
         st.obs = st.env.reset()
     st.gen.set_state(payload["gen"].cpu() if device.type == "cpu" else payload["gen"])
     for key, value in payload["counters"].items():

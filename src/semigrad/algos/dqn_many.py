@@ -129,19 +129,22 @@ class AgentsCartPole(TorchCartPole):
     """
 
     def __init__(self, num_envs: int, generators: Sequence[torch.Generator],
-                 device: torch.device) -> None:
+                 device: torch.device, start_box: tuple[float, ...] | None = None) -> None:
         self.agents, self.envs_per_agent = len(generators), num_envs
+        low, high = (INIT_LOW, INIT_HIGH) if not start_box else (-1.0, 1.0)
         self._uniforms = AgentUniforms(generators, chunk=max(1024, 64 * num_envs),
-                                       low=INIT_LOW, high=INIT_HIGH)
-        super().__init__(self.agents * num_envs, device=device, seed=0)
+                                       low=low, high=high)
+        super().__init__(self.agents * num_envs, device=device, seed=0,
+                         start_box=start_box or None)
 
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
-        """Fill ``out``, the ``(4, K N)`` state or one ``(K N,)`` row of it, agent by agent."""
+        """Fill ``out``, the ``(4, K N)`` state or one ``(K N,)`` row of it, agent by agent
+        (with a start box: uniforms in [-1, 1) times its half-widths, as ``TorchCartPole``)."""
         rows = out.shape[0] if out.dim() == 2 else 1
         values = self._uniforms.take(rows * self.envs_per_agent)
         values = values.view(self.agents, rows, self.envs_per_agent).transpose(0, 1)
         out.view(rows, self.agents, self.envs_per_agent).copy_(values)
-        return out
+        return out if self._start_box is None else out.mul_(self._start_box)
 
 
 class StackedEnvs(envs.BatchedEnv):
@@ -150,8 +153,9 @@ class StackedEnvs(envs.BatchedEnv):
     """
 
     def __init__(self, env_id: str, num_envs: int, seeds: Sequence[int],
-                 device: torch.device) -> None:
-        self.envs = [envs.make(env_id, num_envs=num_envs, device=device, seed=s) for s in seeds]
+                 device: torch.device, start_box: tuple[float, ...] | None = None) -> None:
+        self.envs = [envs.make(env_id, num_envs=num_envs, device=device, seed=s,
+                               start_box=start_box) for s in seeds]
         self.spec, self.device = self.envs[0].spec, device
         self.num_envs = len(self.envs) * num_envs
 
@@ -171,14 +175,14 @@ class StackedEnvs(envs.BatchedEnv):
             e.close()
 
 
-def make_agent_envs(env_id: str, num_envs: int, seeds: Sequence[int],
-                    device: torch.device) -> envs.BatchedEnv:
+def make_agent_envs(env_id: str, num_envs: int, seeds: Sequence[int], device: torch.device,
+                    start_box: tuple[float, ...] | None = None) -> envs.BatchedEnv:
     """``len(seeds) * num_envs`` envs, agent k's ``num_envs`` seeded by ``seeds[k]`` alone."""
-    probe = envs.make(env_id, num_envs=1, device=device, seed=0)
+    probe = envs.make(env_id, num_envs=1, device=device, seed=0, start_box=start_box)
     probe.close()
     if type(probe) is TorchCartPole:
-        return AgentsCartPole(num_envs, agent_generators(seeds, device), device)
-    return StackedEnvs(env_id, num_envs, seeds, device)
+        return AgentsCartPole(num_envs, agent_generators(seeds, device), device, start_box)
+    return StackedEnvs(env_id, num_envs, seeds, device, start_box)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -375,7 +379,7 @@ class ManyState:
 def init_many(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> ManyState:
     """Agent k initialised as ``dqn.init_state`` initialises seed ``seeds[k]``'s network."""
     check_supported(cfg, seeds)
-    env = make_agent_envs(cfg.env, cfg.num_envs, seeds, device)
+    env = make_agent_envs(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
     nets = []
     for s in seeds:
         torch.manual_seed(s)

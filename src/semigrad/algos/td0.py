@@ -49,7 +49,6 @@ from semigrad import envs
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
-from semigrad.envs.cartpole import TorchCartPole, check_start_box
 from semigrad.losses import td_targets, value_loss
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
 
@@ -122,14 +121,10 @@ class TD0Config:
         check_range("r_max", self.r_max, 0.0, low_open=True)
         check_range("guard_every", self.guard_every, 1)
         check_range("log_every", self.log_every, 1)
-        if self.start_box:
-            if self.env != "CartPole-v1":
-                raise ConfigError(f"start_box: supported for CartPole-v1 (semigrad's tensor "
-                                  f"CartPole) only, not {self.env!r}; leave it empty")
-            try:
-                check_start_box(self.start_box)
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
+        try:
+            envs.check_start_box(self.env, self.start_box)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 class UniformRandomPolicy:
@@ -373,18 +368,16 @@ def td0(
     """Run TD(0) prediction of ``policy`` (default: uniform random) for ``config.steps``.
 
     Defaults are built from ``config``: ``env`` by ``semigrad.envs.make(config.env,
-    config.num_envs, device, seed)`` (a ``TorchCartPole`` with ``config.start_box`` if set),
-    ``v_hat`` a ``ValueNetwork`` (seeded by ``seed``),
+    config.num_envs, device, seed, start_box=config.start_box)``, ``v_hat`` a
+    ``ValueNetwork`` (seeded by ``seed``),
     ``optimizer`` from ``config.optimizer`` and ``config.alpha``. ``probes (P, obs_dim)``:
     states at which v_hat is recorded every ``config.log_every`` transitions (and passed to
     ``on_log`` as a row ``{"step", "seconds", "v_hat_0", ...}``).
     """
     device = resolve_device(device)
     torch.manual_seed(seed)
-    if env is None and config.start_box:
-        env = TorchCartPole(config.num_envs, device, seed, start_box=config.start_box)
-    elif env is None:
-        env = envs.make(config.env, config.num_envs, device, seed)
+    if env is None:
+        env = envs.make(config.env, config.num_envs, device, seed, start_box=config.start_box)
     num_envs = env.num_envs
     if v_hat is None:
         v_hat = ValueNetwork(env.obs_dim, config.hidden, config.activation)

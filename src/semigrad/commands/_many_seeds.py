@@ -16,7 +16,7 @@ from pathlib import Path
 
 from semigrad import envs
 from semigrad.algos import dqn, dqn_many
-from semigrad.config import config_from_args, to_dict
+from semigrad.config import config_overrides, to_dict
 from semigrad.plots.curves import learning_curves
 from semigrad.run import atomic_write_json, format_summary, prepare_run_dir, read_metrics
 
@@ -95,8 +95,8 @@ def run_many(args: argparse.Namespace) -> int:
                          "hold weights only. Start a new run")
     if args.seed is not None:
         raise ValueError("--seed and --seeds: give one or the other")
-    cfg = config_from_args(args, dqn.DQNConfig,
-                           **{**to_dict(dqn.PRESETS[args.preset]), "seed": seeds[0]})
+    overrides = {"seed": seeds[0], **config_overrides(args, dqn.DQNConfig)}
+    cfg = dqn.DQNConfig(**dqn.preset_fields(args.preset, overrides))
     dqn_many.check_supported(cfg, seeds)
     envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
     parent = prepare_run_dir(args.run_dir, "train-seeds")

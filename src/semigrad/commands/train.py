@@ -9,7 +9,7 @@ from pathlib import Path
 from semigrad import envs
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, start_run
-from semigrad.config import add_config_arguments, config_from_args, to_dict
+from semigrad.config import add_config_arguments, config_from_args, config_overrides, to_dict
 from semigrad.run import format_summary, read_json, read_metrics
 
 NAME = "train"
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         return run_many(args)
     if args.resume is not None:
         saved = read_json(args.resume / "config.json")
-        base = {k: v for k, v in saved.items() if k != "command"}
-        base["hidden"] = tuple(base.get("hidden", ()))
+        base = {k: tuple(v) if isinstance(v, list) else v
+                for k, v in saved.items() if k != "command"}
         if args.seed is not None and args.seed != base.get("seed"):
             raise ValueError(f"--seed {args.seed} differs from the checkpoint's seed "
                              f"{base.get('seed')}; leave --seed out to resume")
@@ -74,9 +74,8 @@ def run(args: argparse.Namespace) -> int:
         args.seed = cfg.seed
     else:
         args.seed = 0 if args.seed is None else args.seed
-        preset = to_dict(dqn.PRESETS[args.preset])
-        preset["seed"] = args.seed
-        cfg = config_from_args(args, dqn.DQNConfig, **preset)
+        overrides = {"seed": args.seed, **config_overrides(args, dqn.DQNConfig)}
+        cfg = dqn.DQNConfig(**dqn.preset_fields(args.preset, overrides))
         envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
         run_dir = start_run(args, NAME, to_dict(cfg))
 

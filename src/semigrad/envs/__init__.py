@@ -13,12 +13,14 @@ from collections.abc import Callable
 import torch
 
 from semigrad.devices import resolve_device
+from semigrad.envs import cartpole
 from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
 from semigrad.envs.cartpole import TorchCartPole
 from semigrad.envs.gym_vector import GymVectorEnv
 
 __all__ = [
-    "BatchedEnv", "EnvSpec", "EpisodeCounter", "GymVectorEnv", "check_env_id", "make", "register",
+    "BatchedEnv", "EnvSpec", "EpisodeCounter", "GymVectorEnv", "check_env_id", "check_start_box",
+    "make", "register",
 ]
 
 GYMNASIUM_PREFIX = "gymnasium:"
@@ -53,18 +55,37 @@ def check_env_id(env_id: str) -> None:
     raise ValueError(f"env: unknown environment id {env_id!r}{hint}")
 
 
+def check_start_box(env_id: str, start_box) -> None:
+    """Raise ``ValueError`` unless ``start_box`` is empty/None or valid half-widths for an env
+    that supports exploring starts (semigrad's ``CartPole-v1``)."""
+    if start_box is None or len(start_box) == 0:
+        return
+    if env_id != "CartPole-v1":
+        raise ValueError(f"start_box: supported for CartPole-v1 (semigrad's tensor CartPole) "
+                         f"only, not {env_id!r}; leave it empty")
+    cartpole.check_start_box(start_box)
+
+
 def make(
     env_id: str,
     num_envs: int = 1,
     device: str | torch.device | None = None,
     seed: int | None = None,
+    start_box: tuple[float, ...] | None = None,
     **env_kwargs,
 ) -> BatchedEnv:
-    """Build ``num_envs`` copies of ``env_id`` on ``device`` (default: CUDA when available)."""
+    """Build ``num_envs`` copies of ``env_id`` on ``device`` (default: CUDA when available).
+
+    ``start_box`` (CartPole-v1 only): half-widths ``(x, x_dot, theta, theta_dot)`` of uniform
+    exploring starts instead of the env's own initial states (``TorchCartPole``).
+    """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
     check_env_id(env_id)
     device = resolve_device(device)
+    if start_box:
+        check_start_box(env_id, start_box)
+        return TorchCartPole(num_envs, device=device, seed=seed, start_box=tuple(start_box))
     if env_id in _NATIVE and not env_kwargs:
         return _NATIVE[env_id](num_envs=num_envs, device=device, seed=seed)
     return GymVectorEnv(
