@@ -18,6 +18,7 @@ net [256, 256], 50k steps.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -162,17 +163,23 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-9")
     parser.add_argument("--sb3-seeds", default=None, help="default: the same as --seeds")
     parser.add_argument("--skip-sb3", action="store_true")
+    parser.add_argument("--cli-seeds", default="0-4",
+                        help="seeds of the whole-process `semigrad train` runs (default: 0-4)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(describe_machine())
     print(f"semigrad preset {dqn.DEFAULT_PRESET!r}: {to_dict(dqn.PRESETS[dqn.DEFAULT_PRESET])}")
     ours = {s: run_semigrad(s) for s in parse_seeds(args.seeds)}
     med = table("semigrad DQN (default preset)", ours)
-    seed = parse_seeds(args.seeds)[0]
-    total, to_solve = cli_wall_time(seed)
     steps = dqn.PRESETS[dqn.DEFAULT_PRESET].total_steps
-    print(f"`semigrad train --seed {seed}`: process start to solved {fmt(to_solve, '.1f')} s; "
-          f"whole process ({steps:,} steps, start-up, evaluations and files) {total:.1f} s")
+    print(f"\n`semigrad train --seed N` as a whole process ({steps:,} steps, start-up, "
+          "evaluations and files included)\nseed  start to solved s  start to exit s")
+    to_solve = []
+    for seed in parse_seeds(args.cli_seeds):
+        total, solved = cli_wall_time(seed)
+        to_solve.append(math.inf if solved is None else solved)
+        print(f"{seed:4d}  {fmt(solved, '.1f'):>17}  {total:15.1f}", flush=True)
+    print(f"median process start to solved: {statistics.median(to_solve):.1f} s")
     if args.skip_sb3:
         return
     sb3 = {s: run_sb3(s) for s in parse_seeds(args.sb3_seeds or args.seeds)}
