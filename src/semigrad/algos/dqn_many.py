@@ -197,6 +197,13 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(b.mT, a.mT).mT if b.shape[2] < a.shape[1] else torch.bmm(a, b)
 
 
+def _affine(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``a @ b + bias`` (``bias (K, 1, N)``) in one fused kernel, in ``_bmm``'s orientation."""
+    if b.shape[2] < a.shape[1]:
+        return torch.baddbmm(bias.mT, b.mT, a.mT).mT
+    return torch.baddbmm(bias, a, b)
+
+
 class StackedMLP:
     """K ReLU MLPs with stacked weights: ``(K, M, in) -> (K, M, out)``, backward written out.
 
@@ -240,7 +247,7 @@ class StackedMLP:
         inputs = []
         for i in range(0, len(self.params), 2):
             inputs.append(x)
-            x = _bmm(x, self.params[i]).add_(self.params[i + 1])
+            x = _affine(x, self.params[i], self.params[i + 1])
             if i + 2 < len(self.params):
                 x = x.relu_()
         if self.dueling:
