@@ -50,3 +50,10 @@ def test_metrics_log_and_truncate(tmp_path):
     rows = run.read_metrics(tmp_path)
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert rows[1]["loss"] == 0.5 and rows[1]["ret"] is None
+
+
+def test_format_summary_aligns_rounds_and_shows_missing_values_as_a_dash():
+    text = run.format_summary("semigrad train", {"solved": False, "time to solve": None,
+                                             "final": 138.23456789})
+    assert text.splitlines() == ["semigrad train", "--------------", "solved         False",
+                                 "time to solve  -", "final          138.235"]

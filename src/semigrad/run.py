@@ -245,11 +245,14 @@ def truncate_metrics(path: str | os.PathLike, last_step: int) -> None:
 
 
 def format_summary(title: str, items: Mapping[str, Any]) -> str:
-    """A short aligned block of ``key: value`` lines under ``title``, for the terminal."""
+    """A short aligned block of ``key: value`` lines under ``title``, for the terminal
+    (floats to 6 significant digits, None as "-")."""
     width = max((len(k) for k in items), default=0)
     lines = [title, "-" * len(title)]
     for key, value in items.items():
         if isinstance(value, float):
             value = f"{value:.6g}"
+        elif value is None:
+            value = "-"
         lines.append(f"{key:<{width}}  {value}")
     return "\n".join(lines)

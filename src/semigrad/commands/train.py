@@ -88,8 +88,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from semigrad.plots.curves import learning_curves
 
+    title = ("greedy evaluation (solid) and training episodes (faint, from exploring starts: "
+             "shorter)" if cfg.start_box else "")
     curve = learning_curves({f"{cfg.env} seed {cfg.seed}": read_metrics(run_dir)},
-                            run_dir / "curve.png", threshold=summary["reward_threshold"])
+                            run_dir / "curve.png", threshold=summary["reward_threshold"],
+                            title=title)
     if summary["status"] == "interrupted":
         print(f"interrupted at env step {summary['env_steps']}; checkpoint saved. Continue with:\n"
               f"  semigrad train --resume {run_dir}")
