@@ -79,12 +79,13 @@ def check_start_box(box) -> tuple[float, float, float, float] | None:
     if box is None:
         return None
     try:
-        box = tuple(float(v) for v in box)
+        values = tuple(float(v) for v in box)
     except (TypeError, ValueError):
-        box = ()
-    if len(box) != 4 or not all(0 < v < math.inf for v in box):
+        values = ()
+    if len(values) != 4 or not all(0 < v < math.inf for v in values):
         raise ValueError("start_box: expected 4 positive half-widths (x, x_dot, theta, "
                          f"theta_dot), e.g. (2.4, 3, 0.2, 3); got {box!r}")
+    box = values
     if box[0] > X_THRESHOLD or box[2] > THETA_THRESHOLD:
         raise ValueError(f"start_box: x and theta half-widths must be <= {X_THRESHOLD} and "
                          f"{THETA_THRESHOLD:.4f} (12 degrees), else episodes start terminated; "
