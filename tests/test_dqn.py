@@ -252,3 +252,12 @@ def test_env_without_saved_state_still_checkpoints_and_resumes_with_a_warning(tm
     with pytest.warns(UserWarning, match="cannot save its state"):
         done = train(cfg, tmp_path, progress=False, resume=True)
     assert done["status"] == "finished" and done["env_steps"] == 1200
+
+
+def test_eval_of_a_directory_that_is_not_a_train_run_is_one_clear_error(tmp_path, capsys):
+    assert main(["grad", "--run-dir", str(tmp_path / "g")]) == 0
+    capsys.readouterr()
+    code = main(["eval", str(tmp_path / "g"), "--run-dir", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 2 and "a 'semigrad grad' run, not one `semigrad train` run" in err
+    assert "Traceback" not in err and not (tmp_path / "e").exists()

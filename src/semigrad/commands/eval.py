@@ -35,9 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_q_network(train_dir: Path, which: str, device: torch.device):
     """The trained online network of a run and its config."""
-    cfg_dict = {k: v for k, v in read_json(train_dir / "config.json").items() if k != "command"}
-    cfg_dict["hidden"] = tuple(cfg_dict["hidden"])
-    cfg = dqn.DQNConfig(**cfg_dict)
+    saved = read_json(train_dir / "config.json")
+    if saved.get("command") != "train" or "seeds" in saved:
+        what = f"'semigrad {saved.get('command')}'" + (" --seeds" if "seeds" in saved else "")
+        raise ValueError(f"{train_dir}: a {what} run, not one `semigrad train` run; give a "
+                         "train run directory (of a --seeds run: one of its seedN folders)")
+    cfg = dqn.DQNConfig(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in saved.items() if k != "command"})
     path = train_dir / f"checkpoint_{which}.pt"
     payload = torch.load(path, map_location=device, weights_only=True) if path.exists() else None
     if payload is None:
