@@ -146,6 +146,12 @@ def test_lean_step_is_the_optimizer_step(make):
             for p, g in zip(nets[1].parameters(), grads, strict=True):
                 p.grad = g
             optimizers[1].step()
+    # a lean step built on an optimizer that has state already carries on from it
+    grads = [torch.randn(p.shape, generator=gen) for p in nets[0].parameters()]
+    for p, g in zip(nets[0].parameters(), grads, strict=True):
+        p.grad = g
+    optimizers[0].step()
+    lean_step(optimizers[1], list(nets[1].parameters()))(grads)
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not any(torch.equal(a, b) for a, b in zip(initial, nets[0].parameters(), strict=True))

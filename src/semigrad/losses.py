@@ -150,7 +150,8 @@ def _bootstrap(
     gamma: float | torch.Tensor,
 ) -> torch.Tensor:
     next_values = torch.where(done, 0.0, next_values)
-    rewards = rewards.to(next_values.dtype)
+    if rewards.dtype != next_values.dtype:
+        rewards = rewards.to(next_values.dtype)
     if isinstance(gamma, torch.Tensor):
         return rewards + gamma * next_values
     return torch.add(rewards, next_values, alpha=gamma)  # one kernel

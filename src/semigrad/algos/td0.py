@@ -288,7 +288,8 @@ def lean_step(optimizer: torch.optim.Optimizer,
       Adam kernel on the optimizer's own state (``exp_avg``, ``exp_avg_sq``, ``step``), so the
       numbers are those of ``optimizer.step()`` and the optimizer can carry on from there.
 
-    The learning rate is read from ``optimizer.param_groups[0]["lr"]`` at every call.
+    The learning rate is read from ``optimizer.param_groups[0]["lr"]`` at every call; build
+    the step after loading any optimizer state (it holds on to the state's tensors).
     """
     if len(optimizer.param_groups) != 1:
         return None
@@ -308,22 +309,27 @@ def lean_step(optimizer: torch.optim.Optimizer,
             group[k] for k in ("amsgrad", "weight_decay", "maximize", "capturable",
                                "differentiable", "decoupled_weight_decay")):
         return None
-    states = []
-    for p in params:  # the state optimizer.step() would create (or has)
+    # The state optimizer.step() would create. Fresh step counters are views of one tensor,
+    # so one add advances them all (optimizer.step() still advances each once).
+    fresh = not any(optimizer.state[p] for p in params)
+    counters = torch.zeros(len(params), dtype=torch.float32, device=params[0].device)
+    for i, p in enumerate(params):
         state = optimizer.state[p]
         if not state:
-            state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+            state["step"] = counters[i] if fresh else torch.zeros_like(counters[0])
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        states.append(state)
-    steps = [state["step"] for state in states]
-    exp_avgs = [state["exp_avg"] for state in states]
-    exp_avg_sqs = [state["exp_avg_sq"] for state in states]
+    steps = [optimizer.state[p]["step"] for p in params]
+    exp_avgs = [optimizer.state[p]["exp_avg"] for p in params]
+    exp_avg_sqs = [optimizer.state[p]["exp_avg_sq"] for p in params]
     beta1, beta2 = group["betas"]
 
     @torch.no_grad()
     def adam(grads: list[torch.Tensor]) -> None:
-        torch._foreach_add_(steps, 1)
+        if fresh:
+            counters.add_(1)
+        else:
+            torch._foreach_add_(steps, 1)
         torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"],
                            beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"],
                            amsgrad=False, maximize=False)
