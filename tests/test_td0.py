@@ -13,6 +13,7 @@ from semigrad.algos.td0 import (
     TD0Config,
     UniformRandomPolicy,
     lean_step,
+    make_optimizer,
     td0,
     td_loss,
 )
@@ -155,6 +156,24 @@ def test_lean_step_is_the_optimizer_step(make):
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not any(torch.equal(a, b) for a, b in zip(initial, nets[0].parameters(), strict=True))
+
+
+def test_after_a_lean_run_the_network_and_optimizer_work_with_autograd():
+    """The lean path runs in inference mode; nothing it leaves behind may be an inference
+    tensor: the network and its optimizer carry on with autograd afterwards."""
+    net = ValueNetwork(4, (16, 16))
+    optimizer = make_optimizer("adam", net.parameters(), 1e-3)
+    td0(TD0Config(num_envs=4, steps=400, log_every=100), device="cpu", seed=0, v_hat=net,
+        optimizer=optimizer, probes=torch.zeros(1, 4))
+    env = envs.make("CartPole-v1", 4, device="cpu", seed=1)
+    obs = env.reset()
+    obs2, reward, terminated, _, info = env.step(torch.zeros(4, dtype=torch.int64))
+    loss, _, _ = td_loss(net, obs, reward, terminated, info["final_obs"], 0.95)
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    assert all(not torch.equal(a, p) for a, p in zip(before, net.parameters(), strict=True))
 
 
 def test_lean_step_declines_what_it_does_not_do():

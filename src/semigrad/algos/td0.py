@@ -443,15 +443,18 @@ def td0(
                 loss.backward()
                 optimizer.step()
             else:  # the same update as td_loss's semi-gradient rule, without autograd
-                values, delta, grads = fast.step(
-                    obs, reward, terminated, info["final_obs"], config.gamma
-                )
-                if step is None:
-                    for param, grad in zip(fast.parameters, grads, strict=True):
-                        param.grad = grad
-                    optimizer.step()
-                else:
-                    step(grads)
+                # (with the lean step nothing it makes outlives the update: inference mode,
+                # the cheapest dispatch)
+                with torch.inference_mode(step is not None):
+                    values, delta, grads = fast.step(
+                        obs, reward, terminated, info["final_obs"], config.gamma
+                    )
+                    if step is None:
+                        for param, grad in zip(fast.parameters, grads, strict=True):
+                            param.grad = grad
+                        optimizer.step()
+                    else:
+                        step(grads)
             obs = next_obs
             if config.alpha_end != config.alpha and update % anneal_every == 0:
                 set_step_size(optimizer, config.alpha, config.alpha_end, update / updates)
