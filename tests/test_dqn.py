@@ -122,6 +122,17 @@ def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp
     assert preset_fields("cartpole", {"start_box": ()})["start_box"] == ()
 
 
+def test_cli_start_box_alone_turns_exploring_starts_off(tmp_path, capsys):
+    flags = ["--total-steps", "200", "--eval-every", "200", "--eval-episodes", "2",
+             "--learning-starts", "100", "--no-progress", "--no-tensorboard"]
+    assert main(["train", "--run-dir", str(tmp_path / "own"), "--start-box", *flags]) == 0
+    assert main(["train", "--run-dir", str(tmp_path / "preset"), *flags]) == 0
+    capsys.readouterr()
+    own = json.loads((tmp_path / "own" / "config.json").read_text())
+    preset = json.loads((tmp_path / "preset" / "config.json").read_text())
+    assert own["start_box"] == [] and preset["start_box"] == list(CARTPOLE_START_BOX)
+
+
 def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
     cases = [
         (["--env", "Pendulum-v1"], "discrete action space"),

@@ -65,8 +65,8 @@ def _arg_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
             return _arg_type(inner[0])
     if origin is Literal:
         return type(args[0]), {"choices": list(args)}
-    if origin is tuple:
-        return args[0], {"nargs": "+"}
+    if origin is tuple:  # no values: the empty tuple (e.g. --start-box alone)
+        return args[0], {"nargs": "*"}
     return annotation, {}
 
 

@@ -53,7 +53,8 @@ class DQNConfig:
     env: str = _help("environment id (gymnasium:ID forces gymnasium's)", default="CartPole-v1")
     start_box: tuple[float, ...] = _help(
         "CartPole-v1 only: training episodes start uniformly in +-(x, x_dot, theta, theta_dot) "
-        "(exploring starts; evaluation keeps the env's own starts); empty: the env's own",
+        "(exploring starts; evaluation keeps the env's own starts); none (--start-box "
+        "alone): the env's own",
         default=())
     seed: int = field(default=0, metadata={"cli": False})
     total_steps: int = _help("environment steps to train for", default=50_000)

@@ -97,7 +97,7 @@ class TD0Config:
         default=(),
         metadata={"help": "CartPole-v1 only: start episodes uniformly in +-(x, x_dot, theta, "
                           "theta_dot), e.g. 2.4 3 0.2 3.5 (exploring starts; v_pi does not "
-                          "change); empty: the env's +-0.05"},
+                          "change); none: the env's +-0.05"},
     )
     fast_path: bool = field(
         default=True,
