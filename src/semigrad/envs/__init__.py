@@ -84,8 +84,9 @@ def make(
     check_env_id(env_id)
     device = resolve_device(device)
     if start_box:
-        check_start_box(env_id, start_box)
-        return TorchCartPole(num_envs, device=device, seed=seed, start_box=tuple(start_box))
+        check_start_box(env_id, start_box)  # only native envs whose factory takes start_box
+        return _NATIVE[env_id](num_envs=num_envs, device=device, seed=seed,
+                               start_box=tuple(start_box))
     if env_id in _NATIVE and not env_kwargs:
         return _NATIVE[env_id](num_envs=num_envs, device=device, seed=seed)
     return GymVectorEnv(
