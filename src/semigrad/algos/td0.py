@@ -213,27 +213,33 @@ class MLPSemiGradient:
     ``-mean_i delta_i grad v_hat(S_i)``: exactly what ``td_loss`` + ``backward`` give (tests
     check it), without autograd's graph and per-node overhead, which dominate a step on small
     batches. ``build(v_hat)`` returns None for any other network (then autograd is used).
+
+    Backprop through ``x_{k+1} = act(W_k x_k + b_k)`` with ``g = d loss / d (W_k x_k + b_k)``
+    on the B rows of S: ``grad W_k = g^T x_k``, ``grad b_k = sum_rows g``, and the next ``g``
+    is ``(g W_k) * act'`` (ReLU: zero where ``x_k = 0``; tanh: ``1 - x_k^2``).
     """
 
-    def __init__(self, layers: list[nn.Module]) -> None:
-        self.layers = layers
-        self.parameters = [p for layer in layers for p in layer.parameters()]
+    def __init__(self, linears: list[nn.Linear], activation: str | None) -> None:
+        self.weights = [layer.weight for layer in linears]
+        self.biases = [layer.bias for layer in linears]
+        self.activation = activation  # "relu", "tanh", or None for a single Linear
+        self.parameters = [p for layer in linears for p in layer.parameters()]
 
     @classmethod
     def build(cls, v_hat: nn.Module) -> MLPSemiGradient | None:
         if isinstance(v_hat, LinearValue):
-            layers = [v_hat.linear]
-        elif type(v_hat) is ValueNetwork:
-            layers = list(v_hat.net)
-        else:
+            return cls([v_hat.linear], None)
+        if type(v_hat) is not ValueNetwork:
             return None
-        # Linear, activation, Linear, ..., Linear
-        linear_at_even = all(isinstance(layer, nn.Linear) == (i % 2 == 0)
-                             for i, layer in enumerate(layers))
-        if not (linear_at_even and len(layers) % 2 == 1 and all(
-                isinstance(layer, (nn.Linear, nn.ReLU, nn.Tanh)) for layer in layers)):
+        layers = list(v_hat.net)
+        linears, activations = layers[0::2], {type(layer) for layer in layers[1::2]}
+        if len(layers) % 2 == 0 or not all(type(layer) is nn.Linear for layer in linears):
             return None
-        return cls(layers)
+        if not activations:
+            return cls(linears, None)
+        if activations == {nn.ReLU}:
+            return cls(linears, "relu")
+        return cls(linears, "tanh") if activations == {nn.Tanh} else None
 
     @torch.no_grad()
     def step(
@@ -246,32 +252,30 @@ class MLPSemiGradient:
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """``(v (2B,), delta (B,), gradients)`` for one batch of transitions."""
         batch = states.shape[0]
+        weights, biases, relu = self.weights, self.biases, self.activation == "relu"
+        last = len(weights) - 1
         x = torch.cat((states, next_states))
-        inputs = []  # every layer's input, (2B, width)
-        for layer in self.layers:
+        inputs = []  # every Linear's input, (2B, width)
+        for k in range(last + 1):
             inputs.append(x)
-            if isinstance(layer, nn.Linear):
-                x = nn.functional.linear(x, layer.weight, layer.bias)
-            else:
-                x = torch.relu(x) if isinstance(layer, nn.ReLU) else torch.tanh(x)
-        values = x.squeeze(1)
+            x = nn.functional.linear(x, weights[k], biases[k])
+            if k < last:
+                x = x.relu_() if relu else x.tanh_()
+        values = x.view(-1)
         delta = td_targets(rewards, values[batch:], terminated, gamma) - values[:batch]
         g = (delta / -batch).unsqueeze(1)  # d loss / d v_hat(S_i), shape (B, 1)
         grads: list[torch.Tensor] = []
-        rows = states  # the B rows of S of the current Linear's input
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if isinstance(layer, nn.Linear):
-                rows = states if i == 0 else inputs[i][:batch]
-                if layer.bias is not None:
-                    grads.append(g.sum(0))
-                grads.append(g.t() @ rows)
-                if i > 0:
-                    g = g @ layer.weight
-            elif isinstance(layer, nn.ReLU):  # rows: this activation's output
-                g = torch.ops.aten.threshold_backward(g, rows, 0)  # g where out > 0, else 0
-            else:
-                g = g * (1 - rows * rows)
+        for k in range(last, -1, -1):
+            rows = inputs[k][:batch]
+            if biases[k] is not None:
+                grads.append(g.sum(0))
+            grads.append(g.T.mm(rows))
+            if k > 0:
+                g = g.mm(weights[k])
+                if relu:
+                    g = torch.ops.aten.threshold_backward(g, rows, 0)  # 0 where rows == 0
+                else:
+                    g = g.mul_(1 - rows * rows)
         grads.reverse()  # weight, bias of each layer, first layer first
         return values, delta, grads
 
