@@ -308,6 +308,50 @@ def test_stop_after_interrupts_every_agent_and_keeps_its_files(tmp_path):
         assert read_metrics(tmp_path / str(s))[-1]["step"] == 500
 
 
+@pytest.mark.parametrize("env_id, box", [("TestChain-v0", ()), ("CartPole-v1", (1, 1, 0.1, 1)),
+                                         ("gymnasium:CartPole-v1", ())])
+def test_resume_equals_uninterrupted(tmp_path, env_id, box):
+    """Stopped mid-way between evaluations and resumed, K agents end bit-identical to an
+    uninterrupted run: weights, target networks, metrics rows, evaluations."""
+    cfg = DQNConfig(**{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 400,
+                       "hidden": (16,), "eval_episodes": 2, "start_box": box,
+                       "n_step": 3, "double": True})
+    seeds = [3, 1]
+    runs = {name: ([tmp_path / name / str(s) for s in seeds], tmp_path / name / "ckpt.pt")
+            for name in ("full", "part")}
+    full = train_many(cfg, seeds, runs["full"][0], progress=False, checkpoint=runs["full"][1])
+    part = train_many(cfg, seeds, runs["part"][0], progress=False, checkpoint=runs["part"][1],
+                      stop_after=600)
+    assert [p["status"] for p in part] == ["interrupted"] * 2
+    resumed = train_many(cfg, seeds, runs["part"][0], progress=False,
+                         checkpoint=runs["part"][1], resume=True)
+    for a, b, d_full, d_part in zip(full, resumed, *(runs[n][0] for n in ("full", "part")),
+                                    strict=True):
+        for key in ("status", "eval_returns", "gradient_steps", "env_steps",
+                    "final_eval_return", "solved"):
+            assert a[key] == b[key], key
+        assert _without_time(read_metrics(d_full)) == _without_time(read_metrics(d_part))
+        assert all(torch.equal(x, y) for x, y in zip(_weights(d_full).values(),
+                                                      _weights(d_part).values(), strict=True))
+    a, b = (torch.load(runs[n][1], weights_only=True) for n in ("full", "part"))
+    for key in ("online", "target"):
+        assert all(torch.equal(x, y) for x, y in zip(a[key], b[key], strict=True))
+
+
+def test_resume_refuses_another_config_or_seeds(tmp_path):
+    cfg = DQNConfig(**{**CHAIN, "total_steps": 800, "eval_every": 400, "hidden": (16,)})
+    dirs, ckpt = [tmp_path / "1", tmp_path / "2"], tmp_path / "ckpt.pt"
+    train_many(cfg, [1, 2], dirs, progress=False, checkpoint=ckpt, stop_after=400)
+    with pytest.raises(ValueError, match=r"lr: 0.003 \(checkpoint\) vs 0.001 \(given\)"):
+        train_many(replace(cfg, lr=1e-3), [1, 2], dirs, progress=False, checkpoint=ckpt,
+                   resume=True)
+    with pytest.raises(ValueError, match=r"the checkpoint holds seeds \[1, 2\], got \[2, 1\]"):
+        train_many(cfg, [2, 1], dirs[::-1], progress=False, checkpoint=ckpt, resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint there"):
+        train_many(cfg, [1, 2], dirs, progress=False, checkpoint=tmp_path / "none.pt",
+                   resume=True)
+
+
 # ----------------------------------------------------------------------------- learning
 
 
@@ -368,7 +412,7 @@ def test_train_seeds_command_writes_per_seed_runs_and_aggregate(tmp_path, capsys
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--seeds", "0-1", "--seed", "3"], "--seed and --seeds"),
-    (["--seeds", "0-1", "--resume", "x"], "--resume"),
+    (["--seeds", "0-1", "--resume", "x"], "no such file; is this a semigrad run directory?"),
     (["--seeds", "2-1"], "holds no seed"),
     (["--seeds", "0-1", "--gamma", "2"], "gamma: 2.0 is outside the allowed range [0, 1]"),
 ])
@@ -380,6 +424,31 @@ def test_train_seeds_bad_inputs_are_one_line_errors(tmp_path, capsys, argv, mess
     assert not run_dir.exists()
 
 
-def test_resume_with_seeds_is_refused(tmp_path, capsys):
-    assert main(["train", "--seeds", "0-1", "--resume", str(tmp_path), "--no-progress"]) == 2
-    assert "many-seed runs (--seeds) do not resume" in capsys.readouterr().err
+def test_train_seeds_command_resumes_an_interrupted_run(tmp_path, capsys, monkeypatch):
+    """Interrupted (as by Ctrl-C) and resumed with ``semigrad train --resume PARENT``, a
+    many-seed run ends where an uninterrupted one does; a finished run is not resumed."""
+    argv = ["--seeds", "3,5", "--total-steps", "800", "--eval-every", "400",
+            "--eval-episodes", "3", "--learning-starts", "200", "--hidden", "16",
+            "--no-progress", "--device", "cpu", "--no-tensorboard"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["train", *argv, "--run-dir", str(full)]) == 0
+    train_many = dqn_many.train_many
+    monkeypatch.setattr(dqn_many, "train_many",
+                        lambda *a, **kw: train_many(*a, **kw, stop_after=600))
+    assert main(["train", *argv, "--run-dir", str(part)]) == 130
+    assert f"semigrad train --resume {part}" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(part), "--no-progress"]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (full, part))
+    assert b["status"] == "finished" and b["env_steps_per_agent"] == 800
+    assert [s["final_eval_return"] for s in a["per_seed"]] == \
+        [s["final_eval_return"] for s in b["per_seed"]]
+    for s in (3, 5):
+        assert all(torch.equal(x, y) for x, y in zip(_weights(full / f"seed{s}").values(),
+                                                      _weights(part / f"seed{s}").values(),
+                                                      strict=True))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(part), "--no-progress"]) == 2
+    assert "this run already finished" in capsys.readouterr().err
+    assert main(["train", "--resume", str(part), "--seeds", "3,6", "--no-progress"]) == 2
+    assert "differs from the run's seeds [3, 5]" in capsys.readouterr().err

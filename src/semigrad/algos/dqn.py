@@ -333,8 +333,10 @@ def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; a damaged file gives one clear error."""
+def load_checkpoint(path: Path, device: torch.device | str = "cpu",
+                    expected: str = CHECKPOINT_FORMAT) -> dict:
+    """Read a checkpoint of format ``expected`` with ``weights_only=True``; a damaged file or
+    another format gives one clear error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no checkpoint there")
@@ -343,8 +345,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     except Exception as err:  # torch raises several types for damaged files
         raise ValueError(f"{path}: not a readable semigrad checkpoint ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:120]}); the file was left as it is") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a semigrad DQN checkpoint (format "
+    if not isinstance(payload, dict) or payload.get("format") != expected:
+        raise ValueError(f"{path}: not a resumable checkpoint of format {expected} (format "
                          f"{payload.get('format') if isinstance(payload, dict) else '?'})")
     return payload
 

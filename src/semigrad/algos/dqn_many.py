@@ -37,8 +37,8 @@ Nothing agent k computes depends on another agent's seed or data, so changing ag
 agent k's weights bit-identical (``tests/test_dqn_many.py``). Network initialisation is the
 single run's (``torch.manual_seed(seed)`` then ``make_q_network``); exploration, sampling and
 summation orders differ, so agent k does not reproduce ``dqn.train(seed=k)`` number for number,
-only in distribution. The dueling head is supported (one last layer with ``1 + A`` outputs);
-resuming is not.
+only in distribution. The dueling head is supported (one last layer with ``1 + A`` outputs),
+and so is an exact resume (``save_checkpoint`` / ``restore_state``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,9 +64,16 @@ from semigrad.devices import resolve_device
 from semigrad.envs.cartpole import INIT_HIGH, INIT_LOW, TorchCartPole
 from semigrad.losses import q_learning_targets, taken_action_values, value_loss_per_row
 from semigrad.nets import DuelingQNetwork
-from semigrad.run import CtrlC, MetricsLog, atomic_write_bytes, atomic_write_json
+from semigrad.run import (
+    CtrlC,
+    MetricsLog,
+    atomic_write_bytes,
+    atomic_write_json,
+    truncate_metrics,
+)
 
 WEIGHTS_FORMAT = dqn.CHECKPOINT_FORMAT + "-weights"  # what `semigrad eval` loads
+CHECKPOINT_FORMAT = dqn.CHECKPOINT_FORMAT + "-many"  # all K agents' state, for resuming
 
 
 def check_supported(cfg: DQNConfig, seeds: Sequence[int]) -> None:
@@ -112,6 +120,20 @@ class AgentUniforms:
         self._pos += m
         return out
 
+    def state_dict(self) -> dict:
+        """The generators' states and the uniforms drawn but not yet taken."""
+        return {"generators": [g.get_state() for g in self.generators],
+                "left": self._buf[:, self._pos:].clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["generators"]) != len(self.generators):
+            raise ValueError(f"checkpoint holds {len(state['generators'])} random streams, "
+                             f"this run has {len(self.generators)}")
+        for gen, saved in zip(self.generators, state["generators"], strict=True):
+            gen.set_state(saved.cpu() if gen.device.type == "cpu" else saved)
+        self._buf = state["left"].to(self._buf.device, self._buf.dtype)
+        self._pos = 0
+
 
 def agent_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
     return [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -146,6 +168,13 @@ class AgentsCartPole(TorchCartPole):
         out.view(rows, self.agents, self.envs_per_agent).copy_(values)
         return out if self._start_box is None else out.mul_(self._start_box)
 
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "uniforms": self._uniforms.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._uniforms.load_state_dict(state["uniforms"])
+
 
 class StackedEnvs(envs.BatchedEnv):
     """K environments of N sub-envs (any ``envs.make`` id, agent k's seeded with ``seeds[k]``),
@@ -169,6 +198,15 @@ class StackedEnvs(envs.BatchedEnv):
         info = {key: torch.cat([o[4][key] for o in outs])
                 for key in ("final_obs", "episode_return", "episode_length")}
         return obs, reward, terminated, truncated, info
+
+    def state_dict(self) -> dict | None:
+        """Every agent's env state; None when one of them cannot save its state."""
+        states = [e.state_dict() for e in self.envs]
+        return None if any(state is None for state in states) else {"envs": states}
+
+    def load_state_dict(self, state: dict) -> None:
+        for e, saved in zip(self.envs, state["envs"], strict=True):
+            e.load_state_dict(saved)
 
     def close(self) -> None:
         for e in self.envs:
@@ -375,6 +413,10 @@ class ManyState:
     env_steps: int = 0  # per agent
     iterations: int = 0
     gradient_steps: int = 0  # per agent
+    next_eval: int = 0  # env steps of the next evaluation and metric row
+    next_log: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
     # agent -> (env steps, gradient steps, message) where its loss or Q-values went non-finite
     errors: dict[int, tuple[int, int, str]] = field(default_factory=dict)
 
@@ -402,6 +444,7 @@ def init_many(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> Man
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         alive=torch.ones(k, dtype=torch.bool, device=device),
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device), num_actions=env.num_actions,
+        next_eval=cfg.eval_every, next_log=cfg.log_every,
     )
 
 
@@ -478,6 +521,62 @@ def _record_divergence(st: ManyState, finite: torch.Tensor, health: torch.Tensor
     st.alive &= finite
 
 
+# ----------------------------------------------------------------------------- checkpoints
+
+
+_COUNTERS = ("env_steps", "iterations", "gradient_steps", "next_eval", "next_log", "train_s",
+             "eval_s", "errors")
+
+
+def save_checkpoint(path: Path, cfg: DQNConfig, seeds: Sequence[int], st: ManyState,
+                    records: Sequence[AgentRecord]) -> None:
+    """Write the K agents' whole training state to ``path`` atomically (loads with
+    ``weights_only=True``): what ``train_many(..., resume=True)`` continues from."""
+    payload = {
+        "format": CHECKPOINT_FORMAT, "config": to_dict(cfg), "seeds": list(seeds),
+        "online": st.online.params, "target": st.target.params,
+        "optimizer": st.optimizer.state_dict(), "replay": st.replay.buffer.state_dict(),
+        "env": st.env.state_dict(), "obs": st.obs, "uniforms": st.uniforms.state_dict(),
+        "alive": st.alive, "acc": st.acc, "counters": {k: getattr(st, k) for k in _COUNTERS},
+        "records": [{"evals": r.evals, "best_eval": r.best_eval, "solved_at": r.solved_at}
+                    for r in records],
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def restore_state(payload: dict, cfg: DQNConfig, seeds: Sequence[int],
+                  device: torch.device) -> ManyState:
+    """``init_many``'s state, overwritten with a checkpoint's."""
+    if list(payload["seeds"]) != list(seeds):
+        raise ValueError(f"seeds: the checkpoint holds seeds {payload['seeds']}, "
+                         f"got {list(seeds)}")
+    st = init_many(cfg, seeds, device)
+    for params, saved in ((st.online.params, payload["online"]),
+                          (st.target.params, payload["target"])):
+        torch._foreach_copy_(params, [p.to(device) for p in saved])
+    st.optimizer.load_state_dict(payload["optimizer"])
+    st.replay.buffer.load_state_dict(payload["replay"])
+    if payload["env"] is not None:
+        st.env.load_state_dict(payload["env"])
+        st.obs = payload["obs"].to(device)
+    else:  # as dqn.restore_state: new episodes, from fresh seeds
+        warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
+                      "so it will not match an uninterrupted run exactly", stacklevel=2)
+        st.env.close()
+        steps = payload["counters"]["env_steps"]
+        st.env = make_agent_envs(cfg.env, cfg.num_envs, [s + 1 + steps for s in seeds], device,
+                                 cfg.start_box)
+        st.obs = st.env.reset()
+    st.uniforms.load_state_dict(payload["uniforms"])
+    st.alive.copy_(payload["alive"])
+    st.acc.copy_(payload["acc"])
+    for key, value in payload["counters"].items():
+        setattr(st, key, value)
+    return st
+
+
 def evaluate(q_net: StackedMLP, env_id: str, episodes: int, seeds: Sequence[int],
              device: torch.device) -> torch.Tensor:
     """``dqn.evaluate`` for K agents at once: returns ``(K, episodes)`` of greedy episodes.
@@ -532,45 +631,62 @@ def train_many(
     *,
     progress: bool = True,
     stop_after: int | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> list[dict]:
     """Train one DQN agent per seed (``cfg`` with ``seed=seeds[k]``) in lockstep.
 
     ``run_dirs[k]`` receives what ``dqn.train`` writes for a single run (metrics.csv, tb/,
-    summary.json, checkpoint_best.pt and checkpoint_last.pt, both weights only: many-seed runs
-    do not resume). Returns the K summaries (``dqn``'s keys; times are the whole batch's). An
-    agent whose loss goes non-finite stops being logged, its summary says ``diverged``, and the
-    others go on. ``stop_after`` (env steps per agent) or Ctrl-C stop early with status
-    ``interrupted``.
+    summary.json, checkpoint_best.pt and checkpoint_last.pt, both weights only). With
+    ``checkpoint``, the whole state of the K agents is saved there at every evaluation and
+    when stopping early, and ``resume=True`` continues from it exactly where it stopped.
+    Returns the K summaries (``dqn``'s keys; times are the whole batch's). An agent whose loss
+    goes non-finite stops being logged, its summary says ``diverged``, and the others go on.
+    ``stop_after`` (env steps per agent) or Ctrl-C stop early with status ``interrupted``.
     """
     wall0 = time.perf_counter()
     device = resolve_device(cfg.device)
     check_supported(cfg, seeds)
     if len(run_dirs) != len(seeds):
         raise ValueError(f"run_dirs: expected one per seed ({len(seeds)}), got {len(run_dirs)}")
-    st = init_many(cfg, seeds, device)
+    payload = None
+    if resume:
+        if checkpoint is None:
+            raise ValueError("resume: give the checkpoint to resume from")
+        payload = dqn.load_checkpoint(checkpoint, device, CHECKPOINT_FORMAT)
+        diffs = dqn.config_differences(payload["config"], cfg)
+        if diffs:
+            raise ValueError("config differs from the checkpoint's: " + "; ".join(diffs))
+        st = restore_state(payload, cfg, seeds, device)
+        for d in run_dirs:
+            truncate_metrics(d, st.env_steps)
+    else:
+        st = init_many(cfg, seeds, device)
     k, n = st.agents, cfg.num_envs
     threshold = st.env.spec.reward_threshold
     template = dqn.make_q_network(cfg, st.env.obs_dim, st.num_actions)
     records = [AgentRecord(replace(cfg, seed=s), Path(d),
-                           MetricsLog(d, dqn.METRIC_COLUMNS, tensorboard=cfg.tensorboard),
-                           next_log=cfg.log_every) for s, d in zip(seeds, run_dirs, strict=True)]
-    next_eval, next_log, train_s, eval_s = cfg.eval_every, cfg.log_every, 0.0, 0.0
+                           MetricsLog(d, dqn.METRIC_COLUMNS, tensorboard=cfg.tensorboard))
+               for s, d in zip(seeds, run_dirs, strict=True)]
+    if payload is not None:
+        for rec, saved in zip(records, payload["records"], strict=True):
+            rec.evals, rec.best_eval, rec.solved_at = (saved["evals"], saved["best_eval"],
+                                                       saved["solved_at"])
 
     def log(extra: list[dict]) -> None:
-        nonlocal next_log
         acc = st.acc.tolist()
         for i, rec in enumerate(records):
             if i not in st.errors:
                 rec.acc, rec.env_steps, rec.gradient_steps = acc[i], st.env_steps, \
                     st.gradient_steps
-                rec.train_s, rec.eval_s = train_s, eval_s
+                rec.train_s, rec.eval_s = st.train_s, st.eval_s
                 dqn.log_metrics(rec.metrics, rec, extra[i], wall0, None, cfg.log_every)
         st.acc.zero_()
-        next_log = (st.env_steps // cfg.log_every + 1) * cfg.log_every
+        st.next_log = (st.env_steps // cfg.log_every + 1) * cfg.log_every
 
     stop = CtrlC().install()
-    bar = tqdm(total=cfg.total_steps, unit="step", disable=not progress, dynamic_ncols=True,
-               desc=f"dqn x{k}")
+    bar = tqdm(total=cfg.total_steps, initial=st.env_steps, unit="step",
+               disable=not progress, dynamic_ncols=True, desc=f"dqn x{k}")
     status = "finished"
     try:
         t_train = time.perf_counter()
@@ -594,26 +710,30 @@ def train_many(
                 for _ in range(cfg.gradient_steps):
                     update(cfg, st)
 
-            if st.env_steps >= next_eval or st.env_steps >= cfg.total_steps:
-                train_s += time.perf_counter() - t_train
+            if st.env_steps >= st.next_eval or st.env_steps >= cfg.total_steps:
+                st.train_s += time.perf_counter() - t_train
                 t_eval = time.perf_counter()
-                extra = _evaluate_and_checkpoint(cfg, st, records, template, threshold, train_s,
+                extra = _evaluate_and_checkpoint(cfg, st, records, template, threshold,
                                                  epsilon, device)
-                next_eval = (st.env_steps // cfg.eval_every + 1) * cfg.eval_every
+                st.next_eval = (st.env_steps // cfg.eval_every + 1) * cfg.eval_every
                 alive = [r for i, r in enumerate(extra) if i not in st.errors]
                 if alive:
                     median = sorted(r["eval_return"] for r in alive)[len(alive) // 2]
                     bar.set_postfix(median_eval=f"{median:.1f}", eps=f"{epsilon:.2f}",
                                     refresh=False)
-                eval_s += time.perf_counter() - t_eval
+                st.eval_s += time.perf_counter() - t_eval
                 log(extra)
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, cfg, seeds, st, records)
                 t_train = time.perf_counter()
-            elif st.env_steps >= next_log:
+            elif st.env_steps >= st.next_log:
                 log([{"epsilon": epsilon, "lr": lr_at(cfg, st.env_steps)}] * k)
         else:
-            train_s += time.perf_counter() - t_train
+            st.train_s += time.perf_counter() - t_train
         if status == "interrupted":
-            train_s += time.perf_counter() - t_train
+            st.train_s += time.perf_counter() - t_train
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, cfg, seeds, st, records)
     finally:
         bar.close()
         stop.restore()
@@ -622,7 +742,7 @@ def train_many(
             rec.metrics.close()
     summaries = []
     for i, rec in enumerate(records):
-        rec.env_steps, rec.train_s, rec.eval_s = st.env_steps, train_s, eval_s
+        rec.env_steps, rec.train_s, rec.eval_s = st.env_steps, st.train_s, st.eval_s
         rec.gradient_steps = st.gradient_steps
         if i in st.errors:
             rec.env_steps, rec.gradient_steps, error = st.errors[i]
@@ -638,7 +758,7 @@ def train_many(
     return summaries
 
 
-def _evaluate_and_checkpoint(cfg, st, records, template, threshold, train_s, epsilon, device):
+def _evaluate_and_checkpoint(cfg, st, records, template, threshold, epsilon, device):
     """Greedy evaluation of every agent (``dqn``'s protocol and seeds); best/last weights."""
     eval_seeds = [10_000_019 * (rec.cfg.seed + 1) + len(rec.evals) for rec in records]
     returns = evaluate(st.online, cfg.env, cfg.eval_episodes, eval_seeds, device)
@@ -651,7 +771,7 @@ def _evaluate_and_checkpoint(cfg, st, records, template, threshold, train_s, eps
             continue
         rec.evals.append(means[i])
         if threshold is not None and rec.solved_at is None and means[i] >= threshold:
-            rec.solved_at = {"env_steps": st.env_steps, "train_s": train_s,
+            rec.solved_at = {"env_steps": st.env_steps, "train_s": st.train_s,
                              "gradient_steps": st.gradient_steps}
         weights = st.online.state_dict(i, template)
         if means[i] > rec.best_eval:

@@ -3,8 +3,10 @@
 The run directory holds one sub-directory per seed (``seed0/``, ``seed1/``...) with the files of
 a single ``semigrad train`` run (config.json, metrics.csv, tb/, checkpoint_best.pt,
 checkpoint_last.pt, curve.png, summary.json; ``semigrad eval RUN_DIR/seed3`` works on them),
-plus, at the top, config.json, curves.png (every seed's learning curve) and summary.json (the
-aggregate over seeds). See ``semigrad.algos.dqn_many`` and docs/many_seeds.md.
+plus, at the top, config.json, curves.png (every seed's learning curve), summary.json (the
+aggregate over seeds) and checkpoint_last.pt (all agents' training state: ``semigrad train
+--resume RUN_DIR`` continues an interrupted run exactly). See ``semigrad.algos.dqn_many`` and
+docs/many_seeds.md.
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from pathlib import Path
 
 from semigrad import envs
 from semigrad.algos import dqn, dqn_many
-from semigrad.config import config_overrides, to_dict
+from semigrad.config import config_from_args, config_overrides, to_dict
 from semigrad.plots.curves import learning_curves
-from semigrad.run import atomic_write_json, format_summary, prepare_run_dir, read_metrics
+from semigrad.run import (
+    atomic_write_json,
+    format_summary,
+    prepare_run_dir,
+    read_json,
+    read_metrics,
+)
+
+CHECKPOINT = "checkpoint_last.pt"  # the K agents' whole state, in the parent directory
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -87,26 +97,52 @@ def aggregate(cfg: dqn.DQNConfig, seeds: list[int], summaries: list[dict],
     }
 
 
-def run_many(args: argparse.Namespace) -> int:
-    """``semigrad train`` with ``--seeds``: build the config, train, write and print."""
-    seeds = parse_seeds(args.seeds)
-    if args.resume is not None:
-        raise ValueError("--resume: many-seed runs (--seeds) do not resume; their checkpoints "
-                         "hold weights only. Start a new run")
+def _resumed_config(args: argparse.Namespace) -> tuple[dqn.DQNConfig, list[int], Path]:
+    """``--resume PARENT``: the saved config and seeds (options given must not change them)."""
+    parent = args.resume
+    saved = read_json(parent / "config.json")
+    seeds = saved.get("seeds")
+    if seeds is None:
+        raise ValueError(f"--resume {parent}: not a many-seed run (its config.json lists no "
+                         "seeds); leave --seeds out to resume a single run")
+    if args.seeds is not None and parse_seeds(args.seeds) != seeds:
+        raise ValueError(f"--seeds {args.seeds} differs from the run's seeds {seeds}; leave "
+                         "--seeds out to resume")
     if args.seed is not None:
-        raise ValueError("--seed and --seeds: give one or the other")
-    overrides = {"seed": seeds[0], **config_overrides(args, dqn.DQNConfig)}
-    cfg = dqn.DQNConfig(**dqn.preset_fields(args.preset, overrides))
-    dqn_many.check_supported(cfg, seeds)
-    envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
-    parent = prepare_run_dir(args.run_dir, "train-seeds")
-    shared = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
-    atomic_write_json(parent / "config.json", {"command": "train", "seeds": seeds, **shared})
-    dirs = [parent / f"seed{s}" for s in seeds]
-    for s, d in zip(seeds, dirs, strict=True):
-        atomic_write_json(d / "config.json", {"command": "train", **to_dict(replace(cfg, seed=s))})
+        raise ValueError("--seed: a many-seed run is resumed as a whole; leave --seed out")
+    summary = parent / "summary.json"
+    if summary.exists() and read_json(summary).get("status") != "interrupted":
+        raise ValueError(f"--resume {parent}: this run already finished (summary.json)")
+    base = {k: tuple(v) if isinstance(v, list) else v
+            for k, v in saved.items() if k not in ("command", "seeds")}
+    return config_from_args(args, dqn.DQNConfig, seed=seeds[0], **base), seeds, parent
 
-    summaries = dqn_many.train_many(cfg, seeds, dirs, progress=not args.no_progress)
+
+def run_many(args: argparse.Namespace) -> int:
+    """``semigrad train`` with ``--seeds`` (or ``--resume`` of such a run): build the config,
+    train, write and print."""
+    if args.resume is not None:
+        cfg, seeds, parent = _resumed_config(args)
+        dirs = [parent / f"seed{s}" for s in seeds]
+    else:
+        seeds = parse_seeds(args.seeds)
+        if args.seed is not None:
+            raise ValueError("--seed and --seeds: give one or the other")
+        overrides = {"seed": seeds[0], **config_overrides(args, dqn.DQNConfig)}
+        cfg = dqn.DQNConfig(**dqn.preset_fields(args.preset, overrides))
+        dqn_many.check_supported(cfg, seeds)
+        envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
+        parent = prepare_run_dir(args.run_dir, "train-seeds")
+        shared = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
+        atomic_write_json(parent / "config.json", {"command": "train", "seeds": seeds, **shared})
+        dirs = [parent / f"seed{s}" for s in seeds]
+        for s, d in zip(seeds, dirs, strict=True):
+            atomic_write_json(d / "config.json",
+                              {"command": "train", **to_dict(replace(cfg, seed=s))})
+
+    summaries = dqn_many.train_many(cfg, seeds, dirs, progress=not args.no_progress,
+                                    checkpoint=parent / CHECKPOINT,
+                                    resume=args.resume is not None)
     threshold = summaries[0]["reward_threshold"]
     curves = {}
     for s, d in zip(seeds, dirs, strict=True):
@@ -141,7 +177,7 @@ def run_many(args: argparse.Namespace) -> int:
         if s["status"] == "diverged":
             print(f"seed {s['seed']}: training stopped: {s['error']}")
     if summary["status"] == "interrupted":
-        print("interrupted; each seed's files hold the state reached (many-seed runs do not "
-              "resume)")
+        print(f"interrupted at env step {summary['env_steps_per_agent']} of each agent; "
+              f"checkpoint saved. Continue with:\n  semigrad train --resume {parent}")
         return 130
     return 1 if summary["diverged_seeds"] else 0

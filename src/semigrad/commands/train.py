@@ -39,6 +39,8 @@ examples:
   semigrad train --seed 3 --lr 5e-4 --num-envs 8
   semigrad train --env Acrobot-v1 --total-steps 100000
   semigrad train --resume runs/train-20261121-101500-s0
+  semigrad train --seeds 0-31                     # 32 agents at once
+  semigrad train --resume runs/train-seeds-20261121-101500
 """
 
 
@@ -46,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(dqn.PRESETS), default=dqn.DEFAULT_PRESET,
                         help="starting configuration (default: %(default)s)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", default=None,
-                        help="continue the interrupted run in RUN_DIR")
+                        help="continue the interrupted run in RUN_DIR (a single run or a "
+                             "--seeds run's top directory)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_run_arguments(parser, device=False)
     parser.set_defaults(seed=None)
@@ -57,11 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds is not None:  # many agents at once
+    saved = None if args.resume is None else read_json(args.resume / "config.json")
+    if args.seeds is not None or (saved is not None and "seeds" in saved):  # many agents at once
         from semigrad.commands._many_seeds import run_many
         return run_many(args)
-    if args.resume is not None:
-        saved = read_json(args.resume / "config.json")
+    if saved is not None:
         base = {k: tuple(v) if isinstance(v, list) else v
                 for k, v in saved.items() if k != "command"}
         if args.seed is not None and args.seed != base.get("seed"):
