@@ -26,11 +26,14 @@ def mixed_policy(obs: torch.Tensor, gen: torch.Generator, num_balancing: int) ->
     return torch.where(explore, torch.randint(0, 2, (n,), generator=gen), greedy)
 
 
-def test_parity_with_gymnasium_over_100k_steps():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-loop", "tensor-ops"])
+def test_parity_with_gymnasium_over_100k_steps(compiled):
     """From the same states and actions, gymnasium's CartPole-v1 and ours give the same next
-    states (float64), rewards, terminated and truncated flags, time limit included."""
+    states (float64), rewards, terminated and truncated flags, time limit included; for both
+    forms of the step."""
     num_envs, steps = 200, 520
-    env = TorchCartPole(num_envs, device="cpu", seed=0, obs_dtype=torch.float64)
+    env = TorchCartPole(num_envs, device="cpu", seed=0, obs_dtype=torch.float64,
+                        compiled=compiled)
     refs = [gym.make("CartPole-v1") for _ in range(num_envs)]
     for i, ref in enumerate(refs):
         ref.reset(seed=i)
@@ -64,6 +67,43 @@ def test_parity_with_gymnasium_over_100k_steps():
     assert num_envs * steps >= 100_000
     assert ends[0] > 1000 and ends[1] >= 40  # many terminations; time-limit truncations too
     assert max_diff < 1e-12  # in practice the two agree to rounding
+
+
+@pytest.mark.parametrize("box", [None, (2.4, 2.5, 0.2, 2.5)])
+def test_compiled_loop_and_tensor_ops_give_the_same_episodes(box):
+    """The compiled CPU loop and the tensor operations: from the same state (synced every
+    step: rounding differences would otherwise grow along a trajectory), the same next states
+    to 1e-12, flags, episode statistics and next draws, over episodes that end both ways."""
+    a, b = (TorchCartPole(64, device="cpu", seed=3, start_box=box, compiled=c)
+            for c in (True, False))
+    assert a._kernel is not None and b._kernel is None
+    torch.testing.assert_close(a.reset(), b.reset(), rtol=0, atol=0)
+    gen = torch.Generator().manual_seed(1)
+    ends = torch.zeros(2, dtype=torch.int64)  # terminations, truncations
+    for _ in range(600):
+        actions = mixed_policy(a.state.to(torch.float32), gen, num_balancing=16)
+        b.load_state_dict(a.state_dict())
+        out_a, out_b = a.step(actions), b.step(actions)
+        for x, y in zip((*out_a[:4], *out_a[4].values()), (*out_b[:4], *out_b[4].values()),
+                        strict=True):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            torch.testing.assert_close(x, y, rtol=0, atol=1e-6, equal_nan=True)
+        torch.testing.assert_close(a.state, b.state, rtol=0, atol=1e-12)
+        ends += torch.stack([out_a[2].sum(), out_a[3].sum()])
+    assert ends[0] > 500 and (ends[1] > 0 or box)  # balancing envs reach the time limit
+
+
+def test_compiled_loop_rejects_bad_actions_without_changing_anything():
+    env = TorchCartPole(3, device="cpu", seed=0)
+    env.reset()
+    before = env.state_dict()
+    with pytest.raises(ValueError, match=r"0 or 1, got 2 at index 1"):
+        env.step(torch.tensor([0, 2, 1]))
+    after = env.state_dict()
+    for key in ("state", "reserve", "elapsed", "generator"):
+        assert torch.equal(before[key], after[key]), key
+    with pytest.raises(ValueError, match="compiled step runs on the CPU with a float64 state"):
+        TorchCartPole(2, device="cpu", dtype=torch.float32, compiled=True)
 
 
 def test_float32_observations_are_gymnasiums():

@@ -83,16 +83,22 @@ def test_sarsa_bootstraps_on_the_action_it_takes_next(monkeypatch):
 @pytest.mark.parametrize("variant", [{}, {"q_form": "state-action"},
                                      {"method": "expected-sarsa"}])
 def test_sarsa_beats_the_random_policy(variant):
-    """20k transitions (8 envs, seed 0): the greedy policy's mean return is at least twice
-    the random policy's (about 22 on CartPole)."""
-    result = sarsa(SarsaConfig(num_envs=8, steps=20_000, **variant), device="cpu", seed=0)
-    assert result.divergence is None
-    greedy = evaluate(GreedyPolicy(result.q_hat, torch.Generator().manual_seed(0)),
-                      "CartPole-v1", 50, "cpu", seed=1)
+    """20k transitions (8 envs), seeds 0-2: the greedy policy's mean return, median over the
+    seeds, is at least twice the random policy's (about 22 on CartPole). One seed alone can
+    stay near random at this budget (2 of 12 runs on seeds 0-5 ended at 22 and 28), hence
+    the median."""
+    greedy_means = []
+    for seed in range(3):
+        result = sarsa(SarsaConfig(num_envs=8, steps=20_000, **variant), device="cpu",
+                       seed=seed)
+        assert result.divergence is None
+        greedy = evaluate(GreedyPolicy(result.q_hat, torch.Generator().manual_seed(0)),
+                          "CartPole-v1", 50, "cpu", seed=1)
+        greedy_means.append(greedy.mean())
     random = evaluate(UniformRandomPolicy(2, torch.Generator().manual_seed(0)),
                       "CartPole-v1", 50, "cpu", seed=1)
     assert 15 < random.mean() < 30
-    assert greedy.mean() > 2 * random.mean(), (greedy.mean(), random.mean())
+    assert np.median(greedy_means) > 2 * random.mean(), (greedy_means, random.mean())
     # the learning curve: later training episodes are longer than the first ones
     returns = result.episode_returns
     assert len(returns) == len(result.episode_steps) > 100

@@ -104,6 +104,8 @@ class TorchCartPole(BatchedEnv):
     ``state`` / ``set_state`` read and write the exact ``(N, 4)`` state in ``dtype`` (for
     parity tests and Monte Carlo rollouts from given states). ``start_box`` (half-widths of
     ``(x, x_dot, theta, theta_dot)``) replaces the initial box ``[-0.05, 0.05)^4``.
+    ``compiled``: step with ``cartpole_kernel.step_envs`` (one compiled loop, the fast form on
+    a CPU) instead of tensor operations; default (None): on the CPU with a float64 state.
     """
 
     spec = SPEC
@@ -116,6 +118,7 @@ class TorchCartPole(BatchedEnv):
         dtype: torch.dtype = torch.float64,
         obs_dtype: torch.dtype = torch.float32,
         start_box: tuple[float, float, float, float] | None = None,
+        compiled: bool | None = None,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
@@ -165,6 +168,7 @@ class TorchCartPole(BatchedEnv):
         )
         self._steps = 0
         self._ready = False
+        self._kernel = _compiled_step(compiled, self.device, dtype, obs_dtype)
 
     def _obs(self, rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``(4, N)`` state -> ``(N, 4)`` contiguous observations (one copy)."""
@@ -226,6 +230,41 @@ class TorchCartPole(BatchedEnv):
         self.check_actions(actions)
         if not self._ready:
             raise ValueError("CartPole-v1.step: call reset() before step()")
+        out = self._step_tensors(actions) if self._kernel is None else self._step_loop(actions)
+        # the next reserve: one row per step (every component within 4 steps), or all of it
+        # when episodes from a wide start box can end after one step
+        if self._start_box is None:
+            self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
+        else:
+            self._draw(self._reserve)
+        self._steps += 1
+        return out
+
+    def _step_loop(self, actions: torch.Tensor):
+        """``step`` by ``cartpole_kernel.step_envs`` on the tensors' memory."""
+        if actions.device.type != "cpu":
+            raise ValueError(f"CartPole-v1.step: actions must be on cpu, got {actions.device}")
+        n = self.num_envs
+        obs = torch.empty(n, 4, dtype=self.obs_dtype)
+        final_obs = torch.empty(n, 4, dtype=self.obs_dtype)
+        reward = torch.empty(n, dtype=torch.float32)
+        terminated = torch.empty(n, dtype=torch.bool)
+        truncated = torch.empty(n, dtype=torch.bool)
+        episode_return = torch.empty(n, dtype=torch.float32)
+        episode_length = torch.empty(n, dtype=torch.int64)
+        bad = self._kernel(self._state.numpy(), self._reserve.numpy(), self._elapsed.numpy(),
+                           actions.numpy(), obs.numpy(), final_obs.numpy(), reward.numpy(),
+                           terminated.numpy(), truncated.numpy(), episode_return.numpy(),
+                           episode_length.numpy())
+        if bad >= 0:
+            raise ValueError(f"CartPole-v1.step: actions must be 0 or 1, got "
+                             f"{actions[bad].item()} at index {bad}")
+        info = {"final_obs": final_obs, "episode_return": episode_return,
+                "episode_length": episode_length}
+        return obs, reward, terminated, truncated, info
+
+    def _step_tensors(self, actions: torch.Tensor):
+        """``step`` as batched tensor operations (any device)."""
         try:
             temp = self._force.index_select(0, actions)  # F / M
         except (IndexError, RuntimeError) as err:
@@ -256,11 +295,6 @@ class TorchCartPole(BatchedEnv):
         episode_return = torch.where(done, episode_length, torch.nan)
         elapsed.masked_fill_(done, 0)
 
-        if self._start_box is None:
-            self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
-        else:
-            self._draw(self._reserve)
-        self._steps += 1
         final_obs = self._obs(next_state)
         torch.where(done, self._reserve, next_state, out=state)
         reward = torch.ones(self.num_envs, dtype=torch.float32, device=self.device)
@@ -270,3 +304,22 @@ class TorchCartPole(BatchedEnv):
             "episode_length": episode_length,
         }
         return self._obs(state), reward, terminated, truncated, info
+
+
+def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dtype,
+                   obs_dtype: torch.dtype):
+    """``cartpole_kernel.step_envs`` where it applies (CPU, float64 state, float32 or float64
+    observations) and is wanted, else None (tensor operations)."""
+    fits = (device.type == "cpu" and dtype == torch.float64
+            and obs_dtype in (torch.float32, torch.float64))
+    if compiled is None:
+        compiled = fits
+    if not compiled:
+        return None
+    if not fits:
+        raise ValueError("compiled: the compiled step runs on the CPU with a float64 state and "
+                         f"float32 or float64 observations; got {device}, {dtype}, {obs_dtype}. "
+                         "Leave compiled unset to choose automatically")
+    from semigrad.envs.cartpole_kernel import step_envs
+
+    return step_envs
