@@ -8,8 +8,9 @@ the timed region) of
 - ``gym vector``: gymnasium's own NumPy-vectorised CartPole,
   ``gymnasium.make_vec("CartPole-v1", num_envs=N, vectorization_mode="vector_entry_point")``;
 - ``semigrad``: ``semigrad.envs.cartpole.TorchCartPole`` on the CPU (float64 state, float32
-  observations, same-step reset with ``final_obs`` and episode statistics), and on CUDA when
-  present.
+  observations, same-step reset with ``final_obs`` and episode statistics) in its default CPU
+  form (one compiled loop, ``cartpole_kernel``), ``ops``: the same env as tensor operations
+  (``compiled=False``, the form CUDA runs), and on CUDA when present.
 
 One torch thread (``torch.set_num_threads(1)``). The machine is shared, so every measurement is
 repeated ``--repeats`` times, the three implementations interleaved, and the median is shown.
@@ -67,8 +68,9 @@ def time_gym_vector(num_envs: int, steps: int, rng: np.random.Generator) -> floa
     return steps * num_envs / elapsed
 
 
-def time_semigrad(num_envs: int, steps: int, device: torch.device) -> float:
-    env = TorchCartPole(num_envs, device=device, seed=0)
+def time_semigrad(num_envs: int, steps: int, device: torch.device,
+                  compiled: bool | None = None) -> float:
+    env = TorchCartPole(num_envs, device=device, seed=0, compiled=compiled)
     env.reset()
     actions = torch.randint(0, 2, (steps, num_envs), device=device)
     for row in actions[:10]:  # warm-up
@@ -94,30 +96,37 @@ def main() -> None:
     print(describe_machine())
     print(f"env steps/s, median of {args.repeats} interleaved rounds; 1 torch thread")
     header = (f"{'N':>5} {'gym loop':>10} {'gym vector':>11} {'semigrad cpu':>13} "
-              f"{'vs loop':>8} {'vs vector':>10}" + (f" {'semigrad cuda':>14}" if cuda else ""))
+              f"{'vs loop':>8} {'vs vector':>10} {'ops cpu':>9} {'ops vs vector':>14}"
+              + (f" {'semigrad cuda':>14}" if cuda else ""))
     print(header)
     print("-" * len(header))
     for num_envs in SIZES:
-        rates: dict[str, list[float]] = {"loop": [], "vector": [], "cpu": [], "cuda": []}
+        rates: dict[str, list[float]] = {"loop": [], "vector": [], "cpu": [], "ops": [],
+                                         "cuda": []}
         for _ in range(args.repeats):
             rates["loop"].append(time_gym_loop(
                 num_envs, steps_for(num_envs, args.seconds, 1e5), rng))
             rates["vector"].append(time_gym_vector(
                 num_envs, steps_for(num_envs, args.seconds, 2e4 * num_envs), rng))
             rates["cpu"].append(time_semigrad(
-                num_envs, steps_for(num_envs, args.seconds, 1e4 * num_envs), torch.device("cpu")))
+                num_envs, steps_for(num_envs, args.seconds, 4e4 * num_envs), torch.device("cpu")))
+            rates["ops"].append(time_semigrad(
+                num_envs, steps_for(num_envs, args.seconds, 1e4 * num_envs), torch.device("cpu"),
+                compiled=False))
             if cuda:
                 rates["cuda"].append(time_semigrad(
                     num_envs, steps_for(num_envs, args.seconds, 1e4 * num_envs),
                     torch.device("cuda")))
         med = {key: statistics.median(values) for key, values in rates.items() if values}
         line = (f"{num_envs:>5} {med['loop']:>10.3g} {med['vector']:>11.3g} {med['cpu']:>13.3g} "
-                f"{med['cpu'] / med['loop']:>7.1f}x {med['cpu'] / med['vector']:>9.2f}x")
+                f"{med['cpu'] / med['loop']:>7.1f}x {med['cpu'] / med['vector']:>9.2f}x "
+                f"{med['ops']:>9.3g} {med['ops'] / med['vector']:>13.2f}x")
         if cuda:
             line += f" {med['cuda']:>14.3g}"
         print(line)
     print("vs loop / vs vector: semigrad cpu steps/s over gymnasium's single-env loop / "
-          "gymnasium's vectorised CartPole (goals: >= 20x at N = 256, >= 2x at N = 4096)")
+          "gymnasium's vectorised CartPole (goals: >= 20x at N = 256, >= 2x at N = 4096); "
+          "ops: the same env as tensor operations (compiled=False)")
 
 
 if __name__ == "__main__":

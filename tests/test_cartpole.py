@@ -93,6 +93,16 @@ def test_compiled_loop_and_tensor_ops_give_the_same_episodes(box):
     assert ends[0] > 500 and (ends[1] > 0 or box)  # balancing envs reach the time limit
 
 
+def test_compiled_loop_sine_and_cosine_are_libms_to_an_ulp():
+    """Polynomials inside the pole's range (|theta| < 0.25), libm beyond."""
+    from semigrad.envs.cartpole_kernel import SMALL_ANGLE, sin_cos
+
+    angles = np.concatenate([np.linspace(-0.3, 0.3, 200_001), [SMALL_ANGLE, -SMALL_ANGLE, 3.0]])
+    got = np.array([sin_cos(t) for t in angles])
+    np.testing.assert_allclose(got[:, 0], np.sin(angles), rtol=0, atol=6e-17)
+    np.testing.assert_allclose(got[:, 1], np.cos(angles), rtol=0, atol=2.3e-16)
+
+
 def test_compiled_loop_rejects_bad_actions_without_changing_anything():
     env = TorchCartPole(3, device="cpu", seed=0)
     env.reset()

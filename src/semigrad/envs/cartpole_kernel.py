@@ -33,8 +33,30 @@ from semigrad.envs.cartpole import (
     X_THRESHOLD,
 )
 
+# Taylor coefficients of sin (t^3 .. t^11) and cos (t^2 .. t^12): for |t| < 0.25 the first
+# omitted terms are below 1e-17, so these polynomials are as exact as libm's sin and cos (to
+# an ulp, checked in tests/test_cartpole.py) at a third of the cost; the pole angle of a
+# running episode stays within 12 degrees (0.21) plus one step.
+SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(1, 6))
+COS = tuple((-1) ** k / math.factorial(2 * k) for k in range(1, 7))
+SMALL_ANGLE = 0.25
+INV_TOTAL_MASS = 1.0 / TOTAL_MASS
 
-@numba.njit(cache=True, nogil=True)
+
+@numba.njit(inline="always")
+def sin_cos(t):  # pragma: no cover (compiled)
+    """``(sin t, cos t)``: polynomials for ``|t| < SMALL_ANGLE``, libm beyond."""
+    if abs(t) >= SMALL_ANGLE:
+        return math.sin(t), math.cos(t)
+    u = t * t
+    s = t + t * u * (SIN[0] + u * (SIN[1] + u * (SIN[2] + u * (SIN[3] + u * SIN[4]))))
+    c = 1.0 + u * (COS[0] + u * (COS[1] + u * (COS[2] + u * (COS[3] + u * (COS[4]
+                                                                           + u * COS[5])))))
+    return s, c
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy",
+           fastmath={"contract", "reassoc", "nsz", "arcp"})
 def step_envs(state, reserve, elapsed, actions, obs, final_obs, reward, terminated, truncated,
               episode_return, episode_length):  # pragma: no cover (compiled; tested via the env)
     """One step of N cart-poles with same-step reset; returns -1, or the index of the first
@@ -53,11 +75,11 @@ def step_envs(state, reserve, elapsed, actions, obs, final_obs, reward, terminat
     for i in range(n):
         x, x_dot, theta, theta_dot = state[0, i], state[1, i], state[2, i], state[3, i]
         force = FORCE_MAG if actions[i] == 1 else -FORCE_MAG
-        sin, cos = math.sin(theta), math.cos(theta)
-        temp = (force + POLEMASS_LENGTH * theta_dot * theta_dot * sin) / TOTAL_MASS
+        sin, cos = sin_cos(theta)
+        temp = (force + POLEMASS_LENGTH * theta_dot * theta_dot * sin) * INV_TOTAL_MASS
         theta_acc = (GRAVITY * sin - cos * temp) / (
-            HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * cos * cos / TOTAL_MASS))
-        x_acc = temp - POLEMASS_LENGTH * theta_acc * cos / TOTAL_MASS
+            HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * cos * cos * INV_TOTAL_MASS))
+        x_acc = temp - POLEMASS_LENGTH * theta_acc * cos * INV_TOTAL_MASS
         # explicit Euler: positions move with the old velocities
         x, x_dot = x + TAU * x_dot, x_dot + TAU * x_acc
         theta, theta_dot = theta + TAU * theta_dot, theta_dot + TAU * theta_acc
