@@ -35,6 +35,7 @@ optimizer (Adam...) can follow the same gradient.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -128,16 +129,28 @@ class TD0Config:
 
 
 class UniformRandomPolicy:
-    """``pi(a|s) = 1 / A``: ``obs (N, obs_dim) -> actions (N,)`` int64 on ``obs.device``."""
+    """``pi(a|s) = 1 / A``: ``obs (N, obs_dim) -> actions (N,)`` int64 on ``obs.device``.
 
-    def __init__(self, num_actions: int, generator: torch.Generator) -> None:
+    Actions are drawn ``chunk`` calls at a time (one generator call per chunk rather than per
+    step); a call returns a view of the next row, not to be modified in place.
+    """
+
+    def __init__(self, num_actions: int, generator: torch.Generator, chunk: int = 1024) -> None:
         self.num_actions = num_actions
         self.generator = generator
+        self.chunk = chunk
+        self._rows = torch.empty(0, 0, dtype=torch.int64)
+        self._next = 0
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.randint(
-            self.num_actions, (obs.shape[0],), generator=self.generator, device=obs.device
-        )
+        rows = self._rows
+        if self._next == rows.shape[0] or rows.shape[1] != obs.shape[0] \
+                or rows.device != obs.device:
+            self._rows = rows = torch.randint(self.num_actions, (self.chunk, obs.shape[0]),
+                                              generator=self.generator, device=obs.device)
+            self._next = 0
+        self._next += 1
+        return rows[self._next - 1]
 
 
 def make_optimizer(name: str, params, alpha: float) -> torch.optim.Optimizer:
@@ -434,22 +447,23 @@ def td0(
     record(0)
     obs = env.reset()
     update = 0
-    try:
-        for update in range(updates):
-            actions = policy(obs)
-            next_obs, reward, terminated, _, info = env.step(actions)
-            if fast is None:
-                loss, values, delta = td_loss(
-                    v_hat, obs, reward, terminated, info["final_obs"], config.gamma,
-                    config.rule, config.notebook_alpha,
-                )
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            else:  # the same update as td_loss's semi-gradient rule, without autograd
-                # (with the lean step nothing it makes outlives the update: inference mode,
-                # the cheapest dispatch)
-                with torch.inference_mode(step is not None):
+    # With the lean step nothing the loop makes needs autograd: it runs in inference mode, the
+    # cheapest dispatch (the network and optimizer still work with autograd afterwards).
+    mode = torch.inference_mode() if step is not None else contextlib.nullcontext()
+    with mode:
+        try:
+            for update in range(updates):
+                actions = policy(obs)
+                next_obs, reward, terminated, _, info = env.step(actions)
+                if fast is None:
+                    loss, values, delta = td_loss(
+                        v_hat, obs, reward, terminated, info["final_obs"], config.gamma,
+                        config.rule, config.notebook_alpha,
+                    )
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                else:  # the same update as td_loss's semi-gradient rule, without autograd
                     values, delta, grads = fast.step(
                         obs, reward, terminated, info["final_obs"], config.gamma
                     )
@@ -459,22 +473,22 @@ def td0(
                         optimizer.step()
                     else:
                         step(grads)
-            obs = next_obs
-            if config.alpha_end != config.alpha and update % anneal_every == 0:
-                set_step_size(optimizer, config.alpha, config.alpha_end, update / updates)
-            if guard.due(update):
-                guard.check((update + 1) * num_envs, values, delta)
-            if (update + 1) % log_every == 0:
-                record(update + 1)
-                if bar is not None:
-                    bar.update(log_every * num_envs)
-        update = updates
-    except DivergenceError as err:
-        divergence = err
-        update += 1
-    finally:
-        if bar is not None:
-            bar.close()
+                obs = next_obs
+                if config.alpha_end != config.alpha and update % anneal_every == 0:
+                    set_step_size(optimizer, config.alpha, config.alpha_end, update / updates)
+                if guard.due(update):
+                    guard.check((update + 1) * num_envs, values, delta)
+                if (update + 1) % log_every == 0:
+                    record(update + 1)
+                    if bar is not None:
+                        bar.update(log_every * num_envs)
+            update = updates
+        except DivergenceError as err:
+            divergence = err
+            update += 1
+        finally:
+            if bar is not None:
+                bar.close()
     if not log_steps or log_steps[-1] != update * num_envs:
         record(update)
     seconds = time.perf_counter() - start
