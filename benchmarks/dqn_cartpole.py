@@ -38,6 +38,8 @@ EVAL_EVERY, EVAL_EPISODES, TOTAL_STEPS = 2_500, 20, 50_000
 
 
 def parse_seeds(text: str) -> list[int]:
+    if not text.strip():
+        return []
     if "-" in text:
         low, high = text.split("-")
         return list(range(int(low), int(high) + 1))

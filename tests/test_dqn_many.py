@@ -197,6 +197,7 @@ def test_learning_step_is_each_agents_own_dqn_step(options):
     st.online = StackedMLP([p.double() for p in st.online.params], st.online.dueling)
     st.target = st.online.clone()
     st.optimizer = torch.optim.Adam(st.online.params, lr=cfg.lr, fused=True)
+    st.optimizer_step = dqn_many.optimizer_step(st.optimizer, st.online.params)
     template = dqn.make_q_network(cfg, 5, 2).double()
     nets = []
     for i in range(k):

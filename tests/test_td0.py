@@ -12,7 +12,6 @@ from semigrad.algos.td0 import (
     MLPSemiGradient,
     TD0Config,
     UniformRandomPolicy,
-    lean_step,
     make_optimizer,
     td0,
     td_loss,
@@ -20,6 +19,7 @@ from semigrad.algos.td0 import (
 from semigrad.config import ConfigError
 from semigrad.envs import BatchedEnv, EnvSpec, EpisodeCounter
 from semigrad.nets import LinearValue, ValueNetwork
+from semigrad.optim import lean_step
 
 
 class Recorder(BatchedEnv):

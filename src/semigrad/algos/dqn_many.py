@@ -47,7 +47,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -64,6 +64,7 @@ from semigrad.devices import resolve_device
 from semigrad.envs.cartpole import INIT_HIGH, INIT_LOW, TorchCartPole
 from semigrad.losses import q_learning_targets, taken_action_values, value_loss_per_row
 from semigrad.nets import DuelingQNetwork
+from semigrad.optim import lean_step
 from semigrad.run import (
     CtrlC,
     MetricsLog,
@@ -403,6 +404,7 @@ class ManyState:
     online: StackedMLP
     target: StackedMLP
     optimizer: torch.optim.Optimizer
+    optimizer_step: Callable[[], object]  # one Adam step on online.params' .grad
     replay: AgentReplay
     env: envs.BatchedEnv
     obs: torch.Tensor
@@ -439,6 +441,7 @@ def init_many(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> Man
     k = len(seeds)
     return ManyState(
         online=online, target=online.clone(), optimizer=optimizer,
+        optimizer_step=optimizer_step(optimizer, online.params),
         replay=AgentReplay(k, cfg.buffer_size // cfg.num_envs * cfg.num_envs, cfg.num_envs,
                            env.obs_dim, device),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
@@ -446,6 +449,17 @@ def init_many(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> Man
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device), num_actions=env.num_actions,
         next_eval=cfg.eval_every, next_log=cfg.log_every,
     )
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer,
+                   params: list[torch.Tensor]) -> Callable[[], object]:
+    """``optimizer.step()`` on ``params``' gradients, as ``semigrad.optim.lean_step`` (the same
+    numbers without the per-call Python work) where it applies. Build it after loading any
+    optimizer state."""
+    lean = lean_step(optimizer, params)
+    if lean is None:
+        return optimizer.step
+    return lambda: lean([p.grad for p in params])
 
 
 def select_actions(st: ManyState, epsilon: float) -> torch.Tensor:
@@ -499,7 +513,7 @@ def learn(cfg: DQNConfig, st: ManyState, batch: Batch, gamma: float | torch.Tens
         group["lr"] = lr_at(cfg, st.env_steps)
     if cfg.max_grad_norm > 0:
         clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
-    st.optimizer.step()
+    st.optimizer_step()
     st.gradient_steps += 1
     if cfg.target_update == "polyak":
         torch._foreach_lerp_(st.target.params, st.online.params, cfg.tau)
@@ -557,6 +571,7 @@ def restore_state(payload: dict, cfg: DQNConfig, seeds: Sequence[int],
                           (st.target.params, payload["target"])):
         torch._foreach_copy_(params, [p.to(device) for p in saved])
     st.optimizer.load_state_dict(payload["optimizer"])
+    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
     st.replay.buffer.load_state_dict(payload["replay"])
     if payload["env"] is not None:
         st.env.load_state_dict(payload["env"])

@@ -52,6 +52,7 @@ from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
 from semigrad.losses import td_targets, value_loss
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
+from semigrad.optim import lean_step
 
 RULES = ("semi-gradient", "residual-gradient", "notebook")
 OPTIMIZERS = ("sgd", "adam")
@@ -291,67 +292,6 @@ class MLPSemiGradient:
                     g = g.mul_(1 - rows * rows)
         grads.reverse()  # weight, bias of each layer, first layer first
         return values, delta, grads
-
-
-def lean_step(optimizer: torch.optim.Optimizer,
-              params: list[torch.Tensor]) -> Callable[[list[torch.Tensor]], None] | None:
-    """``step(grads)``: one step of ``optimizer`` on ``params`` (its only group) from ``grads``,
-    without ``optimizer.step()``'s per-call Python work (about 100 us, more than a small net's
-    whole update). None when ``optimizer`` is not one of:
-
-    * plain ``torch.optim.SGD`` (no momentum, weight decay, maximize): ``w <- w - lr g`` in one
-      foreach kernel;
-    * ``torch.optim.Adam(fused=True)`` without amsgrad, weight decay, maximize: torch's fused
-      Adam kernel on the optimizer's own state (``exp_avg``, ``exp_avg_sq``, ``step``), so the
-      numbers are those of ``optimizer.step()`` and the optimizer can carry on from there.
-
-    The learning rate is read from ``optimizer.param_groups[0]["lr"]`` at every call; build
-    the step after loading any optimizer state (it holds on to the state's tensors).
-    """
-    if len(optimizer.param_groups) != 1:
-        return None
-    group = optimizer.param_groups[0]
-    if [id(p) for p in group["params"]] != [id(p) for p in params]:
-        return None
-    if type(optimizer) is torch.optim.SGD:
-        if group["momentum"] or group["weight_decay"] or group["maximize"]:
-            return None
-
-        @torch.no_grad()
-        def sgd(grads: list[torch.Tensor]) -> None:
-            torch._foreach_add_(params, grads, alpha=-group["lr"])
-
-        return sgd
-    if type(optimizer) is not torch.optim.Adam or not group["fused"] or any(
-            group[k] for k in ("amsgrad", "weight_decay", "maximize", "capturable",
-                               "differentiable", "decoupled_weight_decay")):
-        return None
-    # The state optimizer.step() would create. Fresh step counters are views of one tensor,
-    # so one add advances them all (optimizer.step() still advances each once).
-    fresh = not any(optimizer.state[p] for p in params)
-    counters = torch.zeros(len(params), dtype=torch.float32, device=params[0].device)
-    for i, p in enumerate(params):
-        state = optimizer.state[p]
-        if not state:
-            state["step"] = counters[i] if fresh else torch.zeros_like(counters[0])
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    steps = [optimizer.state[p]["step"] for p in params]
-    exp_avgs = [optimizer.state[p]["exp_avg"] for p in params]
-    exp_avg_sqs = [optimizer.state[p]["exp_avg_sq"] for p in params]
-    beta1, beta2 = group["betas"]
-
-    @torch.no_grad()
-    def adam(grads: list[torch.Tensor]) -> None:
-        if fresh:
-            counters.add_(1)
-        else:
-            torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"],
-                           beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"],
-                           amsgrad=False, maximize=False)
-
-    return adam
 
 
 @dataclass
