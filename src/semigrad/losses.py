@@ -139,16 +139,19 @@ def td_targets(
     _check_values(fn, "next_values", next_values, rank=1, batch=batch)
     done = _check_terminated(fn, terminated, batch)
     _check_gamma(fn, gamma, batch)
-    return _bootstrap(rewards, next_values, done, gamma)
+    with torch.no_grad():
+        return bootstrap(rewards, next_values, done, gamma)
 
 
-@torch.no_grad()
-def _bootstrap(
+def bootstrap(
     rewards: torch.Tensor,
     next_values: torch.Tensor,
     done: torch.Tensor,
     gamma: float | torch.Tensor,
 ) -> torch.Tensor:
+    """``td_targets``' formula without its input checks and without disabling gradients: for
+    hot loops that run under ``no_grad`` / inference mode on inputs they know are right.
+    ``done (B,)`` bool: no bootstrap there, even from a NaN."""
     next_values = torch.where(done, 0.0, next_values)
     if rewards.dtype != next_values.dtype:
         rewards = rewards.to(next_values.dtype)
@@ -190,7 +193,7 @@ def _q_learning_targets(rewards, next_q_target, done, gamma, next_q_online):
     else:
         best = next_q_online.argmax(dim=1, keepdim=True)
         next_values = next_q_target.gather(1, best).squeeze(1)
-    return _bootstrap(rewards, next_values, done, gamma)
+    return bootstrap(rewards, next_values, done, gamma)
 
 
 def sarsa_targets(
@@ -213,7 +216,7 @@ def sarsa_targets(
     _check_gamma(fn, gamma, batch)
     with torch.no_grad():
         next_values = next_q.gather(1, next_actions.unsqueeze(1)).squeeze(1)
-    return _bootstrap(rewards, next_values, done, gamma)
+        return bootstrap(rewards, next_values, done, gamma)
 
 
 def expected_sarsa_targets(
@@ -237,7 +240,7 @@ def expected_sarsa_targets(
     _check_gamma(fn, gamma, batch)
     with torch.no_grad():
         next_values = (next_probs * next_q).sum(dim=1)
-    return _bootstrap(rewards, next_values, done, gamma)
+        return bootstrap(rewards, next_values, done, gamma)
 
 
 def value_loss(

@@ -50,7 +50,7 @@ from semigrad import envs
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
-from semigrad.losses import td_targets, value_loss
+from semigrad.losses import bootstrap, td_targets, value_loss
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
 from semigrad.optim import lean_step
 
@@ -222,7 +222,7 @@ class MLPSemiGradient:
     For ``v_hat`` a ``ValueNetwork`` (Linear layers with ReLU or Tanh between them) or a
     ``LinearValue``, ``step(states, rewards, terminated, next_states, gamma)`` computes, with
     one forward on ``[S; S']`` and no autograd, the values ``v (2B,)``, the TD errors
-    ``delta (B,)`` (target from ``td_targets``) and, for every parameter (``parameters``
+    ``delta (B,)`` (``td_targets``' target) and, for every parameter (``parameters``
     order), the gradient of ``0.5 * mean((v_hat(S) - target)^2)`` with the target fixed, i.e.
     ``-mean_i delta_i grad v_hat(S_i)``: exactly what ``td_loss`` + ``backward`` give (tests
     check it), without autograd's graph and per-node overhead, which dominate a step on small
@@ -276,7 +276,8 @@ class MLPSemiGradient:
             if k < last:
                 x = x.relu_() if relu else x.tanh_()
         values = x.view(-1)
-        delta = td_targets(rewards, values[batch:], terminated, gamma) - values[:batch]
+        # td_targets' formula; the inputs come from the env, shapes fixed by the forward
+        delta = bootstrap(rewards, values[batch:], terminated, gamma) - values[:batch]
         g = (delta / -batch).unsqueeze(1)  # d loss / d v_hat(S_i), shape (B, 1)
         grads: list[torch.Tensor] = []
         for k in range(last, -1, -1):
