@@ -111,8 +111,11 @@ def _resumed_config(args: argparse.Namespace) -> tuple[dqn.DQNConfig, list[int],
     if args.seed is not None:
         raise ValueError("--seed: a many-seed run is resumed as a whole; leave --seed out")
     summary = parent / "summary.json"
-    if summary.exists() and read_json(summary).get("status") != "interrupted":
-        raise ValueError(f"--resume {parent}: this run already finished (summary.json)")
+    if summary.exists():  # resumable while some agent was interrupted (others may have diverged)
+        done = read_json(summary)
+        if "interrupted" not in [done.get("status")] + [s.get("status")
+                                                          for s in done.get("per_seed", [])]:
+            raise ValueError(f"--resume {parent}: this run already finished (summary.json)")
     base = {k: tuple(v) if isinstance(v, list) else v
             for k, v in saved.items() if k not in ("command", "seeds")}
     return config_from_args(args, dqn.DQNConfig, seed=seeds[0], **base), seeds, parent
