@@ -116,6 +116,26 @@ def test_compiled_loop_rejects_bad_actions_without_changing_anything():
         TorchCartPole(2, device="cpu", dtype=torch.float32, compiled=True)
 
 
+def test_without_the_compiled_step_the_env_falls_back_to_tensor_ops(monkeypatch):
+    """numba missing (or unable to compile here): a warning and the tensor form, which gives
+    the same episodes; asked for explicitly, a clear error."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "semigrad.envs.cartpole_kernel", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="compiled CPU step is unavailable"):
+        env = TorchCartPole(4, device="cpu", seed=0)
+    assert env._kernel is None
+    monkeypatch.undo()
+    reference = TorchCartPole(4, device="cpu", seed=0)
+    torch.testing.assert_close(env.reset(), reference.reset(), rtol=0, atol=0)
+    actions = torch.tensor([0, 1, 1, 0])
+    torch.testing.assert_close(env.step(actions)[0], reference.step(actions)[0], rtol=0,
+                               atol=1e-6)
+    monkeypatch.setitem(sys.modules, "semigrad.envs.cartpole_kernel", None)
+    with pytest.raises(RuntimeError, match="install numba, or pass compiled=False"):
+        TorchCartPole(4, device="cpu", compiled=True)
+
+
 def test_float32_observations_are_gymnasiums():
     """Default dtypes: float32 observations as gymnasium returns them, float64 state inside."""
     num_envs = 8
