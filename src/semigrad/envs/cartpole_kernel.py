@@ -6,7 +6,7 @@ where one kernel launch serves all N environments. On a CPU each eager PyTorch o
 overhead. ``step_envs`` computes the same step (the equations in ``semigrad.envs.cartpole``'s
 docstring) environment by environment in a single loop compiled to machine code by numba (Lam,
 Pitrou & Seibert 2015), reading and writing the tensors' own memory (``Tensor.numpy()`` views,
-no copies): 16-23 us per step for N <= 64 (``benchmarks/env_speed.py``).
+no copies): about 20 us per step for N = 1 to 64 (``benchmarks/env_speed.py``).
 
 Both forms take the same random draws (the reserve of initial states, drawn with the env's
 ``torch.Generator`` outside the loop), so they give the same episodes; the tests check that
