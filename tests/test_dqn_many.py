@@ -36,6 +36,15 @@ envs.register("TestChainNaNSeed5-v0",
               lambda seed=None, **kw: ChainEnv(nan_after=100 if seed == 5 else None,
                                                env_id="TestChainNaNSeed5-v0", **kw))
 
+
+class _Stateless(ChainEnv):
+    def state_dict(self):
+        return None  # as an env that cannot save its state
+
+
+envs.register("TestChainStatelessMany-v0",
+              lambda **kw: _Stateless(env_id="TestChainStatelessMany-v0", **kw))
+
 CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
              n_step=1, gradient_steps=1, lr=3e-3, gamma=0.9, hidden=(32,), loss="mse",
              learning_starts=200,
@@ -337,6 +346,19 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
     a, b = (torch.load(runs[n][1], weights_only=True) for n in ("full", "part"))
     for key in ("online", "target"):
         assert all(torch.equal(x, y) for x, y in zip(a[key], b[key], strict=True))
+
+
+def test_env_without_saved_state_resumes_with_new_episodes_and_a_warning(tmp_path):
+    cfg = DQNConfig(**{**CHAIN, "env": "TestChainStatelessMany-v0", "total_steps": 1200,
+                       "eval_every": 400, "hidden": (16,)})
+    dirs, ckpt = [tmp_path / "1", tmp_path / "2"], tmp_path / "ckpt.pt"
+    train_many(cfg, [1, 2], dirs, progress=False, checkpoint=ckpt, stop_after=600)
+    assert torch.load(ckpt, weights_only=True)["env"] is None
+    with pytest.warns(UserWarning, match="cannot save its state"):
+        done = train_many(cfg, [1, 2], dirs, progress=False, checkpoint=ckpt, resume=True)
+    assert [d["status"] for d in done] == ["finished"] * 2
+    assert [d["env_steps"] for d in done] == [1200] * 2
+    assert [len(d["eval_returns"]) for d in done] == [3] * 2  # 400 and 800 and 1200
 
 
 def test_resume_refuses_another_config_or_seeds(tmp_path):
