@@ -70,12 +70,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline-runs", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
     parser.add_argument("--hidden", type=int, nargs="+", default=None,
                         help="override the preset's hidden widths (e.g. 64 64)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="override the preset's minibatch size")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     agents = [int(k) for k in args.agents.split(",")]
     overrides = {}
     if args.hidden:

@@ -1,5 +1,7 @@
 """ReplayBuffer: wrap-around, sampling only filled slots, flags kept apart, checkpoints."""
 
+import math
+
 import pytest
 import torch
 
@@ -71,10 +73,11 @@ def _reference_n_step(buf, start, n, gamma):
     return ret, slot, gamma**n
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("fill", [30, 57])  # partly filled, and wrapped around
-def test_n_step_matches_per_sample_walk(fill):
+def test_n_step_matches_per_sample_walk(fill, compiled):
     num_envs, n, gamma = 3, 4, 0.9
-    buf = ReplayBuffer(45, 2, num_envs=num_envs)
+    buf = ReplayBuffer(45, 2, num_envs=num_envs, compiled=compiled)
     gen = torch.Generator().manual_seed(0)
     for t in range(fill // num_envs):
         ids = torch.arange(num_envs) + t * num_envs
@@ -92,6 +95,66 @@ def test_n_step_matches_per_sample_walk(fill):
         assert torch.equal(batch.next_obs[i], buf.next_obs[last])
         assert batch.terminated[i] == buf.terminated[last]
         assert abs(batch.discounts[i].item() - discount) < 1e-6
+
+
+def _random_buffer(capacity, num_envs, steps, obs_dtype, seed=0):
+    """Two buffers (compiled loop, tensor form) holding the same random transitions."""
+    bufs = [ReplayBuffer(capacity, 3, obs_dtype=obs_dtype, num_envs=num_envs, compiled=c)
+            for c in (True, False)]
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        flags = torch.rand(num_envs, generator=gen)
+        row = (torch.randn(num_envs, 3, generator=gen).to(obs_dtype),
+               torch.randint(3, (num_envs,), generator=gen), torch.randn(num_envs, generator=gen),
+               torch.randn(num_envs, 3, generator=gen).to(obs_dtype), flags < 0.2,
+               (flags > 0.15) & (flags < 0.3))  # both flags set on some steps
+        for buf in bufs:
+            buf.add(*row)
+    return bufs
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7])
+@pytest.mark.parametrize("obs_dtype", [torch.float32, torch.float64])
+def test_compiled_n_step_matches_the_tensor_form(n, obs_dtype):
+    """Same starts, same transitions: every field equal, the returns to float32 rounding (the
+    two forms add the discounted rewards in different orders); the ring has wrapped."""
+    compiled, tensors = _random_buffer(60, 4, 40, obs_dtype)
+    assert compiled._kernel is not None and tensors._kernel is None
+    start = torch.randint(60, (5000,), generator=torch.Generator().manual_seed(1))
+    got, ref = compiled.n_step_at(start, n, 0.97), tensors.n_step_at(start, n, 0.97)
+    for name in ("obs", "actions", "next_obs", "terminated", "truncated", "discounts"):
+        assert torch.equal(getattr(got, name), getattr(ref, name)), name
+    assert got.obs.dtype == obs_dtype and got.discounts.dtype == torch.float32
+    torch.testing.assert_close(got.rewards, ref.rewards, rtol=1e-6, atol=1e-6)
+    steps = (got.discounts.log() / math.log(0.97)).round()
+    assert steps.min() == 1 and steps.max() == n  # windows cut by an episode's end, and full
+
+
+def test_compiled_n_step_refuses_slots_outside_the_ring():
+    buf = _random_buffer(12, 2, 3, torch.float32)[0]
+    with pytest.raises(IndexError, match="start slot 12 is outside the ring's 0..11"):
+        buf.n_step_at(torch.tensor([0, 12]), 3, 0.9)
+    with pytest.raises(IndexError, match="start slot -1"):
+        buf.n_step_at(torch.tensor([-1]), 3, 0.9)
+    with pytest.raises(ValueError, match="runs on the CPU, got meta"):
+        ReplayBuffer(4, 2, device="meta", compiled=True)
+
+
+def test_without_numba_the_buffer_falls_back_to_tensor_ops(monkeypatch):
+    """numba missing (or unable to compile here): a warning and the tensor form; asked for
+    explicitly, a clear error."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "semigrad.replay_kernel", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="compiled n-step sampling is unavailable"):
+        buf = ReplayBuffer(8, 2, num_envs=2)
+    assert buf._kernel is None
+    for start in (0, 2, 4):
+        _add(buf, start, 2)
+    # slot 1 is truncated: its own reward only; slot 2 goes on to slot 4
+    assert buf.n_step_at(torch.tensor([1, 2]), 2, 0.5).rewards.tolist() == [1.0, 4.0]
+    with pytest.raises(RuntimeError, match="install numba, or pass compiled=False"):
+        ReplayBuffer(8, 2, compiled=True)
 
 
 def test_n_step_needs_enough_transitions():

@@ -26,7 +26,12 @@ from semigrad.buffers import Batch, ReplayBuffer
 from semigrad.cli import main
 from semigrad.commands._many_seeds import parse_seeds
 from semigrad.envs.cartpole import TorchCartPole
-from semigrad.losses import q_learning_loss, value_loss, value_loss_per_row
+from semigrad.losses import (
+    q_learning_loss,
+    value_loss,
+    value_loss_and_grad_per_row,
+    value_loss_per_row,
+)
 from semigrad.nets import QNetwork
 from semigrad.run import read_metrics
 
@@ -138,6 +143,61 @@ def test_per_agent_loss_is_value_loss_of_each_agents_batch(kind):
         ref = value_loss(row, targets[k], kind)
         ref.backward()
         assert torch.equal(losses[k], ref) and torch.equal(grad[k], row.grad)
+    # the closed form the hand-written backward uses: autograd's numbers, bit for bit
+    for dtype in (torch.float64, torch.float32):
+        p, t = predictions.detach().to(dtype).requires_grad_(), targets.to(dtype)
+        (grad,) = torch.autograd.grad(value_loss_per_row(p, t, kind).sum(), p)
+        closed_losses, closed_grad = value_loss_and_grad_per_row(p.detach(), t, kind)
+        assert torch.equal(closed_losses, value_loss_per_row(p, t, kind).detach())
+        assert torch.equal(closed_grad, grad)
+
+
+def _loss_inputs(k=3, b=40, a=3, seed=0):
+    """Q-values in the stacked MLP's layout (``(K, A, B)`` memory seen as ``(K, B, A)``) and a
+    minibatch, with terminal rows, Huber errors beyond delta and tied next Q-values."""
+    gen = torch.Generator().manual_seed(seed)
+    q, next_t, next_o = ((3 * torch.randn(k, a, b, generator=gen)).mT for _ in range(3))
+    next_o[0, :6] = next_o[0, :6, :1].clone()  # ties: Double DQN takes the first maximum
+    next_t[1, :6] = next_t[1, :6, :1].clone()
+    flags = torch.rand(k * b, generator=gen)
+    batch = Batch(obs=torch.zeros(k * b, 1), actions=torch.randint(a, (k * b,), generator=gen),
+                  rewards=torch.randn(k * b, generator=gen), next_obs=torch.zeros(k * b, 1),
+                  terminated=flags < 0.2, truncated=flags > 0.9)
+    return q, next_t, next_o, batch, torch.rand(k * b, generator=gen)
+
+
+@pytest.mark.parametrize("double", [True, False])
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+@pytest.mark.parametrize("per_row_discounts", [False, True])  # n-step: gamma^m per row
+def test_compiled_loss_matches_the_tensor_form(double, loss, per_row_discounts):
+    from types import SimpleNamespace
+
+    from semigrad.algos.q_loss_kernel import q_loss_and_grad
+
+    q, next_t, next_o, batch, discounts = _loss_inputs()
+    gamma = discounts if per_row_discounts else 0.9
+    cfg = DQNConfig(**{**CHAIN, "loss": loss, "double": double})
+    st = SimpleNamespace(loss_kernel=q_loss_and_grad)
+    args = (cfg, st, q, next_t, next_o if double else None, batch, gamma)
+    got, ref = dqn_many._loss_loop(*args), dqn_many._loss_tensors(*args)
+    for name, x, y in zip(("losses", "mean_q", "grad_q"), got, ref, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7, msg=name)
+    assert got[2].stride() == q.stride()  # the layout the backward pass reads
+    assert (got[2] != 0).sum() == q.shape[0] * q.shape[1]  # one taken action per row
+    bad = replace(batch, actions=batch.actions.clone().index_fill_(0, torch.tensor([7]), 3))
+    with pytest.raises(ValueError, match="action 3 at row 7 is not in 0..2"):
+        dqn_many._loss_loop(cfg, st, q, next_t, next_o, bad, gamma)
+
+
+def test_many_seed_dqn_without_numba_uses_tensor_operations(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "semigrad.algos.q_loss_kernel", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="compiled loss is unavailable"):
+        st = init_many(DQNConfig(**CHAIN), [0, 1], CPU)
+    assert st.loss_kernel is None
+    monkeypatch.undo()
+    assert init_many(DQNConfig(**CHAIN), [0, 1], CPU).loss_kernel is not None
 
 
 def test_initial_weights_are_the_single_runs():

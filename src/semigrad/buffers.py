@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from semigrad.compiled import load_kernel
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class ReplayBuffer:
 
     ``num_envs`` is the number of transitions each ``add`` writes (the stride between an
     environment's consecutive transitions); ``capacity`` must be a multiple of it.
+    ``compiled``: assemble n-step transitions with ``replay_kernel.n_step_gather`` (one
+    compiled loop, the fast form on a CPU) instead of tensor operations; default (None): on
+    the CPU.
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class ReplayBuffer:
         device: torch.device | str = "cpu",
         obs_dtype: torch.dtype = torch.float32,
         num_envs: int = 1,
+        compiled: bool | None = None,
     ) -> None:
         if capacity < 1 or num_envs < 1 or capacity % num_envs:
             raise ValueError(f"buffer capacity: expected a positive multiple of num_envs "
@@ -70,6 +77,13 @@ class ReplayBuffer:
         self.pos = 0  # next slot to write
         self.size = 0  # filled slots
         self._offsets: dict[int, torch.Tensor] = {}
+        if compiled and self.device.type != "cpu":
+            raise ValueError(f"compiled: the compiled n-step sampling runs on the CPU, got "
+                             f"{self.device}. Leave compiled unset to choose automatically")
+        self._kernel = None if compiled is None and self.device.type != "cpu" else load_kernel(
+            "semigrad.replay_kernel", "n_step_gather", compiled,
+            "ReplayBuffer: the compiled n-step sampling", stacklevel=4)
+        self._powers: tuple[int, float, np.ndarray] | None = None  # (n, gamma, gamma^0..n)
 
     def __len__(self) -> int:
         return self.size
@@ -140,8 +154,12 @@ class ReplayBuffer:
         one. ``next_obs``, ``terminated`` and ``truncated`` are those of step ``m``, and
         ``discounts = gamma^m`` (B,), so the target is
         ``G + discounts * (1 - terminated) * max_a q(next_obs, a)``: a truncated episode still
-        bootstraps from the observation it was cut at.
+        bootstraps from the observation it was cut at. On the CPU one compiled loop computes it
+        (``replay_kernel``; it adds G's terms in order of k, the tensor form in torch's
+        reduction order, so G can differ in the last bit).
         """
+        if self._kernel is not None:
+            return self._n_step_loop(start, n, gamma)
         steps = torch.arange(n, device=self.device)
         idx = (start.unsqueeze(1) + steps * self.num_envs) % self.capacity  # (B, n)
         done = gather_rows(self.terminated, idx) | gather_rows(self.truncated, idx)
@@ -154,6 +172,23 @@ class ReplayBuffer:
         return Batch(gather_rows(self.obs, start), gather_rows(self.actions, start), returns,
                      gather_rows(self.next_obs, last), gather_rows(self.terminated, last),
                      gather_rows(self.truncated, last), gamma ** m.to(returns.dtype))
+
+    def _n_step_loop(self, start: torch.Tensor, n: int, gamma: float) -> Batch:
+        """``n_step_at`` by ``replay_kernel.n_step_gather`` on the buffer's memory."""
+        if self._powers is None or self._powers[:2] != (n, gamma):
+            powers = gamma ** torch.arange(n + 1, dtype=self.rewards.dtype)
+            self._powers = (n, gamma, powers.numpy())
+        b, np_dtype = start.shape[0], self.obs.numpy().dtype
+        # outputs allocated by NumPy (cheaper than torch.empty + .numpy()), then shared
+        outs = (np.empty((b, self.obs_dim), np_dtype), np.empty(b, np.int64),
+                np.empty(b, np.float32), np.empty((b, self.obs_dim), np_dtype),
+                np.empty(b, np.bool_), np.empty(b, np.bool_), np.empty(b, np.float32))
+        bad = self._kernel(start.contiguous().numpy(), self.num_envs, self._powers[2],
+                           *(getattr(self, name).numpy() for name in _FIELDS), *outs)
+        if bad >= 0:
+            raise IndexError(f"ReplayBuffer.n_step_at: start slot {start[bad].item()} is "
+                             f"outside the ring's 0..{self.capacity - 1}")
+        return Batch(*(torch.from_numpy(a) for a in outs))
 
     def state_dict(self) -> dict:
         """The filled part of the buffer and its position, as tensors (for checkpoints)."""

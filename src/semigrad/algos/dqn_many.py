@@ -15,11 +15,13 @@ agent would run one tensor operation, the K agents run one batched operation:
   dispatch work per operation); the hand-written backward then saves the tape and lets each
   product run in its fastest orientation (``_bmm``).
 - loss: agent k's loss is ``value_loss`` over its own minibatch
-  (``losses.value_loss_per_row``: the mean is per agent), and d loss / d q comes from
-  autograd on the sum of the K losses:
-  ``d(sum_j L_j) / d q_k = d L_k / d q_k``, every agent gets exactly its own gradient, at its
-  taken actions only. Targets come from ``q_learning_targets`` on the flattened ``(K * B,)``
-  batch (row-wise math, without gradient).
+  (``losses.value_loss_per_row``: the mean is per agent), and d loss / d q is that of the sum
+  of the K losses, in closed form (``losses.value_loss_and_grad_per_row``, equal to
+  autograd's): ``d(sum_j L_j) / d q_k = d L_k / d q_k``, every agent gets exactly its own
+  gradient, at its taken actions only. Targets come from ``q_learning_targets`` on the
+  flattened ``(K * B,)`` batch (row-wise math, without gradient). On the CPU one compiled loop
+  computes targets, losses and d loss / d q together (``q_loss_kernel``), the same numbers to
+  float32 rounding.
 - gradient clipping uses each agent's own global norm (``clip_grad_norm_per_agent``); Adam is
   element-wise, so one Adam over the stacked tensors is K independent Adams.
 - replay: one ``ReplayBuffer`` of capacity ``K * C`` written ``K * N`` transitions at a time, so
@@ -51,6 +53,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -59,10 +62,11 @@ from semigrad import envs
 from semigrad.algos import dqn
 from semigrad.algos.dqn import DQNConfig, epsilon_at, lr_at
 from semigrad.buffers import Batch, ReplayBuffer
+from semigrad.compiled import load_kernel
 from semigrad.config import ConfigError, to_dict
 from semigrad.devices import resolve_device
 from semigrad.envs.cartpole import INIT_HIGH, INIT_LOW, TorchCartPole
-from semigrad.losses import q_learning_targets, taken_action_values, value_loss_per_row
+from semigrad.losses import q_learning_targets, value_loss_and_grad_per_row
 from semigrad.nets import DuelingQNetwork
 from semigrad.optim import lean_step
 from semigrad.run import (
@@ -412,6 +416,8 @@ class ManyState:
     alive: torch.Tensor  # (K,) bool: False once an agent's loss or Q-values went non-finite
     acc: torch.Tensor  # (K, 5) sums since the last metric row: returns, episodes, loss, Q, updates
     num_actions: int
+    # q_loss_kernel.q_loss_and_grad on the CPU (None: tensor operations)
+    loss_kernel: Callable | None = None
     env_steps: int = 0  # per agent
     iterations: int = 0
     gradient_steps: int = 0  # per agent
@@ -447,6 +453,9 @@ def init_many(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> Man
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         alive=torch.ones(k, dtype=torch.bool, device=device),
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device), num_actions=env.num_actions,
+        loss_kernel=load_kernel("semigrad.algos.q_loss_kernel", "q_loss_and_grad",
+                                None if device.type == "cpu" else False,
+                                "many-seed DQN: the compiled loss", stacklevel=4),
         next_eval=cfg.eval_every, next_log=cfg.log_every,
     )
 
@@ -462,6 +471,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer,
     return lambda: lean([p.grad for p in params])
 
 
+@torch.inference_mode()
 def select_actions(st: ManyState, epsilon: float) -> torch.Tensor:
     """Epsilon-greedy actions ``(K * N,)`` int64 for observations ``(K * N, obs_dim)``."""
     k = st.agents
@@ -474,8 +484,10 @@ def select_actions(st: ManyState, epsilon: float) -> torch.Tensor:
     return torch.where(u[:, n:] < epsilon, random_actions, greedy).reshape(-1)
 
 
+@torch.inference_mode()
 def update(cfg: DQNConfig, st: ManyState) -> None:
-    """One gradient step for every agent on a minibatch from its own replay buffer."""
+    """One gradient step for every agent on a minibatch from its own replay buffer (in
+    inference mode: the backward pass is written out, so no autograd bookkeeping is needed)."""
     u = st.uniforms.take(cfg.batch_size)
     if cfg.n_step == 1:
         learn(cfg, st, st.replay.sample(u), cfg.gamma)
@@ -492,22 +504,14 @@ def learn(cfg: DQNConfig, st: ManyState, batch: Batch, gamma: float | torch.Tens
     b = batch.actions.shape[0] // k
     obs, next_obs = batch.obs.view(k, b, -1), batch.next_obs.view(k, b, -1)
     q, inputs = st.online.forward(obs)  # (K, B, A)
-    next_q_target = st.target(next_obs).flatten(0, 1)
-    next_q_online = st.online(next_obs).flatten(0, 1) if cfg.double else None
-    targets = q_learning_targets(batch.rewards, next_q_target, batch.terminated, gamma,
-                                 next_q_online=next_q_online)
-    # only the taken action's output is trained: d loss / d q is zero at the other actions
-    predictions = taken_action_values(q.flatten(0, 1), batch.actions).requires_grad_()
-    losses = value_loss_per_row(predictions.view(k, b), targets.view(k, b), cfg.loss)  # (K,)
-    (grad_predictions,) = torch.autograd.grad(losses.sum(), predictions)
-    losses = losses.detach()
-    mean_q = q.mean(dim=(1, 2))
+    next_q_target = st.target(next_obs)
+    next_q_online = st.online(next_obs) if cfg.double else None
+    loss_and_grad = _loss_loop if st.loss_kernel is not None else _loss_tensors
+    losses, mean_q, grad_q = loss_and_grad(cfg, st, q, next_q_target, next_q_online, batch, gamma)
     health = torch.stack([losses, mean_q])
     finite = torch.isfinite(health).all(dim=0)
     if not bool((finite | ~st.alive).all()):
         _record_divergence(st, finite, health)
-    grad_q = torch.zeros_like(q).scatter_(2, batch.actions.view(k, b, 1),
-                                          grad_predictions.view(k, b, 1))
     st.online.backward(inputs, grad_q)
     for group in st.optimizer.param_groups:
         group["lr"] = lr_at(cfg, st.env_steps)
@@ -521,6 +525,44 @@ def learn(cfg: DQNConfig, st: ManyState, batch: Batch, gamma: float | torch.Tens
         torch._foreach_copy_(st.target.params, st.online.params)
     st.acc[:, 2:4] += health.T
     st.acc[:, 4] += 1
+
+
+def _loss_tensors(cfg, st, q, next_q_target, next_q_online, batch, gamma):
+    """``(losses (K,), mean_q (K,), d losses / d q (K, B, A))`` as tensor operations."""
+    k, b = q.shape[:2]
+    targets = q_learning_targets(
+        batch.rewards, next_q_target.flatten(0, 1), batch.terminated, gamma,
+        next_q_online=None if next_q_online is None else next_q_online.flatten(0, 1))
+    # only the taken action's output is trained: d loss / d q is zero at the other actions
+    taken = batch.actions.view(k, b, 1)
+    predictions = q.gather(2, taken).squeeze(2)  # (K, B)
+    losses, grad = value_loss_and_grad_per_row(predictions, targets.view(k, b), cfg.loss)
+    grad_q = torch.zeros_like(q).scatter_(2, taken, grad.unsqueeze(2))
+    return losses, q.mean(dim=(1, 2)), grad_q
+
+
+_NO_DISCOUNTS = np.empty(0, np.float32)  # the kernel's "one gamma for all rows"
+
+
+def _loss_loop(cfg, st, q, next_q_target, next_q_online, batch, gamma):
+    """``_loss_tensors`` by ``q_loss_kernel.q_loss_and_grad`` on the tensors' memory."""
+    k = q.shape[0]
+    grad_q = torch.empty_like(q)  # q's strides
+    losses, mean_q = torch.empty(k, dtype=q.dtype), torch.empty(k, dtype=q.dtype)
+    if isinstance(gamma, torch.Tensor):
+        gamma, discounts = 0.0, gamma.numpy()
+    else:
+        discounts = _NO_DISCOUNTS
+    bad = st.loss_kernel(
+        q.numpy(), next_q_target.numpy(),
+        (next_q_target if next_q_online is None else next_q_online).numpy(),
+        next_q_online is not None, batch.actions.numpy(), batch.rewards.numpy(),
+        batch.terminated.numpy(), gamma, discounts, 1.0 if cfg.loss == "huber" else 0.0,
+        grad_q.numpy(), losses.numpy(), mean_q.numpy())
+    if bad >= 0:
+        raise ValueError(f"dqn_many.learn: action {batch.actions[bad].item()} at row {bad} is "
+                         f"not in 0..{q.shape[2] - 1}")
+    return losses, mean_q, grad_q
 
 
 def _record_divergence(st: ManyState, finite: torch.Tensor, health: torch.Tensor) -> None:

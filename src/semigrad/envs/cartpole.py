@@ -43,11 +43,11 @@ wide box can end after one step, so then the whole reserve is redrawn on every s
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 
+from semigrad.compiled import load_kernel
 from semigrad.devices import resolve_device
 from semigrad.envs.base import BatchedEnv, EnvSpec
 
@@ -316,24 +316,11 @@ def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dty
     observations) and is wanted, else None (tensor operations)."""
     fits = (device.type == "cpu" and dtype == torch.float64
             and obs_dtype in (torch.float32, torch.float64))
-    compiled_given = compiled is not None
-    if compiled is None:
-        compiled = fits
-    if not compiled:
+    if compiled is None and not fits:
         return None
-    if not fits:
+    if compiled and not fits:
         raise ValueError("compiled: the compiled step runs on the CPU with a float64 state and "
                          f"float32 or float64 observations; got {device}, {dtype}, {obs_dtype}. "
                          "Leave compiled unset to choose automatically")
-    try:
-        from semigrad.envs.cartpole_kernel import step_envs
-    except Exception as err:  # numba missing or unable to compile / cache here
-        if compiled_given:
-            raise RuntimeError(f"compiled=True: the compiled CartPole step is unavailable "
-                               f"({type(err).__name__}: {err}); install numba, or pass "
-                               "compiled=False") from err
-        warnings.warn(f"CartPole-v1: the compiled CPU step is unavailable ({type(err).__name__}: "
-                      f"{err}); using tensor operations (about 3x slower on a CPU)",
-                      RuntimeWarning, stacklevel=3)
-        return None
-    return step_envs
+    return load_kernel("semigrad.envs.cartpole_kernel", "step_envs", compiled,
+                       "CartPole-v1: the compiled CPU step", stacklevel=4)

@@ -1,0 +1,35 @@
+"""The numba-compiled CPU loops, loaded with the tensor form as the fallback.
+
+On a CPU each eager PyTorch operation costs 2-4 us of dispatch however small its tensors, so
+some hot paths also exist as one loop compiled by numba (Lam, Pitrou & Seibert 2015) that
+works on the tensors' memory (``envs.cartpole_kernel``, ``replay_kernel``). Each also keeps
+its tensor form, which runs on any device, and the tests check that the two agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable
+
+
+def load_kernel(module: str, name: str, compiled: bool | None, what: str,
+                stacklevel: int = 3) -> Callable | None:
+    """``module.name`` (a numba-compiled function), or None where the tensor form runs.
+
+    ``compiled=False``: None. ``compiled=None`` (automatic): the kernel, or, when numba is
+    missing or cannot compile or cache the loop here, a ``RuntimeWarning`` and None.
+    ``compiled=True``: the kernel, or a ``RuntimeError`` saying how to fix it. ``what`` names
+    the loop in messages; ``stacklevel`` points the warning at the caller's caller.
+    """
+    if compiled is False:
+        return None
+    try:
+        return getattr(importlib.import_module(module), name)
+    except Exception as err:  # numba missing, or unable to compile / cache here
+        if compiled:
+            raise RuntimeError(f"compiled=True: {what} is unavailable ({type(err).__name__}: "
+                               f"{err}); install numba, or pass compiled=False") from err
+        warnings.warn(f"{what} is unavailable ({type(err).__name__}: {err}); using tensor "
+                      "operations (slower on a CPU)", RuntimeWarning, stacklevel=stacklevel)
+        return None
