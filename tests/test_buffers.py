@@ -53,6 +53,8 @@ def test_state_dict_round_trip():
     assert torch.equal(other.obs, buf.obs) and torch.equal(other.truncated, buf.truncated)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(buf.sample(16, g1).next_obs, other.sample(16, g2).next_obs)
+    start = torch.arange(8)  # the compiled loop reads the loaded storage
+    assert torch.equal(buf.n_step_at(start, 3, 0.9).rewards, other.n_step_at(start, 3, 0.9).rewards)
 
 
 def test_errors():

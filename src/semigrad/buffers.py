@@ -84,6 +84,9 @@ class ReplayBuffer:
             "semigrad.replay_kernel", "n_step_gather", compiled,
             "ReplayBuffer: the compiled n-step sampling", stacklevel=4)
         self._powers: tuple[int, float, np.ndarray] | None = None  # (n, gamma, gamma^0..n)
+        # NumPy views of the storage for the loop (add and load_state_dict write in place)
+        self._arrays = tuple(getattr(self, name).numpy() for name in _FIELDS) if (
+            self._kernel is not None) else ()
 
     def __len__(self) -> int:
         return self.size
@@ -178,13 +181,13 @@ class ReplayBuffer:
         if self._powers is None or self._powers[:2] != (n, gamma):
             powers = gamma ** torch.arange(n + 1, dtype=self.rewards.dtype)
             self._powers = (n, gamma, powers.numpy())
-        b, np_dtype = start.shape[0], self.obs.numpy().dtype
+        b, np_dtype = start.shape[0], self._arrays[0].dtype
         # outputs allocated by NumPy (cheaper than torch.empty + .numpy()), then shared
         outs = (np.empty((b, self.obs_dim), np_dtype), np.empty(b, np.int64),
                 np.empty(b, np.float32), np.empty((b, self.obs_dim), np_dtype),
                 np.empty(b, np.bool_), np.empty(b, np.bool_), np.empty(b, np.float32))
         bad = self._kernel(start.contiguous().numpy(), self.num_envs, self._powers[2],
-                           *(getattr(self, name).numpy() for name in _FIELDS), *outs)
+                           *self._arrays, *outs)
         if bad >= 0:
             raise IndexError(f"ReplayBuffer.n_step_at: start slot {start[bad].item()} is "
                              f"outside the ring's 0..{self.capacity - 1}")
