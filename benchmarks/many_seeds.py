@@ -14,13 +14,13 @@ wall times unevenly, CPU time much less.
 
 The K single runs are not all run: they are alike (same config, other seeds), so the time of K
 runs in a row is K x the median time of ``--baseline-runs`` measured single runs (seeds 0, 1,
-...): for K = 8 and 32 this is an extrapolation, as the table says. One torch thread
-(``torch.set_num_threads(1)``). The machine is shared and noisy: every measurement is repeated
-``--repeats`` times, rounds interleaved (single runs, K = 1, 8, 32, then again), and the table
-shows the best round (the median in brackets).
+...): for K = 8 and 32 this is an extrapolation, as the table says. One torch thread by
+default (``--threads`` sets both sides' count). The machine is shared and noisy: every
+measurement is repeated ``--repeats`` times, rounds interleaved (single runs, K = 1, 8, 32, then
+again), and the table shows the best round (the median in brackets).
 
     python benchmarks/many_seeds.py [--steps 5000] [--agents 1,8,32] [--repeats 3]
-                                    [--baseline-runs 3] [--device cpu]
+                                    [--baseline-runs 3] [--device cpu] [--threads 1]
 """
 
 from __future__ import annotations
