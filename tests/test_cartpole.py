@@ -112,7 +112,7 @@ def test_compiled_loop_rejects_bad_actions_without_changing_anything():
     after = env.state_dict()
     for key in ("state", "reserve", "elapsed", "generator"):
         assert torch.equal(before[key], after[key]), key
-    with pytest.raises(ValueError, match="compiled step runs on the CPU with a float64 state"):
+    with pytest.raises(ValueError, match="compiled CPU step runs on the CPU with a float64 state"):
         TorchCartPole(2, device="cpu", dtype=torch.float32, compiled=True)
 
 

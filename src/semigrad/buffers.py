@@ -77,12 +77,10 @@ class ReplayBuffer:
         self.pos = 0  # next slot to write
         self.size = 0  # filled slots
         self._offsets: dict[int, torch.Tensor] = {}
-        if compiled and self.device.type != "cpu":
-            raise ValueError(f"compiled: the compiled n-step sampling runs on the CPU, got "
-                             f"{self.device}. Leave compiled unset to choose automatically")
-        self._kernel = None if compiled is None and self.device.type != "cpu" else load_kernel(
+        self._kernel = load_kernel(
             "semigrad.replay_kernel", "n_step_gather", compiled,
-            "ReplayBuffer: the compiled n-step sampling", stacklevel=4)
+            "ReplayBuffer: the compiled n-step sampling", self.device.type == "cpu",
+            f"on the CPU, got {self.device}", stacklevel=4)
         self._powers: tuple[int, float, np.ndarray] | None = None  # (n, gamma, gamma^0..n)
         # NumPy views of the storage for the loop (add and load_state_dict write in place)
         self._arrays = tuple(getattr(self, name).numpy() for name in _FIELDS) if (

@@ -2,7 +2,8 @@
 
 On a CPU each eager PyTorch operation costs 2-4 us of dispatch however small its tensors, so
 some hot paths also exist as one loop compiled by numba (Lam, Pitrou & Seibert 2015) that
-works on the tensors' memory (``envs.cartpole_kernel``, ``replay_kernel``). Each also keeps
+works on the tensors' memory (``envs.cartpole_kernel``, ``replay_kernel``,
+``algos.q_loss_kernel``). Each also keeps
 its tensor form, which runs on any device, and the tests check that the two agree.
 """
 
@@ -13,17 +14,23 @@ import warnings
 from collections.abc import Callable
 
 
-def load_kernel(module: str, name: str, compiled: bool | None, what: str,
-                stacklevel: int = 3) -> Callable | None:
+def load_kernel(module: str, name: str, compiled: bool | None, what: str, fits: bool = True,
+                needs: str = "", stacklevel: int = 3) -> Callable | None:
     """``module.name`` (a numba-compiled function), or None where the tensor form runs.
 
-    ``compiled=False``: None. ``compiled=None`` (automatic): the kernel, or, when numba is
-    missing or cannot compile or cache the loop here, a ``RuntimeWarning`` and None.
-    ``compiled=True``: the kernel, or a ``RuntimeError`` saying how to fix it. ``what`` names
-    the loop in messages; ``stacklevel`` points the warning at the caller's caller.
+    ``fits``: whether the loop applies to the caller's tensors (``needs`` says what it needs,
+    e.g. "on the CPU"). ``compiled=False``: None. ``compiled=None`` (automatic): None where it
+    does not fit, else the kernel, or, when numba is missing or cannot compile or cache the
+    loop here, a ``RuntimeWarning`` and None. ``compiled=True``: the kernel, or an error saying
+    how to fix it (``ValueError`` where it does not fit, ``RuntimeError`` without numba).
+    ``what`` names the loop in messages; ``stacklevel`` points the warning at the caller's
+    caller.
     """
-    if compiled is False:
+    if compiled is False or (compiled is None and not fits):
         return None
+    if not fits:
+        raise ValueError(f"compiled: {what} runs {needs}. Leave compiled unset to choose "
+                         "automatically")
     try:
         return getattr(importlib.import_module(module), name)
     except Exception as err:  # numba missing, or unable to compile / cache here

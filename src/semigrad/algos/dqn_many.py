@@ -453,9 +453,9 @@ def init_many(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> Man
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         alive=torch.ones(k, dtype=torch.bool, device=device),
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device), num_actions=env.num_actions,
-        loss_kernel=load_kernel("semigrad.algos.q_loss_kernel", "q_loss_and_grad",
-                                None if device.type == "cpu" else False,
-                                "many-seed DQN: the compiled loss", stacklevel=4),
+        loss_kernel=load_kernel("semigrad.algos.q_loss_kernel", "q_loss_and_grad", None,
+                                "many-seed DQN: the compiled loss", device.type == "cpu",
+                                stacklevel=4),
         next_eval=cfg.eval_every, next_log=cfg.log_every,
     )
 

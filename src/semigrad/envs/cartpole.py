@@ -316,11 +316,7 @@ def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dty
     observations) and is wanted, else None (tensor operations)."""
     fits = (device.type == "cpu" and dtype == torch.float64
             and obs_dtype in (torch.float32, torch.float64))
-    if compiled is None and not fits:
-        return None
-    if compiled and not fits:
-        raise ValueError("compiled: the compiled step runs on the CPU with a float64 state and "
-                         f"float32 or float64 observations; got {device}, {dtype}, {obs_dtype}. "
-                         "Leave compiled unset to choose automatically")
     return load_kernel("semigrad.envs.cartpole_kernel", "step_envs", compiled,
-                       "CartPole-v1: the compiled CPU step", stacklevel=4)
+                       "CartPole-v1: the compiled CPU step", fits,
+                       f"on the CPU with a float64 state and float32 or float64 observations; "
+                       f"got {device}, {dtype}, {obs_dtype}", stacklevel=4)
