@@ -29,21 +29,19 @@ from pathlib import Path
 import torch
 
 from machine import describe_machine
+from semigrad import config
 from semigrad.algos import dqn
 from semigrad.config import to_dict
 from semigrad.run import read_metrics
 
 THRESHOLD = 475.0
+DEVICE = "cpu"  # --device
 EVAL_EVERY, EVAL_EPISODES, TOTAL_STEPS = 2_500, 20, 50_000
 
 
 def parse_seeds(text: str) -> list[int]:
-    if not text.strip():
-        return []
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(s) for s in text.split(",")]
+    """``semigrad.config.parse_seeds``, with an empty text for no seeds."""
+    return list(config.parse_seeds(text)) if text.strip() else []
 
 
 def stability(evals: list[float]) -> float | None:
@@ -53,9 +51,7 @@ def stability(evals: list[float]) -> float | None:
 
 
 def run_semigrad(seed: int) -> dict:
-    cfg = dqn.PRESETS[dqn.DEFAULT_PRESET]
-    cfg = dqn.DQNConfig(**{**to_dict(cfg), "hidden": tuple(cfg.hidden), "seed": seed,
-                           "tensorboard": False, "device": "cpu"})
+    cfg = dqn.preset(seed=seed, tensorboard=False, device=DEVICE)
     with tempfile.TemporaryDirectory() as tmp:
         s = dqn.train(cfg, Path(tmp), progress=False)
     return {"solved": s["solved"], "time_to_solve_s": s["time_to_solve_s"],
@@ -167,7 +163,10 @@ def main() -> None:
     parser.add_argument("--skip-sb3", action="store_true")
     parser.add_argument("--cli-seeds", default="0-4",
                         help="seeds of the whole-process `semigrad train` runs (default: 0-4)")
+    parser.add_argument("--device", default="cpu", help="semigrad's torch device (default: cpu)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(1)
     print(describe_machine())
     print(f"semigrad preset {dqn.DEFAULT_PRESET!r}: {to_dict(dqn.PRESETS[dqn.DEFAULT_PRESET])}")
@@ -181,7 +180,8 @@ def main() -> None:
         total, solved = cli_wall_time(seed)
         to_solve.append(math.inf if solved is None else solved)
         print(f"{seed:4d}  {fmt(solved, '.1f'):>17}  {total:15.1f}", flush=True)
-    print(f"median process start to solved: {statistics.median(to_solve):.1f} s")
+    if to_solve:
+        print(f"median process start to solved: {statistics.median(to_solve):.1f} s")
     if args.skip_sb3:
         return
     sb3 = {s: run_sb3(s) for s in parse_seeds(args.sb3_seeds or args.seeds)}

@@ -1,9 +1,12 @@
-"""Many seeds in one process: K DQN agents trained at once vs K single-agent runs in a row.
+"""Many seeds in one process: K DQN agents trained at once vs K single runs in a row.
 
-For K = 1, 8, 32 agents it times ``semigrad.algos.dqn_many.train_many`` (one process, seeds as
-a batch dimension, what ``semigrad train --seeds`` runs) against ``semigrad.algos.dqn.train``
+For K = 1, 8, 32 agents it times ``semigrad.algos.dqn.train(cfg, dir, seeds=...)`` (one
+process, seeds as a batch dimension, what ``semigrad train --seeds`` runs) against the single
+run ``dqn.train(cfg, dir)`` (the same code with K = 1, what ``semigrad train --seed N`` runs)
 once per seed, one run after another, and prints total agent-transitions/s and
-agent-gradient-steps/s (summed over the K agents) and the speed-up.
+agent-gradient-steps/s (summed over the K agents) and the speed-up. ``--backend vmap`` times
+the general Q-network path (``torch.vmap`` over any ``nn.Module``, autograd) on the same MLP
+instead of the stacked fast path; ``--compare-backends`` prints both in one table.
 
 Both run the default DQN preset with ``--steps`` env steps per agent (default 5,000, of which
 the first ``learning_starts`` are random play without updates), no TensorBoard, and one greedy
@@ -21,6 +24,7 @@ again), and the table shows the best round (the median in brackets).
 
     python benchmarks/many_seeds.py [--steps 5000] [--agents 1,8,32] [--repeats 3]
                                     [--baseline-runs 3] [--device cpu] [--threads 1]
+                                    [--backend stacked|vmap] [--compare-backends]
 """
 
 from __future__ import annotations
@@ -35,13 +39,12 @@ from pathlib import Path
 import torch
 
 from machine import describe_machine
-from semigrad.algos import dqn, dqn_many
+from semigrad.algos import dqn
 
 
 def config(steps: int, device: str, **overrides) -> dqn.DQNConfig:
-    preset = dqn.PRESETS[dqn.DEFAULT_PRESET]
-    return replace(preset, total_steps=steps, eval_every=steps, log_every=min(steps, 1000),
-                   tensorboard=False, device=device, **overrides)
+    return dqn.preset(total_steps=steps, eval_every=steps, log_every=min(steps, 1000),
+                      tensorboard=False, device=device, **overrides)
 
 
 def time_single(cfg: dqn.DQNConfig, seed: int) -> tuple[float, float, int]:
@@ -57,10 +60,9 @@ def time_many(cfg: dqn.DQNConfig, k: int) -> tuple[float, float, int]:
     """The same for K agents trained at once (gradient steps per agent)."""
     with tempfile.TemporaryDirectory() as tmp:
         cpu = time.process_time()
-        summaries = dqn_many.train_many(cfg, list(range(k)),
-                                        [Path(tmp) / str(s) for s in range(k)], progress=False)
+        total = dqn.train(cfg, Path(tmp), seeds=list(range(k)), progress=False)
         cpu = time.process_time() - cpu
-    return summaries[0]["train_s"], cpu, summaries[0]["gradient_steps"]
+    return total["train_s"], cpu, total["gradient_steps_per_agent"]
 
 
 def main() -> None:
@@ -75,16 +77,24 @@ def main() -> None:
                         help="override the preset's hidden widths (e.g. 64 64)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="override the preset's minibatch size")
+    parser.add_argument("--backend", choices=("stacked", "vmap"), default="stacked",
+                        help="Q-network backend of both sides (default: the fast path)")
+    parser.add_argument("--compare-backends", action="store_true",
+                        help="instead: the general (vmap) path against the fast (stacked) "
+                             "path on the same MLP, for each K")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     agents = [int(k) for k in args.agents.split(",")]
-    overrides = {}
+    overrides = {"q_backend": args.backend}
     if args.hidden:
         overrides["hidden"] = tuple(args.hidden)
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     cfg = config(args.steps, args.device, **overrides)
     print(describe_machine())
+    if args.compare_backends:
+        compare_backends(args, agents, overrides)
+        return
     print(f"device {args.device}; DQN preset {dqn.DEFAULT_PRESET!r} (num_envs {cfg.num_envs}, "
           f"batch {cfg.batch_size}, hidden {cfg.hidden}, learning_starts "
           f"{cfg.learning_starts}), {args.steps} env steps per agent; best of {args.repeats} "
@@ -128,6 +138,31 @@ def main() -> None:
           "best vs best [median vs median].\nwall: training loop only (train_s, evaluation "
           "excluded); CPU s: this process's CPU time for the whole call (set-up, training, the "
           "final evaluation, files), which other jobs on a shared machine disturb less.")
+
+
+def compare_backends(args, agents: list[int], overrides: dict) -> None:
+    """The general Q-network path (vmap + autograd) against the stacked fast path, same MLP,
+    same K, rounds interleaved: training seconds and the ratio."""
+    cfgs = {b: config(args.steps, args.device, **{**overrides, "q_backend": b})
+            for b in ("stacked", "vmap")}
+    for cfg in cfgs.values():  # warm-up
+        time_many(replace(cfg, total_steps=600, eval_every=600, log_every=600), 2)
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.repeats):
+        for k in agents:
+            for b, cfg in cfgs.items():
+                times.setdefault((b, k), []).append(time_many(cfg, k)[0])
+    print(f"\nDQN preset with {args.steps} env steps per agent, hidden {cfgs['stacked'].hidden}, "
+          f"batch {cfgs['stacked'].batch_size}; training s, best of {args.repeats} "
+          "[median]\n")
+    print("| K | stacked (fast path) s | vmap (general path) s | general / fast |")
+    print("| ---: | ---: | ---: | ---: |")
+    med = statistics.median
+    for k in agents:
+        fast, general = times[("stacked", k)], times[("vmap", k)]
+        print(f"| {k} | {min(fast):.2f} [{med(fast):.2f}] | {min(general):.2f} "
+              f"[{med(general):.2f}] | {min(general) / min(fast):.1f}x "
+              f"[{med(general) / med(fast):.1f}x] |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -38,11 +39,7 @@ CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000,
 def test_greedy_policy_and_values_converge_to_optimum_on_chain(tmp_path):
     cfg = DQNConfig(seed=0, **CHAIN)
     summary = train(cfg, tmp_path, progress=False)
-    payload = load_checkpoint(tmp_path / "checkpoint_last.pt")
-    net = dqn.make_q_network(cfg, 5, 2)
-    net.load_state_dict(payload["online"])
-    with torch.no_grad():
-        q = net(torch.eye(5)[:4]).double()
+    q = dqn.load_agent(tmp_path, "last").q_values(torch.eye(5)[:4]).double()
     q_star = optimal_q(5, 0.9)
     assert torch.equal(q.argmax(dim=1), torch.ones(4, dtype=torch.int64))  # always right
     assert (q - q_star).abs().max().item() < 0.05
@@ -69,16 +66,17 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
         assert full[key] == resumed[key]
     a = load_checkpoint(tmp_path / "full" / "checkpoint_last.pt")
     b = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")
-    for name in a["online"]:
-        assert torch.equal(a["online"][name], b["online"][name])
-        assert torch.equal(a["target"][name], b["target"][name])
+    for key in ("online", "target"):
+        assert all(torch.equal(x, y) for x, y in zip(a[key], b[key], strict=True))
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (dict(gamma=1.5), "gamma: 1.5 is outside the allowed range [0, 1]"),
-        (dict(lr=-1.0), "lr: -1.0 is outside the allowed range (0, inf)"),
+        (dict(lr=-1.0), "lr: -1.0 is outside the allowed range (0, 1000]"),
+        (dict(lr=float("inf")), "lr: inf is outside the allowed range (0, 1000]"),
+        (dict(buffer_size=10), "buffer_size: 10 is too small"),
         (dict(env="CartPole-v9"), "did you mean 'CartPole-v1'"),
         (dict(batch_size=0), "batch_size: 0 is outside the allowed range [1, inf)"),
         (dict(loss="l1"), "loss: 'l1' is not one of"),
@@ -102,14 +100,14 @@ def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp
                                                  "hidden": (8,), "batch_size": 16,
                                                  "tensorboard": False}))
     assert cfg.start_box == CARTPOLE_START_BOX
-    made, make = [], envs.make
+    made, make = [], envs.make_agents
 
-    def recording_make(env_id, num_envs=1, device=None, seed=None, start_box=None):
-        env = make(env_id, num_envs, device, seed, start_box=start_box)
+    def recording_make(env_id, num_envs, seeds, device, start_box=None):
+        env = make(env_id, num_envs, seeds, device, start_box=start_box)
         made.append((num_envs, start_box, env.reset()))
         return env
 
-    monkeypatch.setattr(envs, "make", recording_make)
+    monkeypatch.setattr(envs, "make_agents", recording_make)
     train(cfg, tmp_path / "r", progress=False)
     training = [m for m in made if m[0] == cfg.num_envs]
     evaluations = [m for m in made if m[0] == cfg.eval_episodes]
@@ -272,3 +270,115 @@ def test_eval_of_a_directory_that_is_not_a_train_run_is_one_clear_error(tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "a 'semigrad grad' run, not one `semigrad train` run" in err
     assert "Traceback" not in err and not (tmp_path / "e").exists()
+
+
+# ----------------------------------------------------------------------------- one DQN
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")} for r in rows]
+
+
+@pytest.mark.parametrize(("env_id", "backend", "steps"), [
+    ("CartPole-v1", "stacked", 2000), ("TestChain-v0", "stacked", 1500),
+    ("TestChain-v0", "vmap", 1500)])
+def test_agent_k_of_a_seeds_run_is_the_single_run_with_seed_k(tmp_path, env_id, backend,
+                                                               steps):
+    """The invariant that proves there is one DQN: on the CPU, agent k of ``--seeds`` has the
+    single run's metrics, evaluations and final weights, bit for bit."""
+    base = CHAIN if env_id == "TestChain-v0" else {"tensorboard": False, "device": "cpu"}
+    cfg = dqn.preset(**{**base, "env": env_id, "total_steps": steps, "eval_every": 500,
+                        "eval_episodes": 4, "log_every": 250, "q_backend": backend,
+                        "n_step": 3})
+    many = train(cfg, tmp_path / "many", seeds=[0, 1, 2], progress=False)
+    single = train(replace(cfg, seed=1), tmp_path / "single", progress=False)
+    agent = json.loads((tmp_path / "many" / "seed1" / "summary.json").read_text())
+    assert single["eval_returns"] == agent["eval_returns"]
+    assert many["per_seed"][1]["final_eval_return"] == single["final_eval_return"]
+    assert len(single["eval_returns"]) == steps // 500
+    assert _strip(read_metrics(tmp_path / "single")) == \
+        _strip(read_metrics(tmp_path / "many" / "seed1"))
+    a = dqn.load_agent(tmp_path / "single", "last").net.state_dict()
+    b = dqn.load_agent(tmp_path / "many" / "seed1", "last").net.state_dict()
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    c = dqn.load_agent(tmp_path / "many" / "seed2", "last").net.state_dict()
+    assert not all(torch.equal(a[n], c[n]) for n in a)  # another seed, another agent
+
+
+def test_general_backend_learning_step_equals_the_fast_path():
+    """One learning step of the vmap backend (any module, autograd) and the stacked fast path,
+    same MLP, same minibatch: the same weights to 1e-6 (they round differently)."""
+    from semigrad.buffers import Batch
+
+    cfg = DQNConfig(**{**CHAIN, "hidden": (16, 8), "dueling": True, "max_grad_norm": 0.5})
+    gen = torch.Generator().manual_seed(0)
+    m = 3 * 24
+    batch = Batch(torch.randn(m, 5, generator=gen), torch.randint(2, (m,), generator=gen),
+                  torch.randn(m, generator=gen), torch.randn(m, 5, generator=gen),
+                  torch.rand(m, generator=gen) < 0.2, torch.rand(m, generator=gen) < 0.1)
+    states = [dqn.init_state(replace(cfg, q_backend=b), [0, 1, 2], ["x"] * 3, torch.device("cpu"))
+              for b in ("stacked", "vmap")]
+    assert type(states[0].online).__name__ == "StackedMLP"
+    assert type(states[1].online).__name__ == "ModuleEnsemble"
+    template = dqn.make_q_network(cfg, 5, 2)
+    before = [st.online.agent_state_dict(1, template) for st in states]
+    assert all(torch.equal(before[0][n], before[1][n]) for n in before[0])
+    for _ in range(3):
+        for st in states:
+            dqn.learn(cfg, st, batch, cfg.gamma)
+    for k in range(3):
+        fast, general = (st.online.agent_state_dict(k, template) for st in states)
+        for name in fast:
+            torch.testing.assert_close(general[name], fast[name], rtol=0, atol=1e-6)
+        assert not torch.equal(fast[next(iter(fast))], before[0][next(iter(fast))])
+
+
+@pytest.mark.parametrize("seeds", [None, [0, 1]])
+def test_a_convolutional_network_trains_with_one_seed_or_many(tmp_path, seeds):
+    """Any nn.Module factory (``network=module:function``) trains through the general path: a
+    1-d convolutional Q-network learns the chain's optimal policy."""
+    cfg = DQNConfig(**{**CHAIN, "network": "conv_net:conv_q_network", "lr": 3e-3})
+    train(cfg, tmp_path, seeds=seeds, progress=False)
+    for d in ([tmp_path] if seeds is None else [tmp_path / f"seed{s}" for s in seeds]):
+        agent = dqn.load_agent(d, "best")
+        assert isinstance(agent.net[1], torch.nn.Conv1d)
+        assert torch.equal(agent.act(torch.eye(5)[:4]), torch.ones(4, dtype=torch.int64))
+        assert json.loads((d / "summary.json").read_text())["final_eval_return"] == 1.0
+
+
+def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
+    cfg = dqn.preset("cartpole", lr=5e-4, seed=3)
+    assert cfg.start_box == CARTPOLE_START_BOX and cfg.lr == 5e-4 and cfg.seed == 3
+    assert dqn.preset(env="Acrobot-v1").start_box == ()
+    with pytest.raises(ConfigError, match="preset: 'nope' is not one of cartpole"):
+        dqn.preset("nope")
+    with pytest.raises(ConfigError, match="network: cannot import 'no_such_module:f'"):
+        DQNConfig(network="no_such_module:f")
+    with pytest.raises(ConfigError, match="q_backend: 'stacked' runs network mlp"):
+        DQNConfig(**{**CHAIN, "activation": "gelu", "q_backend": "stacked"})
+    train(DQNConfig(**{**CHAIN, "total_steps": 600, "eval_every": 300}), tmp_path / "r",
+          progress=False)
+    for which in ("best", "last"):
+        agent = dqn.load_agent(tmp_path / "r", which)
+        assert agent.q_values(torch.eye(5)).shape == (5, 2)
+        assert agent.act(torch.eye(5)).dtype == torch.int64
+
+
+def test_old_checkpoint_format_is_a_clear_error(tmp_path):
+    torch.save({"format": "semigrad-dqn-1", "online": {}}, tmp_path / "checkpoint_last.pt")
+    with pytest.raises(ValueError, match="earlier semigrad .*semigrad-dqn-1.*train again"):
+        load_checkpoint(tmp_path / "checkpoint_last.pt")
+
+
+def test_rerun_into_an_interrupted_folder_without_resume_is_refused(tmp_path, capsys):
+    argv = ["train", "--env", "TestChain-v0", "--total-steps", "1200", "--eval-every", "400",
+            "--learning-starts", "100", "--hidden", "16", "--no-tensorboard", "--no-progress",
+            "--device", "cpu", "--run-dir", str(tmp_path)]
+    train(dqn.config_from_dict({**CHAIN, "total_steps": 1200, "eval_every": 400,
+                                "learning_starts": 100, "hidden": (16,)}), tmp_path,
+          progress=False, stop_after=600)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before

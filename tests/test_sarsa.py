@@ -9,15 +9,14 @@ from semigrad.algos import sarsa as sarsa_mod
 from semigrad.algos.sarsa import (
     GreedyPolicy,
     SarsaConfig,
-    epsilon_greedy,
-    epsilon_greedy_probs,
     evaluate,
-    linear_epsilon,
     sarsa,
 )
 from semigrad.algos.td0 import UniformRandomPolicy
 from semigrad.config import ConfigError
 from semigrad.envs import BatchedEnv
+from semigrad.policies import epsilon_greedy, epsilon_greedy_probs
+from semigrad.policies import linear_schedule as linear_epsilon
 
 
 def test_epsilon_greedy_frequencies_match_its_probabilities():

@@ -7,6 +7,9 @@ is a multiple of N): n-step returns are assembled at sampling time from those st
 the true next observation of each transition (for a truncated episode, the observation it was
 cut at, which the target bootstraps from; see ``semigrad.envs.base``). Terminated and truncated
 are stored apart: only ``terminated`` stops the bootstrap.
+
+``AgentReplay`` holds K agents' buffers in one ring (seeds as a batch dimension; one agent is
+K = 1), each agent sampling from its own transitions only.
 """
 
 from __future__ import annotations
@@ -206,3 +209,53 @@ class ReplayBuffer:
         for name in _FIELDS:
             getattr(self, name)[:size] = state[name].to(self.device)
         self.pos, self.size = int(state["pos"]), size
+
+
+class AgentReplay:
+    """K replay buffers of ``capacity`` transitions in one ``ReplayBuffer`` of ``K * capacity``.
+
+    ``add`` writes the ``K * N`` transitions of a step (agent k's at rows ``k N .. k N + N - 1``),
+    so the ring is laid out ``(capacity / N, K, N)`` and agent k's slot j is ``(j // N) K N + k N
+    + j % N``. Sampling takes ``u (K, B)`` uniforms in [0, 1) (agent k's from its own stream)
+    and returns a ``Batch`` of ``K * B`` flattened transitions, agent k's at ``k B .. k B + B-1``.
+    """
+
+    def __init__(self, agents: int, capacity: int, num_envs: int, obs_dim: int,
+                 device: torch.device) -> None:
+        self.agents, self.capacity, self.num_envs = agents, capacity, num_envs
+        self.buffer = ReplayBuffer(agents * capacity, obs_dim, device=device,
+                                   num_envs=agents * num_envs)
+        self._offsets = torch.arange(agents, device=device).unsqueeze(1) * num_envs  # (K, 1)
+        self._stride = (agents - 1) * num_envs  # slot j -> j + (j // N) (K - 1) N + k N
+
+    def add(self, *transitions: torch.Tensor) -> None:
+        """``obs, actions, rewards, next_obs, terminated, truncated`` with ``K * N`` rows each."""
+        self.buffer.add(*transitions)
+
+    @property
+    def size(self) -> int:
+        """Transitions held per agent."""
+        return self.buffer.size // self.agents
+
+    def _slots(self, j: torch.Tensor) -> torch.Tensor:
+        """Agent slots ``j (K, B)`` -> flat ring indices ``(K * B,)``."""
+        return (j + (j // self.num_envs) * self._stride + self._offsets).reshape(-1)
+
+    def sample(self, u: torch.Tensor) -> Batch:
+        """One-step transitions uniformly with replacement from each agent's filled slots."""
+        if self.size == 0:
+            raise ValueError("AgentReplay.sample: the buffers are empty")
+        j = (u * self.size).long().clamp_(max=self.size - 1)
+        return self.buffer.at(self._slots(j))
+
+    def sample_n_step(self, n: int, gamma: float, u: torch.Tensor) -> Batch:
+        """n-step transitions with ``ReplayBuffer.sample_n_step``'s semantics, per agent."""
+        valid = self.size - (n - 1) * self.num_envs
+        if valid <= 0:
+            raise ValueError(f"AgentReplay.sample_n_step: needs more than "
+                             f"{(n - 1) * self.num_envs} transitions per agent for n={n}, "
+                             f"holds {self.size}")
+        j = (u * valid).long().clamp_(max=valid - 1)
+        if self.buffer.size == self.buffer.capacity:  # each agent's oldest slot
+            j = (j + self.buffer.pos // self.agents) % self.capacity
+        return self.buffer.n_step_at(self._slots(j), n, gamma)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 
@@ -111,3 +112,34 @@ def config_overrides(args: argparse.Namespace, config_cls: type) -> dict[str, An
 def config_from_args(args: argparse.Namespace, config_cls: type, **base: Any) -> Any:
     """Build ``config_cls`` from ``base`` values overridden by what the user set."""
     return config_cls(**{**base, **config_overrides(args, config_cls)})
+
+
+MAX_SEED = 2**63 - 1  # seeds go to torch.Generator.manual_seed, a signed 64-bit integer
+MAX_SEEDS = 100_000  # a longer list is a typo (each seed is a whole run)
+
+
+def parse_seeds(text: str | int | Sequence[int]) -> tuple[int, ...]:
+    """``"0-4,10"`` -> ``(0, 1, 2, 3, 4, 10)``; a list of integers is taken as it is."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        seeds: list[int] = [text]
+    elif isinstance(text, str):
+        seeds = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+            if not match:
+                raise ValueError(f"--seeds: cannot read {part!r}; use e.g. 0-9 or 0,3,7")
+            first, last = int(match[1]), int(match[2] or match[1])
+            if last < first:
+                raise ValueError(f"--seeds: empty range {part!r}")
+            if last - first >= MAX_SEEDS:
+                raise ValueError(f"--seeds: {part!r} names {last - first + 1} seeds; at most "
+                                 f"{MAX_SEEDS} at once")
+            seeds.extend(range(first, last + 1))
+    else:
+        seeds = list(text)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED
+                        for s in seeds):
+        raise ValueError(f"--seeds: expected integers in 0..{MAX_SEED}, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: repeated seed in {text!r}")
+    return tuple(seeds)

@@ -19,10 +19,14 @@ the expected shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from semigrad.compiled import load_kernel
 
 LossKind = Literal["mse", "huber"]
 LOSS_KINDS: tuple[str, ...] = ("mse", "huber")
@@ -397,3 +401,76 @@ def q_learning_loss_per_sample(
             target = rewards[i] if done[i] else rewards[i] + discount * bootstrap
         total = total + _value_loss(prediction, target.to(prediction.dtype), kind, huber_delta)
     return total / max(batch, 1)
+
+
+# ----------------------------------------------------------------------------- K learners at once
+
+
+def q_learning_loss_and_grad_per_agent(
+    q: torch.Tensor,
+    actions: torch.Tensor,
+    rewards: torch.Tensor,
+    next_q_target: torch.Tensor,
+    terminated: torch.Tensor,
+    gamma: float | torch.Tensor,
+    next_q_online: torch.Tensor | None = None,
+    kind: LossKind = "mse",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """K learners' (Double) Q-learning losses and their gradient, without autograd.
+
+    ``q``, ``next_q_target``, ``next_q_online (K, B, A)``; ``actions``, ``rewards``,
+    ``terminated`` and a tensor ``gamma`` are flattened ``(K * B,)`` (learner k's at rows
+    ``k B .. k B + B - 1``). Returns ``losses (K,)`` (learner k's ``q_learning_loss`` over its
+    own B samples), ``mean_q (K,)`` and ``grad_q (K, B, A)`` = ``d sum_k losses_k / d q`` in
+    closed form (``value_loss_and_grad_per_row``): every learner gets exactly its own gradient,
+    at its taken actions only. Hot-path form: inputs are not checked (``q_learning_loss`` is the
+    checked one), so actions must lie in ``0 .. A - 1``.
+    """
+    k, b = q.shape[:2]
+    targets = _q_learning_targets(
+        rewards, next_q_target.flatten(0, 1), terminated, gamma,
+        None if next_q_online is None else next_q_online.flatten(0, 1))
+    taken = actions.view(k, b, 1)
+    predictions = q.gather(2, taken).squeeze(2)  # (K, B)
+    losses, grad = value_loss_and_grad_per_row(predictions, targets.view(k, b), kind)
+    grad_q = torch.zeros_like(q).scatter_(2, taken, grad.unsqueeze(2))
+    return losses, q.mean(dim=(1, 2)), grad_q
+
+
+_NO_DISCOUNTS = np.empty(0, np.float32)  # the kernel's "one gamma for all rows"
+
+
+def _q_loss_loop(kernel, q, actions, rewards, next_q_target, terminated, gamma,
+                 next_q_online=None, kind="mse"):
+    """``q_learning_loss_and_grad_per_agent`` by ``q_loss_kernel.q_loss_and_grad``, on the
+    tensors' memory (CPU)."""
+    k = q.shape[0]
+    grad_q = torch.empty_like(q)  # q's strides
+    losses, mean_q = torch.empty(k, dtype=q.dtype), torch.empty(k, dtype=q.dtype)
+    if isinstance(gamma, torch.Tensor):
+        gamma, discounts = 0.0, gamma.numpy()
+    else:
+        discounts = _NO_DISCOUNTS
+    bad = kernel(
+        q.numpy(), next_q_target.numpy(),
+        (next_q_target if next_q_online is None else next_q_online).numpy(),
+        next_q_online is not None, actions.numpy(), rewards.numpy(), terminated.numpy(),
+        gamma, discounts, 1.0 if kind == "huber" else 0.0, grad_q.numpy(), losses.numpy(),
+        mean_q.numpy())
+    if bad >= 0:
+        raise ValueError(f"q_learning_loss_and_grad_per_agent: action "
+                         f"{actions[bad].item()} at row {bad} is not in 0..{q.shape[2] - 1}")
+    return losses, mean_q, grad_q
+
+
+def per_agent_q_loss(device: torch.device,
+                     compiled: bool | None = None) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``q_learning_loss_and_grad_per_agent`` in its fastest form for ``device``: on the CPU one
+    compiled loop (``semigrad.q_loss_kernel``, the same numbers to float32 rounding), else the
+    tensor form. ``compiled`` as in ``semigrad.compiled.load_kernel``."""
+    kernel = load_kernel("semigrad.q_loss_kernel", "q_loss_and_grad", compiled,
+                         "the compiled per-agent Q-learning loss", device.type == "cpu",
+                         f"on the CPU, got {device}", stacklevel=4)
+    if kernel is None:
+        return q_learning_loss_and_grad_per_agent
+    return lambda *args, **kw: _q_loss_loop(kernel, *args, **kw)

@@ -1,7 +1,22 @@
-"""Value networks: MLP, multi-head Q ``(B, A)``, dueling Q, state-action Q, linear value."""
+"""Value networks: MLP, multi-head Q ``(B, A)``, dueling Q, state-action Q, linear value; and
+the Q-ensembles that run K agents' networks at once (seeds as a batch dimension).
+
+A Q-ensemble holds K networks of one architecture, agent k's in row k of every parameter, and
+maps ``x (K, M, *obs_shape) -> q (K, M, A)``. Two backends share one small interface
+(``params``, ``forward``, ``backward``, ``__call__``, ``clone``, ``agent_state_dict``):
+
+- ``StackedMLP``, the fast path for ``QNetwork`` and ``DuelingQNetwork``: stacked weights run
+  with batched matmuls and a hand-written backward pass (no autograd tape).
+- ``ModuleEnsemble``, the general path for any ``nn.Module``: its parameters stacked along
+  dimension 0 and run with ``torch.vmap(functional_call)``, with autograd for the backward pass.
+
+``backward(cache, grad_q)`` sets every ``params[i].grad`` to ``d (sum_ij grad_q_ij q_ij) /
+d params[i]``; no operation mixes rows, so agent k's gradient depends on agent k's data only.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -167,3 +182,204 @@ class ValueNetwork(MLP):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x).squeeze(-1)
+
+
+# ----------------------------------------------------------------------------- Q-ensembles
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for ``(K, M, P) x (K, P, N)``; computed as ``(b^T a^T)^T`` when ``N < M``.
+
+    The thin products of small MLPs (``N`` = the number of actions) run several times faster
+    that way in MKL's batched gemm on CPU (``benchmarks/many_seeds.py``).
+    """
+    return torch.bmm(b.mT, a.mT).mT if b.shape[2] < a.shape[1] else torch.bmm(a, b)
+
+
+def _affine(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``a @ b + bias`` (``bias (K, 1, N)``) in one fused kernel, in ``_bmm``'s orientation."""
+    if b.shape[2] < a.shape[1]:
+        return torch.baddbmm(bias.mT, b.mT, a.mT).mT
+    return torch.baddbmm(bias, a, b)
+
+
+# activation -> (in-place forward, derivative from the activation's output h)
+_STACKED_ACTIVATIONS = {
+    "relu": (torch.relu_, lambda g, h: torch.ops.aten.threshold_backward(g, h, 0)),
+    "tanh": (torch.tanh_, lambda g, h: torch.ops.aten.tanh_backward(g, h)),
+    "elu": (torch.nn.functional.elu_,
+            lambda g, h: torch.ops.aten.elu_backward(g, 1.0, 1, 1, True, h)),
+}
+STACKED_ACTIVATIONS = tuple(_STACKED_ACTIVATIONS)
+
+
+class StackedMLP:
+    """K MLPs with stacked weights: ``(K, M, in) -> (K, M, out)``, backward written out.
+
+    ``params = [W1 (K, in, h1), b1 (K, 1, h1), ..., WL (K, h, out), bL (K, 1, out)]``: layer l
+    is ``z_l = h_{l-1} W_l + b_l``, ``h_l = act(z_l)`` except on the last layer. ``backward``
+    writes the gradients into ``p.grad``: with ``g_L = d loss / d out``, ``dW_l = h_{l-1}^T
+    g_l``, ``db_l = sum_m g_l``, ``g_{l-1} = (g_l W_l^T) * act'(z_{l-1})``, the derivative taken
+    from the activation's output (so ``activation`` is one of ``STACKED_ACTIVATIONS``: relu,
+    tanh, elu). No autograd tape: cheaper for small layers, and each product runs in its
+    fastest orientation (``_bmm``).
+    """
+
+    needs_autograd = False
+
+    def __init__(self, params: Sequence[torch.Tensor], dueling: bool = False,
+                 activation: str = "relu") -> None:
+        if activation not in _STACKED_ACTIVATIONS:
+            raise ValueError(f"activation: the stacked MLP backend takes "
+                             f"{', '.join(STACKED_ACTIVATIONS)}, not {activation!r}; use the "
+                             "general backend (q_backend='vmap') for it")
+        self.params = list(params)
+        self.dueling, self.activation = dueling, activation
+        self._act, self._act_grad = _STACKED_ACTIVATIONS[activation]
+
+    @classmethod
+    def stack(cls, nets: Sequence[nn.Module], device: torch.device,
+              activation: str = "relu") -> StackedMLP:
+        """From K ``QNetwork``s or ``DuelingQNetwork``s; ``nn.Linear``'s ``(out, in)`` weights
+        are transposed. A dueling network's value and advantage heads become one last layer
+        with ``1 + A`` outputs (value first)."""
+        dueling = isinstance(nets[0], DuelingQNetwork)
+        layers = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
+        params = []
+        for i in range(len(layers[0]) - (1 if dueling else 0)):
+            heads = (slice(i, i + 2) if dueling and i == len(layers[0]) - 2
+                     else slice(i, i + 1))
+            params.append(torch.stack([torch.cat([m.weight.detach().T for m in net[heads]], 1)
+                                       for net in layers]))
+            params.append(torch.stack([torch.cat([m.bias.detach() for m in net[heads]])
+                                       for net in layers]).unsqueeze(1))
+        return cls([p.to(device).contiguous() for p in params], dueling, activation)
+
+    def clone(self) -> StackedMLP:
+        return StackedMLP([p.clone() for p in self.params], self.dueling, self.activation)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``x (K, M, in)`` -> ``(q (K, M, A), inputs of every layer)`` for ``backward``.
+
+        Dueling (Wang et al., 2016): the last layer gives ``[v, a_1..a_A]`` and
+        ``q = v + a - mean(a)``."""
+        inputs = []
+        for i in range(0, len(self.params), 2):
+            inputs.append(x)
+            x = _affine(x, self.params[i], self.params[i + 1])
+            if i + 2 < len(self.params):
+                x = self._act(x)
+        if self.dueling:
+            adv = x[..., 1:]
+            x = adv - adv.mean(dim=-1, keepdim=True) + x[..., :1]
+        return x, inputs
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)[0]
+
+    def backward(self, inputs: list[torch.Tensor], grad_out: torch.Tensor) -> None:
+        """Set every ``p.grad`` from ``grad_out (K, M, out)`` and ``forward``'s ``inputs``."""
+        g = grad_out
+        if self.dueling:  # d q_j / d v = 1, d q_j / d a_i = [i == j] - 1 / A
+            total = g.sum(dim=-1, keepdim=True)
+            g = torch.cat([total, g - total / g.shape[-1]], dim=-1)
+        for layer in range(len(inputs) - 1, -1, -1):
+            w, b, h = self.params[2 * layer], self.params[2 * layer + 1], inputs[layer]
+            w.grad = _bmm(h.mT, g).contiguous()
+            b.grad = g.sum(dim=1, keepdim=True)
+            if layer > 0:  # the activation's derivative kernel autograd uses, from its output
+                g = self._act_grad(_bmm(g, w.mT), h)
+
+    def agent_state_dict(self, k: int, template: nn.Module) -> dict:
+        """Agent k's weights under ``template``'s (a ``QNetwork``'s or ``DuelingQNetwork``'s)
+        parameter names."""
+        names = [name for name, _ in template.named_parameters()]
+        values = []
+        for i in range(0, len(self.params), 2):
+            w, b = self.params[i][k].T, self.params[i + 1][k, 0]
+            if self.dueling and i + 2 == len(self.params):  # value head, then advantage head
+                values += [w[:1].contiguous(), b[:1].clone(), w[1:].contiguous(), b[1:].clone()]
+            else:
+                values += [w.contiguous(), b.clone()]
+        return dict(zip(names, values, strict=True))
+
+
+class ModuleEnsemble:
+    """K copies of any ``nn.Module`` (``(M, *obs_shape) -> (M, A)``), run as one with
+    ``torch.vmap(functional_call)`` over its parameters stacked along dimension 0.
+
+    ``forward`` records autograd's tape (even inside ``torch.no_grad``) and returns the output
+    as its own cache; ``backward`` runs autograd from ``grad_q``. Buffers are stacked too, but
+    a module that updates buffers in its forward pass (batch norm in training mode) is not
+    supported.
+    """
+
+    needs_autograd = True
+
+    def __init__(self, params: Sequence[torch.Tensor], buffers: Sequence[torch.Tensor],
+                 template: nn.Module) -> None:
+        from torch.func import functional_call
+
+        self.params, self.buffers = list(params), list(buffers)
+        self.template = template
+        self._names = [n for n, _ in template.named_parameters()]
+        self._buffer_names = [n for n, _ in template.named_buffers()]
+        base = copy.deepcopy(template).to("meta")
+
+        def one(params, buffers, x):
+            return functional_call(base, (dict(zip(self._names, params, strict=True)),
+                                          dict(zip(self._buffer_names, buffers, strict=True))),
+                                   (x,))
+
+        self._call = torch.vmap(one)
+
+    @classmethod
+    def stack(cls, nets: Sequence[nn.Module], device: torch.device) -> ModuleEnsemble:
+        params = [torch.stack([dict(n.named_parameters())[name].detach() for n in nets])
+                  .to(device).requires_grad_() for name, _ in nets[0].named_parameters()]
+        buffers = [torch.stack([dict(n.named_buffers())[name] for n in nets]).to(device)
+                   for name, _ in nets[0].named_buffers()]
+        return cls(params, buffers, nets[0])
+
+    def clone(self) -> ModuleEnsemble:
+        return ModuleEnsemble([p.detach().clone().requires_grad_() for p in self.params],
+                              [b.clone() for b in self.buffers], self.template)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            q = self._call(self.params, self.buffers, x)
+        return q, q
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._call(self.params, self.buffers, x)
+
+    def backward(self, q: torch.Tensor, grad_out: torch.Tensor) -> None:
+        for p in self.params:
+            p.grad = None
+        torch.autograd.backward(q, grad_out)
+
+    def agent_state_dict(self, k: int, template: nn.Module | None = None) -> dict:
+        """Agent k's parameters and buffers under the module's own names."""
+        return {**{n: p[k].detach().clone() for n, p in zip(self._names, self.params,
+                                                             strict=True)},
+                **{n: b[k].clone() for n, b in zip(self._buffer_names, self.buffers,
+                                                   strict=True)}}
+
+
+def q_ensemble(nets: Sequence[nn.Module], device: torch.device, backend: str = "auto",
+               activation: str = "relu") -> StackedMLP | ModuleEnsemble:
+    """The K networks ``nets`` (one architecture) as one Q-ensemble on ``device``.
+
+    ``backend``: ``"stacked"`` (``StackedMLP``: ``QNetwork`` or ``DuelingQNetwork`` with a
+    relu, tanh or elu ``activation``), ``"vmap"`` (``ModuleEnsemble``: any module), or
+    ``"auto"``: stacked where it applies, else vmap.
+    """
+    fits = (type(nets[0]) in (QNetwork, DuelingQNetwork)
+            and activation in _STACKED_ACTIVATIONS)
+    if backend == "stacked" and not fits:
+        raise ValueError(f"q_backend: 'stacked' runs QNetwork and DuelingQNetwork with "
+                         f"{', '.join(STACKED_ACTIVATIONS)}, not {type(nets[0]).__name__} with "
+                         f"{activation!r}; use 'vmap' or 'auto'")
+    if backend == "vmap" or (backend == "auto" and not fits):
+        return ModuleEnsemble.stack(nets, device)
+    return StackedMLP.stack(nets, device, activation)

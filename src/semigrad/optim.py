@@ -1,14 +1,14 @@
 """A lean optimizer step for hot loops: torch's own kernels without ``optimizer.step()``'s
 per-call Python work (about 100 us, more than a small network's whole update on a CPU).
 
-Used by the TD(0) fast path (``semigrad.algos.td0``) and by many-seed DQN
-(``semigrad.algos.dqn_many``); ``tests/test_td0.py`` checks it is ``optimizer.step()`` bit
-for bit.
+Used by the TD(0) fast path (``semigrad.algos.td0``) and by DQN (``semigrad.algos.dqn``);
+``tests/test_td0.py`` checks it is ``optimizer.step()`` bit for bit. Also here: gradient-norm
+clipping per agent, for K agents' parameters stacked along dimension 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -72,3 +72,32 @@ def lean_step(optimizer: torch.optim.Optimizer,
                            amsgrad=False, maximize=False)
 
     return adam
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer,
+                   params: list[torch.Tensor]) -> Callable[[], object]:
+    """``optimizer.step()`` on ``params``' ``.grad``, as ``lean_step`` (the same numbers without
+    the per-call Python work) where it applies. Build it after loading any optimizer state."""
+    lean = lean_step(optimizer, params)
+    if lean is None:
+        return optimizer.step
+    return lambda: lean([p.grad for p in params])
+
+
+@torch.no_grad()
+def clip_grad_norm_per_agent(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``nn.utils.clip_grad_norm_`` for each agent; returns the norms ``(K,)`` before clipping.
+
+    Agent k's gradients (row k of every stacked parameter) are scaled by
+    ``min(1, max_norm / (||g_k|| + 1e-6))``, ``||g_k||`` the norm over all of its parameters.
+    """
+    grads = [p.grad for p in params]
+    k = grads[0].shape[0]
+    # (K, P), reduced along its rows: each agent's sum runs in the same order whatever K is
+    per_param = torch.stack([torch.linalg.vector_norm(g.reshape(k, -1), dim=1) for g in grads],
+                            dim=1)
+    total = torch.linalg.vector_norm(per_param, dim=1)
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(k, *([1] * (g.dim() - 1))))
+    return total

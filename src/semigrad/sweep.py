@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from semigrad.config import ConfigError, to_dict
+from semigrad.config import ConfigError, parse_seeds, to_dict
 from semigrad.run import atomic_write_json, read_json
 
 TRIALS = "trials"
@@ -143,29 +143,6 @@ def _coerce_scalar(kind: type, value: Any) -> Any:
     if kind is str and not isinstance(value, str):
         raise ValueError(value)
     return kind(value)
-
-
-def parse_seeds(text: str | int | Sequence[int]) -> tuple[int, ...]:
-    """``"0-4,10"`` -> ``(0, 1, 2, 3, 4, 10)``; a list of integers is taken as it is."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        seeds: list[int] = [text]
-    elif isinstance(text, str):
-        seeds = []
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
-            if not match:
-                raise ValueError(f"--seeds: cannot read {part!r}; use e.g. 0-9 or 0,3,7")
-            first, last = int(match[1]), int(match[2] or match[1])
-            if last < first:
-                raise ValueError(f"--seeds: empty range {part!r}")
-            seeds.extend(range(first, last + 1))
-    else:
-        seeds = list(text)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"--seeds: expected non-negative integers, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: repeated seed in {text!r}")
-    return tuple(seeds)
 
 
 def parse_grid_item(text: str) -> tuple[str, list[str]]:

@@ -1,27 +1,43 @@
-"""Deep Q-Network (Mnih et al., 2015), readable top to bottom.
+"""Deep Q-Network (Mnih et al., 2015) for K seeds at once; a single run is K = 1.
 
 Options: Double DQN (van Hasselt et al., 2016), a dueling head (Wang et al., 2016), n-step
 returns (Sutton & Barto 7.1; as in Rainbow, Hessel et al., 2018), Huber or squared loss,
 gradient-norm clipping, a linearly decaying learning rate, hard or Polyak target updates, N
-parallel environments. The pieces are shared with the rest of semigrad:
-``semigrad.losses.q_learning_loss`` (targets without gradient, only the taken action trained),
-``semigrad.buffers.ReplayBuffer`` (terminated and truncated apart; truncated transitions bootstrap
-from the true final observation) and ``semigrad.envs.make``.
+parallel environments per agent, and any Q-network (``network``: the built-in MLP or a factory
+``module:function`` returning an ``nn.Module``).
 
-One training iteration: act epsilon-greedily in N envs -> store N transitions -> every
-``train_freq`` iterations, ``gradient_steps`` updates on minibatches -> every ``eval_every`` env
-steps, greedy evaluation on separate envs, metrics, checkpoints. Step counts are transitions
-summed over all environments.
+Seeds are a batch dimension (PureJaxRL's idea, Lu et al., 2022): agent k has its own weights,
+Adam moments, replay, exploration, environments and seed, and where one agent would run one
+tensor operation the K agents run one batched operation. Nothing agent k computes depends on
+another agent, so on the CPU agent k of a run with seeds ``[.., k, ..]`` is, number for number,
+the single run with seed k (``tests/test_dqn.py``). The pieces come from the lower layers:
+
+- networks: ``semigrad.nets.q_ensemble`` (the stacked-MLP fast path with a hand-written
+  backward pass, or ``torch.vmap`` over any module with autograd);
+- loss: ``semigrad.losses.per_agent_q_loss``, each agent's (Double) Q-learning loss over its
+  own minibatch and ``d loss / d q`` in closed form (targets carry no gradient; only the taken
+  action is trained); per-agent gradient clipping and Adam (``semigrad.optim``);
+- replay: ``semigrad.buffers.AgentReplay`` (terminated and truncated apart; a truncated
+  transition bootstraps from the true final observation);
+- environments: ``semigrad.envs.make_agents``; exploration and greedy evaluation:
+  ``semigrad.policies``; randomness: ``semigrad.seeding.AgentUniforms``;
+- the run directory (metrics, checkpoints, summaries): ``semigrad.run``.
+
+One iteration: act epsilon-greedily in N envs per agent -> store the transitions -> every
+``train_freq`` iterations, ``gradient_steps`` updates -> every ``eval_every`` env steps, greedy
+evaluation, metrics, checkpoints. Step counts are transitions per agent, summed over its envs.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
+import statistics
 import time
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,15 +45,41 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from semigrad import envs
-from semigrad.buffers import ReplayBuffer
-from semigrad.config import ConfigError, check_choice, check_range, to_dict
+from semigrad import envs, policies
+from semigrad.buffers import AgentReplay, Batch
+from semigrad.config import (
+    MAX_SEED,
+    ConfigError,
+    check_choice,
+    check_range,
+    parse_seeds,
+    to_dict,
+)
 from semigrad.devices import resolve_device
-from semigrad.losses import LOSS_KINDS, q_learning_loss
-from semigrad.nets import DuelingQNetwork, QNetwork
-from semigrad.run import CtrlC, MetricsLog, atomic_write_bytes, atomic_write_json, truncate_metrics
+from semigrad.losses import LOSS_KINDS, per_agent_q_loss
+from semigrad.nets import (
+    ACTIVATIONS,
+    STACKED_ACTIVATIONS,
+    DuelingQNetwork,
+    ModuleEnsemble,
+    QNetwork,
+    StackedMLP,
+    q_ensemble,
+)
+from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
+from semigrad.run import (
+    CtrlC,
+    MetricsLog,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    truncate_metrics,
+)
+from semigrad.seeding import AgentUniforms, agent_generators
 
-CHECKPOINT_FORMAT = "semigrad-dqn-1"
+CHECKPOINT_FORMAT = "semigrad-dqn-2"  # the whole training state of K agents (resumable)
+WEIGHTS_FORMAT = "semigrad-dqn-2-weights"  # one agent's online network (what eval loads)
+OLD_FORMATS = ("semigrad-dqn-1", "semigrad-dqn-1-many", "semigrad-dqn-1-weights")
 METRIC_COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_return",
                   "eval_std", "loss", "mean_q", "epsilon", "lr", "gradient_steps")
 
@@ -48,7 +90,7 @@ def _help(text: str, **kw: Any) -> Any:
 
 @dataclass(frozen=True)
 class DQNConfig:
-    """Every DQN hyper-parameter; validated when built. Steps count transitions over all envs."""
+    """Every DQN hyper-parameter; validated when built. Steps count transitions per agent."""
 
     env: str = _help("environment id (gymnasium:ID forces gymnasium's)", default="CartPole-v1")
     start_box: tuple[float, ...] = _help(
@@ -64,8 +106,16 @@ class DQNConfig:
     lr: float = _help("Adam learning rate", default=1e-3)
     lr_final_fraction: float = _help("lr decays linearly to lr * this by the end", default=1.0)
     gamma: float = _help("discount", default=0.99)
-    hidden: tuple[int, ...] = _help("hidden layer widths", default=(64, 64))
-    dueling: bool = _help("dueling head", default=False)
+    network: str = _help("Q-network: mlp (hidden, activation, dueling) or a factory "
+                         "'module:function' called as function(obs_dim, num_actions) -> "
+                         "nn.Module", default="mlp")
+    hidden: tuple[int, ...] = _help("hidden layer widths (network mlp)", default=(64, 64))
+    activation: str = _help("hidden activation (network mlp): "
+                            + ", ".join(ACTIVATIONS), default="relu")
+    dueling: bool = _help("dueling head (network mlp)", default=False)
+    q_backend: Literal["auto", "stacked", "vmap"] = _help(
+        "how the K agents' networks run: stacked (fast path: the MLP, relu/tanh/elu), vmap "
+        "(any module, autograd) or auto (stacked where it applies)", default="auto")
     double: bool = _help("Double DQN targets", default=True)
     n_step: int = _help("n-step returns (1: one-step Q-learning)", default=5)
     loss: Literal["mse", "huber"] = _help("regression loss", default="mse")
@@ -91,30 +141,58 @@ class DQNConfig:
             envs.check_start_box(self.env, self.start_box)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        check_range("seed", self.seed, 0)
+        check_range("seed", self.seed, 0, MAX_SEED)
         for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "n_step",
                      "target_update_interval", "train_freq", "gradient_steps", "eval_every",
-                     "eval_episodes", "log_every"):
+                     "eval_episodes", "log_every", "learning_starts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer, got {value!r}")
-            check_range(name, value, 1)
-        check_range("learning_starts", self.learning_starts, 0)
-        check_range("lr", self.lr, 0, low_open=True)
+            check_range(name, value, 0 if name == "learning_starts" else 1)
+        check_range("lr", self.lr, 0, 1e3, low_open=True)  # finite, so it reads back
         check_range("lr_final_fraction", self.lr_final_fraction, 0, 1)
         check_range("gamma", self.gamma, 0, 1)
         check_range("tau", self.tau, 0, 1, low_open=True)
-        check_range("max_grad_norm", self.max_grad_norm, 0)
+        check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
         for name in ("eps_start", "eps_end", "eps_fraction"):
             check_range(name, getattr(self, name), 0, 1)
-        if not self.hidden or any(h < 1 for h in self.hidden):
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                                  for h in self.hidden):
             raise ConfigError(f"hidden: expected one or more widths >= 1, got {self.hidden!r}")
+        check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("loss", self.loss, LOSS_KINDS)
         check_choice("target_update", self.target_update, ("hard", "polyak"))
-        if self.buffer_size < self.num_envs:
-            raise ConfigError(f"buffer_size: {self.buffer_size} must be >= num_envs "
-                              f"({self.num_envs})")
+        check_choice("q_backend", self.q_backend, ("auto", "stacked", "vmap"))
+        if self.q_backend == "stacked" and (self.network != "mlp"
+                                            or self.activation not in STACKED_ACTIVATIONS):
+            raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
+                              f"{', '.join(STACKED_ACTIVATIONS)}, not {self.network} with "
+                              f"{self.activation}; use 'vmap' or 'auto'")
+        if self.network != "mlp":
+            network_factory(self.network)  # importable and callable, or a clear error
+            if self.dueling:
+                raise ConfigError("dueling: applies to network mlp only; build the dueling "
+                                  f"head into {self.network!r}")
+        if self.buffer_size < self.num_envs * (self.n_step + 1):
+            raise ConfigError(f"buffer_size: {self.buffer_size} is too small; it must hold at "
+                              f"least num_envs * (n_step + 1) = "
+                              f"{self.num_envs * (self.n_step + 1)} transitions")
         resolve_device(self.device)
+
+
+def network_factory(spec: str) -> Callable[[int, int], nn.Module]:
+    """The function named by ``"package.module:function"``, or one ``ConfigError``."""
+    module, colon, name = spec.partition(":")
+    if not colon or not module or not name:
+        raise ConfigError(f"network: expected 'mlp' or 'package.module:function', got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"network: cannot import {spec!r} ({type(err).__name__}: {err})") \
+            from None
+    if not callable(factory):
+        raise ConfigError(f"network: {spec!r} is not callable")
+    return factory
 
 
 # Exploring starts for CartPole-v1's training episodes: the whole track, the pole within its
@@ -134,243 +212,308 @@ def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     A preset's ``start_box`` belongs to its env: it is dropped when ``overrides`` name another
     env and do not set ``start_box`` themselves.
     """
+    if name not in PRESETS:
+        raise ConfigError(f"preset: {name!r} is not one of {', '.join(sorted(PRESETS))}")
     fields = to_dict(PRESETS[name])
     if overrides.get("env", fields["env"]) != fields["env"] and "start_box" not in overrides:
         fields["start_box"] = ()
     return {**fields, **overrides}
 
 
+def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
+    """The config ``semigrad train --preset NAME --FIELD VALUE ...`` trains with:
+    ``preset("cartpole", lr=5e-4, seed=3)``."""
+    return DQNConfig(**preset_fields(name, overrides))
+
+
 class TrainingDiverged(RuntimeError):
-    """A loss or Q-value became non-finite; the message names the step and the quantity."""
-
-
-# ----------------------------------------------------------------------------- schedules
+    """A loss or Q-value became non-finite; the message names the steps and the quantity."""
 
 
 def epsilon_at(cfg: DQNConfig, env_steps: int) -> float:
     """Linear from ``eps_start`` to ``eps_end`` over ``eps_fraction * total_steps``."""
-    span = cfg.eps_fraction * cfg.total_steps
-    frac = 1.0 if span == 0 else min(env_steps / span, 1.0)
-    return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
+    return policies.linear_schedule(cfg.eps_start, cfg.eps_end,
+                                    cfg.eps_fraction * cfg.total_steps, env_steps)
 
 
 def lr_at(cfg: DQNConfig, env_steps: int) -> float:
     """Linear from ``lr`` to ``lr * lr_final_fraction`` over ``total_steps``."""
-    frac = min(env_steps / cfg.total_steps, 1.0)
-    return cfg.lr * (1.0 + frac * (cfg.lr_final_fraction - 1.0))
+    return policies.linear_schedule(cfg.lr, cfg.lr * cfg.lr_final_fraction, cfg.total_steps,
+                                    env_steps)
 
 
-# ----------------------------------------------------------------------------- pieces
+# ----------------------------------------------------------------------------- networks
 
 
 def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int) -> nn.Module:
-    """The online network's architecture: ``(B, obs_dim) -> (B, num_actions)``."""
-    cls = DuelingQNetwork if cfg.dueling else QNetwork
-    return cls(obs_dim, num_actions, hidden=cfg.hidden)
+    """One agent's online network: ``(B, obs_dim) -> (B, num_actions)``."""
+    if cfg.network == "mlp":
+        cls = DuelingQNetwork if cfg.dueling else QNetwork
+        return cls(obs_dim, num_actions, hidden=cfg.hidden, activation=cfg.activation)
+    net = network_factory(cfg.network)(obs_dim, num_actions)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"network: {cfg.network} returned a {type(net).__name__}, not an "
+                          "nn.Module")
+    return net
 
 
-@torch.no_grad()
-def select_actions(q_net: nn.Module, obs: torch.Tensor, epsilon: float,
-                   gen: torch.Generator) -> torch.Tensor:
-    """Epsilon-greedy actions ``(N,)`` int64 for observations ``(N, obs_dim)``."""
-    n = obs.shape[0]
-    num_actions = q_net.num_actions
-    random_actions = torch.randint(num_actions, (n,), generator=gen, device=obs.device)
-    if epsilon >= 1.0:
-        return random_actions
-    greedy = q_net(obs).argmax(dim=1)
-    explore = torch.rand(n, generator=gen, device=obs.device) < epsilon
-    return torch.where(explore, random_actions, greedy)
+def make_ensemble(cfg: DQNConfig, seeds: Sequence[int], obs_dim: int, num_actions: int,
+                  device: torch.device) -> StackedMLP | ModuleEnsemble:
+    """The K agents' online networks, agent k initialised as ``torch.manual_seed(seeds[k])``
+    then ``make_q_network``."""
+    nets = []
+    for s in seeds:
+        torch.manual_seed(s)
+        nets.append(make_q_network(cfg, obs_dim, num_actions))
+    return q_ensemble(nets, device, cfg.q_backend, cfg.activation)
 
 
-@torch.no_grad()
-def first_episode_returns(env: envs.BatchedEnv,
-                          policy: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Play ``policy (N, obs_dim) -> actions (N,)`` in all N envs until each has finished one
-    episode; returns those N episodes' returns ``(N,)``."""
-    obs = env.reset()
-    returns = torch.full((env.num_envs,), float("nan"), device=env.device)
-    limit = env.spec.max_episode_steps or 100_000
-    for _ in range(limit + 1):
-        obs, _, terminated, truncated, info = env.step(policy(obs))
-        first = (terminated | truncated) & returns.isnan()
-        returns = torch.where(first, info["episode_return"].to(returns.dtype), returns)
-        if not returns.isnan().any():
-            break
-    return returns
+# ----------------------------------------------------------------------------- state, update
 
 
-def evaluate(q_net: nn.Module, env_id: str, episodes: int, seed: int,
-             device: torch.device) -> torch.Tensor:
-    """Returns ``(episodes,)`` of greedy episodes, one per environment, all run in parallel."""
-    env = envs.make(env_id, num_envs=episodes, device=device, seed=seed)
-    try:
-        return first_episode_returns(env, lambda obs: q_net(obs).argmax(dim=1))
-    finally:
-        env.close()
+@dataclass
+class AgentRecord:
+    """One agent's bookkeeping: its run directory, evaluations and health."""
+
+    seed: int
+    run_dir: Path
+    evals: list[float] = field(default_factory=list)
+    best_eval: float = -math.inf
+    solved_at: dict | None = None
+    error: str | None = None  # set when its loss or Q-values went non-finite
+    checked: tuple[int, int] = (0, 0)  # env and gradient steps of its last finite metric row
+    metrics: MetricsLog | None = None
 
 
 @dataclass
 class DQNState:
-    """Everything that changes while training: what a checkpoint holds."""
+    """Everything that changes while K agents train (stacked along dimension 0)."""
 
-    online: nn.Module
-    target: nn.Module
+    online: StackedMLP | ModuleEnsemble
+    target: StackedMLP | ModuleEnsemble
     optimizer: torch.optim.Optimizer
-    buffer: ReplayBuffer
+    optimizer_step: Callable[[], object]  # one Adam step on online.params' .grad
+    replay: AgentReplay
     env: envs.BatchedEnv
     obs: torch.Tensor
-    gen: torch.Generator
-    env_steps: int = 0
+    uniforms: AgentUniforms
+    loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    acc: torch.Tensor  # (K, 5) sums since the last metric row: returns, episodes, loss, Q, updates
+    records: list[AgentRecord]
+    num_actions: int
+    env_steps: int = 0  # per agent
     iterations: int = 0
-    gradient_steps: int = 0
+    gradient_steps: int = 0  # per agent
     next_eval: int = 0
     next_log: int = 0
-    evals: list[float] = field(default_factory=list)
-    best_eval: float = -math.inf
-    solved_at: dict | None = None
     train_s: float = 0.0
     eval_s: float = 0.0
-    # sums since the last metric row: episode returns, episode count, loss, mean Q, updates;
-    # ``sums`` accumulates on the device, ``acc`` on the host (``check_health`` moves them)
-    acc: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
-    sums: torch.Tensor | None = None
-    checked: tuple[int, int] = (0, 0)  # env and gradient steps at the last health check
+    wall_s: float = 0.0  # before this process (resumed runs): wall times are cumulative
+    started: float = field(default_factory=time.perf_counter)  # this process's start
+
+    def wall(self) -> float:
+        """Wall seconds of the whole run, earlier processes of a resumed run included."""
+        return self.wall_s + time.perf_counter() - self.started
+
+    @property
+    def agents(self) -> int:
+        return len(self.records)
+
+    def grad_mode(self):
+        """Acting and learning need no autograd tape, except the general backend's forward."""
+        return torch.no_grad() if self.online.needs_autograd else torch.inference_mode()
 
 
-def init_state(cfg: DQNConfig, device: torch.device) -> DQNState:
-    torch.manual_seed(cfg.seed)  # network initialisation
-    env = envs.make(cfg.env, num_envs=cfg.num_envs, device=device, seed=cfg.seed,
-                    start_box=cfg.start_box)
-    online = make_q_network(cfg, env.obs_dim, env.num_actions).to(device)
-    target = make_q_network(cfg, env.obs_dim, env.num_actions).to(device)
-    target.load_state_dict(online.state_dict())
-    target.requires_grad_(False)
-    optimizer = torch.optim.Adam(online.parameters(), lr=cfg.lr,
+def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
+               device: torch.device) -> DQNState:
+    env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
+    online = make_ensemble(cfg, seeds, env.obs_dim, env.num_actions, device)
+    optimizer = torch.optim.Adam(online.params, lr=cfg.lr,
                                  **({"fused": True} if device.type in ("cpu", "cuda") else {}))
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    k = len(seeds)
     return DQNState(
-        online=online, target=target, optimizer=optimizer,
-        buffer=ReplayBuffer(cfg.buffer_size // cfg.num_envs * cfg.num_envs, env.obs_dim,
-                            device=device, num_envs=cfg.num_envs),
-        env=env, obs=env.reset(), gen=gen, next_eval=cfg.eval_every, next_log=cfg.log_every,
-        sums=torch.zeros(5, dtype=torch.float64, device=device),
+        online=online, target=online.clone(), optimizer=optimizer,
+        optimizer_step=optimizer_step(optimizer, online.params),
+        replay=AgentReplay(k, cfg.buffer_size // cfg.num_envs * cfg.num_envs, cfg.num_envs,
+                           env.obs_dim, device),
+        env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
+        loss_fn=per_agent_q_loss(device),
+        acc=torch.zeros(k, 5, dtype=torch.float64, device=device),
+        records=[AgentRecord(s, Path(d)) for s, d in zip(seeds, dirs, strict=True)],
+        num_actions=env.num_actions, next_eval=cfg.eval_every, next_log=cfg.log_every,
     )
 
 
-def check_health(st: DQNState) -> None:
-    """Move the device sums to ``st.acc`` (one host sync) and raise ``TrainingDiverged`` if a
-    loss or Q-value since the last check was non-finite. Called before every metric row and
-    checkpoint, so a checkpoint never holds diverged weights."""
-    sums = st.sums.tolist()
-    st.sums.zero_()
-    st.acc = [a + b for a, b in zip(st.acc, sums, strict=True)]
-    for what, value in (("loss", sums[2]), ("mean Q-value", sums[3])):
-        if not math.isfinite(value):
-            (env0, grad0), grad1 = st.checked, st.gradient_steps
-            raise TrainingDiverged(
-                f"non-finite {what} between env steps {env0} and {st.env_steps} (gradient steps "
-                f"{grad0 + 1}-{grad1}); usual causes: a learning rate too high, gamma close to 1 "
-                "with unbounded rewards, or no gradient clipping (--max-grad-norm)"
-            )
-    st.checked = (st.env_steps, st.gradient_steps)
+def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> None:
+    """One environment step of every agent's N envs, epsilon-greedy; the transitions go to
+    the replay and finished episodes' returns to ``st.acc``."""
+    k = st.agents
+    n = st.obs.shape[0] // k
+    with st.grad_mode():
+        actions = policies.epsilon_greedy_from_uniforms(
+            lambda: st.online(st.obs.view(k, n, *st.obs.shape[1:])), st.num_actions, epsilon,
+            st.uniforms.take(2 * n)).reshape(-1)
+    next_obs, reward, terminated, truncated, info = st.env.step(actions)
+    st.replay.add(st.obs, actions, reward, info["final_obs"], terminated, truncated)
+    st.obs = next_obs
+    returns = info["episode_return"].view(k, n)
+    st.acc[:, 0] += returns.nan_to_num().sum(dim=1)
+    st.acc[:, 1] += (~returns.isnan()).sum(dim=1)
+    st.env_steps += n
+    st.iterations += 1
 
 
 def update(cfg: DQNConfig, st: DQNState) -> None:
-    """One gradient step on a minibatch; target network update; divergence check."""
-    if cfg.n_step == 1:
-        batch, gamma = st.buffer.sample(cfg.batch_size, st.gen), cfg.gamma
-    else:
-        batch = st.buffer.sample_n_step(cfg.batch_size, cfg.n_step, cfg.gamma, st.gen)
-        gamma = batch.discounts
-    q = st.online(batch.obs)
-    with torch.no_grad():  # S' apart from S: the backward pass then covers only the B rows of S
-        next_q_target = st.target(batch.next_obs)
-        next_q_online = st.online(batch.next_obs) if cfg.double else None
-    loss = q_learning_loss(
-        q, batch.actions, batch.rewards, next_q_target, batch.terminated, gamma,
-        next_q_online=next_q_online, kind=cfg.loss,
-    )
-    # summed on the device (no host sync per step); a NaN or inf stays in the sum until
-    # check_health reads it, before any metric row or checkpoint
-    st.sums[2:] += torch.stack([loss.detach(), q.detach().mean(), loss.new_ones(())]).double()
-    for group in st.optimizer.param_groups:
-        group["lr"] = lr_at(cfg, st.env_steps)
-    st.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.max_grad_norm > 0:
-        nn.utils.clip_grad_norm_(st.online.parameters(), cfg.max_grad_norm)
-    st.optimizer.step()
-    st.gradient_steps += 1
-    if cfg.target_update == "polyak":
-        with torch.no_grad():
-            for t, p in zip(st.target.parameters(), st.online.parameters(), strict=True):
-                t.lerp_(p, cfg.tau)
-    elif st.gradient_steps % cfg.target_update_interval == 0:
-        st.target.load_state_dict(st.online.state_dict())
+    """One gradient step of every agent on a minibatch from its own replay (``learn``)."""
+    with st.grad_mode():
+        u = st.uniforms.take(cfg.batch_size)
+        if cfg.n_step == 1:
+            learn(cfg, st, st.replay.sample(u), cfg.gamma)
+        else:
+            batch = st.replay.sample_n_step(cfg.n_step, cfg.gamma, u)
+            learn(cfg, st, batch, batch.discounts)
+
+
+def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tensor) -> None:
+    """The gradient step of all K agents on ``batch`` (``K * B`` transitions, agent k's at rows
+    ``k B .. k B + B - 1``; ``gamma`` a float or ``(K * B,)``): the (Double) Q-learning loss,
+    per-agent clipping, Adam, target update. No host sync: a non-finite loss stays in
+    ``st.acc`` until the next metric row reads it."""
+    with st.grad_mode():
+        k = st.agents
+        shape = (k, batch.actions.shape[0] // k, *batch.obs.shape[1:])
+        q, cache = st.online.forward(batch.obs.view(shape))  # (K, B, A)
+        next_obs = batch.next_obs.view(shape)
+        next_q_target = st.target(next_obs)
+        next_q_online = st.online(next_obs) if cfg.double else None
+        losses, mean_q, grad_q = st.loss_fn(q.detach(), batch.actions, batch.rewards,
+                                            next_q_target, batch.terminated, gamma,
+                                            next_q_online, cfg.loss)
+        st.online.backward(cache, grad_q)
+        st.optimizer.param_groups[0]["lr"] = lr_at(cfg, st.env_steps)
+        if cfg.max_grad_norm > 0:
+            clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
+        st.optimizer_step()
+        st.gradient_steps += 1
+        if cfg.target_update == "polyak":
+            torch._foreach_lerp_(st.target.params, st.online.params, cfg.tau)
+        elif st.gradient_steps % cfg.target_update_interval == 0:
+            torch._foreach_copy_(st.target.params, st.online.params)
+        st.acc[:, 2] += losses
+        st.acc[:, 3] += mean_q
+        st.acc[:, 4] += 1
+
+
+@torch.no_grad()
+def evaluate_agents(online: StackedMLP | ModuleEnsemble, env_id: str, episodes: int,
+                    seeds: Sequence[int], device: torch.device) -> torch.Tensor:
+    """Greedy returns ``(K, episodes)``: agent k plays ``episodes`` envs seeded ``seeds[k]``
+    (those ``policies.evaluate`` would make for it), one episode each, all in parallel."""
+    k = len(seeds)
+    env = envs.make_agents(env_id, episodes, seeds, device)
+    try:
+        returns = policies.first_episode_returns(
+            env, lambda obs: online(obs.view(k, episodes, *obs.shape[1:]))
+            .argmax(dim=2).reshape(-1))
+    finally:
+        env.close()
+    return returns.view(k, episodes)
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _counters(st: DQNState) -> dict:
-    return {k: getattr(st, k) for k in ("env_steps", "iterations", "gradient_steps", "next_eval",
-                                        "next_log", "evals", "best_eval", "solved_at", "train_s",
-                                        "eval_s", "acc", "sums", "checked")}
+_COUNTERS = ("env_steps", "iterations", "gradient_steps", "next_eval", "next_log", "train_s",
+             "eval_s", "wall_s")
+_RECORD_FIELDS = ("evals", "best_eval", "solved_at", "error", "checked")
 
 
 def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
-    """Write the whole training state to ``path`` atomically (loads with weights_only=True)."""
+    """Write the K agents' whole training state to ``path`` atomically (loads with
+    ``weights_only=True``): what ``train(..., resume=True)`` continues from."""
     payload = {
         "format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
-        "online": st.online.state_dict(), "target": st.target.state_dict(),
-        "optimizer": st.optimizer.state_dict(), "buffer": st.buffer.state_dict(),
-        "env": st.env.state_dict(), "obs": st.obs, "gen": st.gen.get_state(),
-        "counters": _counters(st),
+        "seeds": [r.seed for r in st.records],
+        "online": st.online.params, "target": st.target.params,
+        "buffers": getattr(st.online, "buffers", []),
+        "optimizer": st.optimizer.state_dict(), "replay": st.replay.buffer.state_dict(),
+        "env": st.env.state_dict(), "obs": st.obs, "uniforms": st.uniforms.state_dict(),
+        "acc": st.acc, "counters": {**{k: getattr(st, k) for k in _COUNTERS},
+                                    "wall_s": st.wall()},
+        "records": [{f: getattr(r, f) for f in _RECORD_FIELDS} for r in st.records],
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
+def save_weights(path: Path, cfg: DQNConfig, state_dict: dict, **extra: Any) -> None:
+    """One agent's online network (``load_agent`` reads it), atomically."""
+    buf = io.BytesIO()
+    torch.save({"format": WEIGHTS_FORMAT, "config": to_dict(cfg), "online": state_dict,
+                **extra}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def load_checkpoint(path: Path, device: torch.device | str = "cpu",
-                    expected: str = CHECKPOINT_FORMAT) -> dict:
-    """Read a checkpoint of format ``expected`` with ``weights_only=True``; a damaged file or
-    another format gives one clear error."""
+                    expected: Sequence[str] = (CHECKPOINT_FORMAT,)) -> dict:
+    """Read a checkpoint of a format in ``expected`` with ``weights_only=True``; a damaged file,
+    another format or an older semigrad's gives one clear error."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint there")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises several types for damaged files
-        raise ValueError(f"{path}: not a readable semigrad checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:120]}); the file was left as it is") from None
-    if not isinstance(payload, dict) or payload.get("format") != expected:
-        raise ValueError(f"{path}: not a resumable checkpoint of format {expected} (format "
-                         f"{payload.get('format') if isinstance(payload, dict) else '?'})")
+        # torch's own message may advise loading unsafely (weights_only=False): not shown
+        raise ValueError(f"{path}: not a readable semigrad checkpoint (damaged, truncated or "
+                         f"another kind of file: {type(err).__name__}); the file was left as "
+                         "it is") from None
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt in OLD_FORMATS:
+        raise ValueError(f"{path}: written by an earlier semigrad (checkpoint format {fmt}); "
+                         f"this version reads {' or '.join(expected)}: train again with this "
+                         "version")
+    if fmt not in expected:
+        raise ValueError(f"{path}: not a semigrad DQN checkpoint of format "
+                         f"{' or '.join(expected)} (format {fmt or '?'})")
     return payload
 
 
-def restore_state(payload: dict, cfg: DQNConfig, device: torch.device) -> DQNState:
-    st = init_state(cfg, device)
-    st.online.load_state_dict(payload["online"])
-    st.target.load_state_dict(payload["target"])
+def restore_state(payload: dict, cfg: DQNConfig, seeds: Sequence[int],
+                  dirs: Sequence[Path], device: torch.device) -> DQNState:
+    """``init_state``'s state, overwritten with a checkpoint's."""
+    if list(payload["seeds"]) != list(seeds):
+        raise ValueError(f"seeds: the checkpoint holds seeds {payload['seeds']}, "
+                         f"got {list(seeds)}")
+    st = init_state(cfg, seeds, dirs, device)
+    with torch.no_grad():
+        for params, saved in ((st.online.params, payload["online"]),
+                              (st.target.params, payload["target"]),
+                              (getattr(st.online, "buffers", []), payload["buffers"])):
+            for p, value in zip(params, saved, strict=True):
+                p.copy_(value)
     st.optimizer.load_state_dict(payload["optimizer"])
-    st.buffer.load_state_dict(payload["buffer"])
+    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
+    st.replay.buffer.load_state_dict(payload["replay"])
     if payload["env"] is not None:
         st.env.load_state_dict(payload["env"])
         st.obs = payload["obs"].to(device)
-    else:  # the env could not save its episodes in progress: new ones, from a fresh seed
+    else:  # the env could not save its episodes in progress: new ones, from fresh seeds
         warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
-                      "so it will not match an uninterrupted run exactly", stacklevel=2)
+                      "so it will not match an uninterrupted run exactly", stacklevel=3)
         st.env.close()
-        st.env = envs.make(cfg.env, num_envs=cfg.num_envs, device=device,
-                           seed=cfg.seed + 1 + payload["counters"]["env_steps"],
-                           start_box=cfg.start_box)
+        steps = payload["counters"]["env_steps"]
+        st.env = envs.make_agents(cfg.env, cfg.num_envs, [s + 1 + steps for s in seeds],
+                                  device, cfg.start_box)
         st.obs = st.env.reset()
-    st.gen.set_state(payload["gen"].cpu() if device.type == "cpu" else payload["gen"])
+    st.uniforms.load_state_dict(payload["uniforms"])
+    st.acc.copy_(payload["acc"])
     for key, value in payload["counters"].items():
         setattr(st, key, value)
+    for rec, saved in zip(st.records, payload["records"], strict=True):
+        for f in _RECORD_FIELDS:
+            setattr(rec, f, tuple(saved[f]) if f == "checked" else saved[f])
     return st
 
 
@@ -378,11 +521,85 @@ def config_differences(saved: dict, cfg: DQNConfig) -> list[str]:
     """Fields where ``cfg`` differs from a checkpoint's config, as ``name: saved -> given``."""
     given = to_dict(cfg)
     return [f"{k}: {saved.get(k)!r} (checkpoint) vs {v!r} (given)"
-            for k, v in given.items() if _norm(saved.get(k)) != _norm(v)]
+            for k, v in given.items() if k != "seed" and _norm(saved.get(k)) != _norm(v)]
 
 
 def _norm(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
+    """A ``DQNConfig`` from ``config.json``'s or a checkpoint's fields (lists back to tuples;
+    ``command`` and ``seeds`` ignored), with one clear error for another format."""
+    names = {f for f in DQNConfig.__dataclass_fields__}
+    unknown = sorted(set(saved) - names - {"command", "seeds"})
+    if unknown:
+        raise ValueError(f"config: fields {unknown} are not DQNConfig's; the run was written by "
+                         "another semigrad version or command")
+    return DQNConfig(**{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in saved.items() if k in names})
+
+
+# ----------------------------------------------------------------------------- loading an agent
+
+
+class Agent:
+    """A trained DQN agent: its online network and config, acting greedily.
+
+    ``q_values(obs (B, obs_dim)) -> (B, A)``; ``act(obs) -> (B,)`` int64 greedy actions.
+    """
+
+    def __init__(self, net: nn.Module, cfg: DQNConfig, device: torch.device, meta: dict):
+        self.net, self.cfg, self.device, self.meta = net.eval(), cfg, device, meta
+
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.q_values(obs).argmax(dim=1)
+
+    __call__ = act
+
+
+def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
+               device: str | torch.device = "cpu") -> Agent:
+    """The agent trained in ``run_dir`` (a single run, or one ``seedN`` folder of a ``--seeds``
+    run), with its best (highest greedy evaluation) or last weights."""
+    run_dir = Path(run_dir)
+    device = resolve_device(device)
+    if which not in ("best", "last"):
+        raise ValueError(f"which: expected 'best' or 'last', got {which!r}")
+    saved = read_json(run_dir / "config.json")
+    if saved.get("command") != "train" or "seeds" in saved:
+        what = f"'semigrad {saved.get('command')}'" + (" --seeds" if "seeds" in saved else "")
+        raise ValueError(f"{run_dir}: a {what} run, not one `semigrad train` run; give a "
+                         "train run directory (of a --seeds run: one of its seedN folders)")
+    cfg = config_from_dict(saved)
+    path = run_dir / f"checkpoint_{which}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint; has the run evaluated yet?")
+    payload = load_checkpoint(path, device, (WEIGHTS_FORMAT, CHECKPOINT_FORMAT))
+    probe = envs.make(cfg.env, num_envs=1, device="cpu")
+    net = make_q_network(cfg, probe.obs_dim, probe.num_actions).to(device)
+    probe.close()
+    if payload["format"] == CHECKPOINT_FORMAT:  # a single run's full state: agent 0
+        ens = _ensemble_like(cfg, net, payload["online"], payload["buffers"])
+        state = ens.agent_state_dict(0, net)
+        meta = {"env_steps": payload["counters"]["env_steps"]}
+    else:
+        state = payload["online"]
+        meta = {k: payload[k] for k in ("env_steps", "eval_return") if k in payload}
+    net.load_state_dict(state)
+    return Agent(net, cfg, device, meta)
+
+
+def _ensemble_like(cfg: DQNConfig, template: nn.Module, params: list, buffers: list):
+    """A Q-ensemble of ``template``'s architecture holding ``params`` (as saved)."""
+    ens = q_ensemble([template], params[0].device, cfg.q_backend, cfg.activation)
+    if isinstance(ens, StackedMLP):
+        return StackedMLP(params, ens.dueling, ens.activation)
+    return ModuleEnsemble(params, buffers, template)
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -390,37 +607,56 @@ def _norm(value: Any) -> Any:
 
 def train(
     cfg: DQNConfig,
-    run_dir: Path,
+    run_dir: str | Path,
     *,
+    seeds: Sequence[int] | None = None,
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
-    on_log: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train DQN with ``cfg``, writing the run directory; returns the summary dict.
+    """Train DQN with ``cfg`` and write the run directory; returns the summary.
 
-    ``resume=True`` continues from ``run_dir/checkpoint_last.pt`` exactly where it stopped.
-    ``stop_after`` (env steps) stops early, saving a resumable checkpoint, as Ctrl-C does.
+    ``seeds=None``: one agent, seeded ``cfg.seed``; ``run_dir`` holds config.json,
+    metrics.csv, tb/, checkpoint_last.pt (the resumable state), checkpoint_best.pt and
+    summary.json. ``seeds=[...]``: one agent per seed, trained at once; ``run_dir/seedS/``
+    holds what a single run with seed S writes (checkpoint_last.pt there: weights only) and
+    ``run_dir`` the resumable state of all agents and the summary over seeds. A single run whose
+    loss goes non-finite raises ``TrainingDiverged`` (after writing summary.json); with
+    several seeds the other agents go on and the summary names the diverged seeds.
+    ``resume=True`` continues from ``run_dir/checkpoint_last.pt`` exactly where it stopped;
+    ``stop_after`` (env steps) or Ctrl-C stop early with a resumable checkpoint.
     """
-    wall0 = time.perf_counter()
     device = resolve_device(cfg.device)
+    single = seeds is None
+    seeds = [cfg.seed] if single else list(parse_seeds(seeds))
     run_dir = Path(run_dir)
-    last_path, best_path = run_dir / "checkpoint_last.pt", run_dir / "checkpoint_best.pt"
+    dirs = [run_dir] if single else [run_dir / f"seed{s}" for s in seeds]
+    last_path = run_dir / "checkpoint_last.pt"
     if resume:
         payload = load_checkpoint(last_path, device)
         diffs = config_differences(payload["config"], cfg)
         if diffs:
             raise ValueError("config differs from the checkpoint's: " + "; ".join(diffs))
-        st = restore_state(payload, cfg, device)
-        truncate_metrics(run_dir, st.env_steps)
+        st = restore_state(payload, cfg, seeds, dirs, device)
+        for d in dirs:
+            truncate_metrics(d, st.env_steps)
     else:
-        st = init_state(cfg, device)
+        for d in dirs:
+            for name in ("metrics.csv", "checkpoint_last.pt", "summary.json"):
+                if (d / name).exists():
+                    raise FileExistsError(
+                        f"{d}: already holds a run ({name}); continue it with --resume "
+                        f"(resume=True) or train into a new folder")
+        st = init_state(cfg, seeds, dirs, device)
+        _write_configs(cfg, run_dir, dirs, seeds, single)
     threshold = st.env.spec.reward_threshold
-    metrics = MetricsLog(run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard)
+    template = make_q_network(cfg, st.env.obs_dim, st.num_actions)
+    for rec in st.records:
+        rec.metrics = MetricsLog(rec.run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard)
 
     stop = CtrlC().install()  # Ctrl-C: finish the iteration, save, exit cleanly
     bar = tqdm(total=cfg.total_steps, initial=st.env_steps, unit="step", disable=not progress,
-               dynamic_ncols=True, desc="dqn")
+               dynamic_ncols=True, desc="dqn" if single else f"dqn x{len(seeds)}")
     status = "finished"
     try:
         t_train = time.perf_counter()
@@ -429,14 +665,7 @@ def train(
                 status = "interrupted"
                 break
             epsilon = epsilon_at(cfg, st.env_steps)
-            actions = select_actions(st.online, st.obs, epsilon, st.gen)
-            next_obs, reward, terminated, truncated, info = st.env.step(actions)
-            st.buffer.add(st.obs, actions, reward, info["final_obs"], terminated, truncated)
-            st.obs = next_obs
-            ended = info["episode_return"]
-            st.sums[:2] += torch.stack([ended.nan_to_num().sum(), (~ended.isnan()).sum()])
-            st.env_steps += cfg.num_envs
-            st.iterations += 1
+            act(cfg, st, epsilon)
             bar.update(cfg.num_envs)
             if (st.env_steps >= max(cfg.learning_starts, cfg.n_step * cfg.num_envs)
                     and st.iterations % cfg.train_freq == 0):
@@ -444,107 +673,225 @@ def train(
                     update(cfg, st)
 
             if st.env_steps >= st.next_eval or st.env_steps >= cfg.total_steps:
-                check_health(st)
                 st.train_s += time.perf_counter() - t_train
                 t_eval = time.perf_counter()
-                row = _evaluate_and_checkpoint(cfg, st, device, threshold, run_dir, best_path,
-                                               last_path, epsilon)
-                log_metrics(metrics, st, row, wall0, on_log, cfg.log_every)
-                bar.set_postfix(eval=f"{row['eval_return']:.1f}", eps=f"{epsilon:.2f}",
-                                refresh=False)
+                rows = metric_rows(cfg, st, epsilon, single)
+                evals = _evaluate_and_save_best(cfg, st, rows, template, threshold, device)
                 st.eval_s += time.perf_counter() - t_eval
+                _log(cfg, st, rows)
+                _save_last(cfg, st, template, single, last_path)
+                if evals:
+                    bar.set_postfix(eval=f"{statistics.median(evals):.1f}",
+                                    eps=f"{epsilon:.2f}", refresh=False)
                 t_train = time.perf_counter()
             elif st.env_steps >= st.next_log:
-                check_health(st)
-                log_metrics(metrics, st, {"epsilon": epsilon, "lr": lr_at(cfg, st.env_steps)},
-                     wall0, on_log, cfg.log_every)
+                _log(cfg, st, metric_rows(cfg, st, epsilon, single))
         else:
             st.train_s += time.perf_counter() - t_train
         if status == "interrupted":
             st.train_s += time.perf_counter() - t_train
-            check_health(st)
-            save_checkpoint(last_path, cfg, st)
+            metric_rows(cfg, st, epsilon, single, row=False)  # health only: no row
+            _save_last(cfg, st, template, single, last_path)
     except TrainingDiverged as err:
-        status = "diverged"
-        summary = summarize(cfg, st, threshold, wall0, status, str(err))
+        summary = summarize(cfg, st, st.records[0], threshold, "diverged", str(err))
         atomic_write_json(run_dir / "summary.json", summary)
         raise
     finally:
         bar.close()
-        metrics.close()
         stop.restore()
         st.env.close()
-    summary = summarize(cfg, st, threshold, wall0, status)
+        for rec in st.records:
+            rec.metrics.close()
+    summaries = []
+    for rec in st.records:
+        summary = summarize(cfg, st, rec, threshold, "diverged" if rec.error else status,
+                            rec.error)
+        if not single and (status == "finished" or rec.error):
+            atomic_write_json(rec.run_dir / "summary.json", summary)
+        summaries.append(summary)
+    if single:
+        if status == "finished":
+            atomic_write_json(run_dir / "summary.json", summaries[0])
+        return summaries[0]
+    total = aggregate(cfg, seeds, summaries, dirs)
     if status == "finished":
-        atomic_write_json(run_dir / "summary.json", summary)
-    return summary
+        atomic_write_json(run_dir / "summary.json", total)
+    return total
 
 
-def _evaluate_and_checkpoint(cfg, st, device, threshold, run_dir, best_path, last_path, epsilon):
-    returns = evaluate(st.online, cfg.env, cfg.eval_episodes,
-                       seed=10_000_019 * (cfg.seed + 1) + len(st.evals), device=device)
-    mean = returns.mean().item()
-    st.evals.append(mean)
-    if threshold is not None and st.solved_at is None and mean >= threshold:
-        st.solved_at = {"env_steps": st.env_steps, "train_s": st.train_s,
-                        "gradient_steps": st.gradient_steps}
-    if mean > st.best_eval:
-        st.best_eval = mean
-        buf = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT + "-weights", "config": to_dict(cfg),
-                    "online": st.online.state_dict(), "env_steps": st.env_steps,
-                    "eval_return": mean}, buf)
-        atomic_write_bytes(best_path, buf.getvalue())
+def _write_configs(cfg: DQNConfig, run_dir: Path, dirs: Sequence[Path], seeds: Sequence[int],
+                   single: bool) -> None:
+    """config.json of the run (and of each agent's folder), before any work."""
+    if single:
+        atomic_write_json(run_dir / "config.json", {"command": "train", **to_dict(cfg)})
+        return
+    shared = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
+    atomic_write_json(run_dir / "config.json", {"command": "train", "seeds": list(seeds),
+                                                **shared})
+    for s, d in zip(seeds, dirs, strict=True):
+        atomic_write_json(d / "config.json", {"command": "train", **to_dict(replace(cfg, seed=s))})
+
+
+def metric_rows(cfg: DQNConfig, st: DQNState, epsilon: float, single: bool,
+                row: bool = True) -> list[dict | None]:
+    """Each agent's metric row from the sums since the last one (one host sync), or None for
+    an agent that diverged. An agent whose loss or mean Q went non-finite since its last row is
+    marked diverged; a single run raises ``TrainingDiverged`` instead."""
+    acc = st.acc.tolist()
+    if row:
+        st.acc.zero_()
+    rows: list[dict | None] = []
+    for rec, (ep_sum, ep_count, loss_sum, q_sum, updates) in zip(st.records, acc, strict=True):
+        if rec.error is None:
+            for what, value in (("loss", loss_sum), ("mean Q-value", q_sum)):
+                if not math.isfinite(value) and rec.error is None:
+                    (env0, grad0), grad1 = rec.checked, st.gradient_steps
+                    rec.error = (
+                        f"non-finite {what} between env steps {env0} and {st.env_steps} "
+                        f"(gradient steps {grad0 + 1}-{grad1}); usual causes: a learning rate "
+                        "too high, gamma close to 1 with unbounded rewards, or no gradient "
+                        "clipping (--max-grad-norm)")
+                    if single:
+                        raise TrainingDiverged(rec.error)
+        if rec.error is not None or not row:
+            rows.append(None)
+            continue
+        rec.checked = (st.env_steps, st.gradient_steps)
+        rows.append({"step": st.env_steps, "train_s": round(st.train_s, 4),
+                     "episode_return": ep_sum / ep_count if ep_count else None,
+                     "episodes": int(ep_count), "eval_return": None, "eval_std": None,
+                     "loss": loss_sum / updates if updates else None,
+                     "mean_q": q_sum / updates if updates else None, "epsilon": epsilon,
+                     "lr": lr_at(cfg, st.env_steps), "gradient_steps": st.gradient_steps})
+    return rows
+
+
+def _evaluate_and_save_best(cfg, st, rows, template, threshold, device) -> list[float]:
+    """Greedy evaluation of every agent still training; best weights; returns the means."""
+    live = [i for i, row in enumerate(rows) if row is not None]
+    if not live:
+        return []
+    seeds = [policies.evaluation_seed(rec.seed, len(rec.evals)) for rec in st.records]
+    with st.grad_mode():
+        returns = evaluate_agents(st.online, cfg.env, cfg.eval_episodes, seeds, device)
+    means = returns.mean(dim=1).tolist()
+    stds = returns.std(dim=1, unbiased=False).tolist()
+    for i in live:
+        rec, mean = st.records[i], means[i]
+        rows[i].update(eval_return=mean, eval_std=stds[i])
+        rec.evals.append(mean)
+        if threshold is not None and rec.solved_at is None and mean >= threshold:
+            rec.solved_at = {"env_steps": st.env_steps, "train_s": st.train_s,
+                             "gradient_steps": st.gradient_steps}
+        if mean > rec.best_eval:
+            rec.best_eval = mean
+            save_weights(rec.run_dir / "checkpoint_best.pt", replace(cfg, seed=rec.seed),
+                         st.online.agent_state_dict(i, template), env_steps=st.env_steps,
+                         eval_return=mean)
     st.next_eval = (st.env_steps // cfg.eval_every + 1) * cfg.eval_every
-    row = {"eval_return": mean, "eval_std": returns.std(unbiased=False).item(),
-           "epsilon": epsilon, "lr": lr_at(cfg, st.env_steps)}
+    return [means[i] for i in live]
+
+
+def _log(cfg: DQNConfig, st: DQNState, rows: list[dict | None]) -> None:
+    wall = round(st.wall(), 4)
+    for rec, row in zip(st.records, rows, strict=True):
+        if row is not None:
+            rec.metrics.log({"step": row["step"], "wall_s": wall, **row})
+    st.next_log = (st.env_steps // cfg.log_every + 1) * cfg.log_every
+
+
+def _save_last(cfg, st, template, single, last_path) -> None:
+    """The resumable state (after the rows it covers were logged, so a resumed run logs no row
+    twice) and, with several seeds, each live agent's last weights."""
     save_checkpoint(last_path, cfg, st)
-    return row
+    if not single:
+        for i, rec in enumerate(st.records):
+            if rec.error is None:
+                save_weights(rec.run_dir / "checkpoint_last.pt", replace(cfg, seed=rec.seed),
+                             st.online.agent_state_dict(i, template), env_steps=st.env_steps)
 
 
-def log_metrics(metrics: MetricsLog, st: DQNState, extra: dict, wall0: float, on_log,
-         log_every: int) -> None:
-    ep_sum, ep_count, loss_sum, q_sum, updates = st.acc
-    row = {"step": st.env_steps, "wall_s": round(time.perf_counter() - wall0, 4),
-           "train_s": round(st.train_s, 4),
-           "episode_return": ep_sum / ep_count if ep_count else None,
-           "episodes": int(ep_count), "eval_return": None, "eval_std": None,
-           "loss": loss_sum / updates if updates else None,
-           "mean_q": q_sum / updates if updates else None,
-           "gradient_steps": st.gradient_steps, **extra}
-    metrics.log(row)
-    st.acc = [0.0, 0.0, 0.0, 0.0, 0.0]
-    st.next_log = (st.env_steps // log_every + 1) * log_every
-    if on_log is not None:
-        on_log(row)
+# ----------------------------------------------------------------------------- summaries
 
 
-def summarize(cfg, st, threshold, wall0, status, error=None) -> dict:
-    solved = st.solved_at is not None
+def summarize(cfg: DQNConfig, st: DQNState, rec: AgentRecord, threshold: float | None,
+              status: str, error: str | None = None) -> dict:
+    """One agent's summary (times are the whole run's)."""
+    solved = rec.solved_at is not None
     later = []
     if solved:
-        first = next(i for i, v in enumerate(st.evals) if v >= threshold)
-        later = st.evals[first + 1:]
+        first = next(i for i, v in enumerate(rec.evals) if v >= threshold)
+        later = rec.evals[first + 1:]
     summary = {
         "status": status,
         "env": cfg.env,
+        "seed": rec.seed,
         "solved": solved,
         "reward_threshold": threshold,
-        "time_to_solve_s": st.solved_at["train_s"] if solved else None,
-        "env_steps_to_solve": st.solved_at["env_steps"] if solved else None,
-        "gradient_steps_to_solve": st.solved_at["gradient_steps"] if solved else None,
-        "final_eval_return": st.evals[-1] if st.evals else None,
-        "best_eval_return": st.best_eval if st.evals else None,
+        "time_to_solve_s": rec.solved_at["train_s"] if solved else None,
+        "env_steps_to_solve": rec.solved_at["env_steps"] if solved else None,
+        "gradient_steps_to_solve": rec.solved_at["gradient_steps"] if solved else None,
+        "final_eval_return": rec.evals[-1] if rec.evals else None,
+        "best_eval_return": rec.best_eval if rec.evals else None,
         "evals_after_solve": len(later),
         "stable_fraction": (sum(v >= threshold for v in later) / len(later)) if later else None,
-        "env_steps": st.env_steps,
-        "gradient_steps": st.gradient_steps,
+        "env_steps": rec.checked[0] if rec.error else st.env_steps,
+        "gradient_steps": rec.checked[1] if rec.error else st.gradient_steps,
         "train_s": st.train_s,
         "eval_s": st.eval_s,
-        "wall_s": time.perf_counter() - wall0,
+        "wall_s": st.wall(),
         "env_steps_per_s": st.env_steps / st.train_s if st.train_s else None,
-        "eval_returns": st.evals,
+        "eval_returns": rec.evals,
     }
     if error:
         summary["error"] = error
     return summary
+
+
+def _stats(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values),
+            "min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def aggregate(cfg: DQNConfig, seeds: list[int], summaries: list[dict],
+              dirs: list[Path]) -> dict:
+    """A ``--seeds`` run's summary: status, solve counts and statistics over seeds."""
+    k = len(seeds)
+    live = [s for s in summaries if s["status"] != "diverged"]
+    solved = [s for s in summaries if s["solved"]]
+    first = summaries[0]
+    statuses = {s["status"] for s in summaries}
+    return {
+        "status": ("interrupted" if "interrupted" in statuses
+                   else "diverged" if "diverged" in statuses else "finished"),
+        "env": cfg.env,
+        "seeds": seeds,
+        "agents": k,
+        "diverged_seeds": [s["seed"] for s in summaries if s["status"] == "diverged"],
+        "solved": len(solved),
+        "solved_fraction": len(solved) / k,
+        "reward_threshold": first["reward_threshold"],
+        "final_eval_return": _stats([s["final_eval_return"] for s in live
+                                     if s["final_eval_return"] is not None]),
+        "best_eval_return": _stats([s["best_eval_return"] for s in live
+                                    if s["best_eval_return"] is not None]),
+        "env_steps_to_solve": _stats([s["env_steps_to_solve"] for s in solved]),
+        "time_to_solve_s": _stats([s["time_to_solve_s"] for s in solved]),
+        "stable_fraction": _stats([s["stable_fraction"] for s in solved
+                                   if s["stable_fraction"] is not None]),
+        "env_steps_per_agent": max(s["env_steps"] for s in summaries),
+        "gradient_steps_per_agent": max(s["gradient_steps"] for s in summaries),
+        "train_s": first["train_s"],
+        "eval_s": first["eval_s"],
+        "wall_s": first["wall_s"],
+        "agent_env_steps_per_s": (k * max(s["env_steps"] for s in summaries) / first["train_s"]
+                                  if first["train_s"] else None),
+        "per_seed": [{"seed": s["seed"], "status": s["status"], "solved": s["solved"],
+                      "final_eval_return": s["final_eval_return"],
+                      "best_eval_return": s["best_eval_return"],
+                      "env_steps_to_solve": s["env_steps_to_solve"], "run_dir": str(d),
+                      **({"error": s["error"]} if "error" in s else {})}
+                     for s, d in zip(summaries, dirs, strict=True)],
+    }

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semigrad import envs
+from semigrad import envs, policies
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.algos.td0 import OPTIMIZERS, make_optimizer
 from semigrad.config import check_choice, check_range
@@ -51,6 +51,7 @@ from semigrad.losses import (
     value_loss,
 )
 from semigrad.nets import ACTIVATIONS, QNetwork, StateActionQNetwork
+from semigrad.policies import epsilon_greedy, epsilon_greedy_probs, linear_schedule
 
 METHODS = ("sarsa", "expected-sarsa")
 Q_FORMS = ("multi-head", "state-action")
@@ -113,29 +114,6 @@ class SarsaConfig:
         check_range("log_every", self.log_every, 1)
 
 
-def linear_epsilon(start: float, end: float, decay_steps: float, step: int) -> float:
-    """``start`` -> ``end`` linearly over ``decay_steps`` transitions, then ``end``."""
-    if decay_steps <= 0:
-        return end
-    return start + (end - start) * min(1.0, step / decay_steps)
-
-
-def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
-    """Actions ``(B,)`` int64 from ``q (B, A)``: uniform with prob. epsilon, else argmax."""
-    batch, num_actions = q.shape
-    greedy = q.argmax(dim=1)
-    random = torch.randint(num_actions, (batch,), generator=generator, device=q.device)
-    explore = torch.rand(batch, generator=generator, device=q.device) < epsilon
-    return torch.where(explore, random, greedy)
-
-
-def epsilon_greedy_probs(q: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Epsilon-greedy ``pi(a|s)`` for ``q (B, A)``: ``eps / A`` (+ ``1 - eps`` at the argmax)."""
-    num_actions = q.shape[1]
-    greedy = nn.functional.one_hot(q.argmax(dim=1), num_actions).to(q.dtype)
-    return epsilon / num_actions + (1.0 - epsilon) * greedy
-
-
 def make_q_network(config: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Module:
     """The ``q_form`` network; ``action_values(net, states)`` gives its ``(B, A)`` table."""
     if config.q_form == "multi-head":
@@ -170,16 +148,10 @@ def evaluate(
     device: str | torch.device | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Returns ``(episodes,)`` of the first episode of each of ``episodes`` fresh envs."""
-    env = envs.make(env_id, episodes, resolve_device(device), seed)
-    obs = env.reset()
-    returns = torch.full((episodes,), math.nan)
-    while returns.isnan().any():
-        obs, _, _, _, info = env.step(policy(obs))
-        ended = info["episode_return"].cpu()
-        returns = torch.where(returns.isnan(), ended, returns)
-    env.close()
-    return returns.numpy().astype(np.float64)
+    """Returns ``(episodes,)`` of the first episode of each of ``episodes`` fresh envs
+    (``semigrad.policies.evaluate``, as float64 NumPy)."""
+    returns = policies.evaluate(policy, env_id, episodes, seed, resolve_device(device))
+    return returns.cpu().numpy().astype(np.float64)
 
 
 @dataclass
@@ -267,7 +239,7 @@ def sarsa(
     try:
         for update in range(updates):
             next_obs, reward, terminated, truncated, info = env.step(actions)
-            epsilon = linear_epsilon(config.epsilon_start, config.epsilon_end, decay_steps,
+            epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, decay_steps,
                                      (update + 1) * num_envs)
             # one forward for S (trained), S' (bootstrap) and the next episode's first state
             q_all = action_values(q_hat, torch.cat((obs, info["final_obs"], next_obs)))

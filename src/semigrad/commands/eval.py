@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
+from semigrad import policies
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.devices import resolve_device
-from semigrad.run import atomic_write_bytes, read_json
+from semigrad.run import atomic_write_bytes
 
 NAME = "eval"
 HELP = "play greedy episodes with a trained agent; optionally write a GIF"
@@ -31,31 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which checkpoint to load (default: best)")
     parser.add_argument("--gif", type=Path, default=None, help="write one episode as a GIF")
     add_run_arguments(parser)
-
-
-def load_q_network(train_dir: Path, which: str, device: torch.device):
-    """The trained online network of a run and its config."""
-    saved = read_json(train_dir / "config.json")
-    if saved.get("command") != "train" or "seeds" in saved:
-        what = f"'semigrad {saved.get('command')}'" + (" --seeds" if "seeds" in saved else "")
-        raise ValueError(f"{train_dir}: a {what} run, not one `semigrad train` run; give a "
-                         "train run directory (of a --seeds run: one of its seedN folders)")
-    cfg = dqn.DQNConfig(**{k: tuple(v) if isinstance(v, list) else v
-                           for k, v in saved.items() if k != "command"})
-    path = train_dir / f"checkpoint_{which}.pt"
-    payload = torch.load(path, map_location=device, weights_only=True) if path.exists() else None
-    if payload is None:
-        raise FileNotFoundError(f"{path}: no such checkpoint; has the run evaluated yet?")
-    if "online" not in payload:
-        raise ValueError(f"{path}: not a semigrad DQN checkpoint")
-    from semigrad import envs
-
-    probe = envs.make(cfg.env, num_envs=1, device="cpu")
-    net = dqn.make_q_network(cfg, probe.obs_dim, probe.num_actions).to(device)
-    probe.close()
-    net.load_state_dict(payload["online"])
-    net.eval()
-    return net, cfg
 
 
 def write_gif(net, env_id: str, path: Path, seed: int, device: torch.device) -> int:
@@ -88,13 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
     device = resolve_device(args.device)
-    try:
-        net, cfg = load_q_network(args.train_dir, args.checkpoint, device)
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f"{args.train_dir}: checkpoint is damaged ({err})") from None
+    agent = dqn.load_agent(args.train_dir, args.checkpoint, device)
+    net, cfg = agent.net, agent.cfg
     run_dir = start_run(args, NAME, {"train_dir": str(args.train_dir), "env": cfg.env,
                                      "checkpoint": args.checkpoint, "episodes": args.episodes})
-    returns = dqn.evaluate(net, cfg.env, args.episodes, seed=args.seed, device=device)
+    returns = policies.evaluate(agent.act, cfg.env, args.episodes, seed=args.seed,
+                                device=device)
     summary = {"env": cfg.env, "episodes": args.episodes,
                "mean_return": returns.mean().item(),
                "std_return": returns.std(unbiased=False).item(),

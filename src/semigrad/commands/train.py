@@ -1,4 +1,5 @@
-"""``semigrad train``: DQN with a tuned default, a run directory, resume and Ctrl-C safety."""
+"""``semigrad train``: DQN for one seed or many at once, with a tuned default, a run directory,
+resume and Ctrl-C safety. One code path: ``semigrad.algos.dqn.train`` (a single run is K = 1)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from pathlib import Path
 
 from semigrad import envs
 from semigrad.algos import dqn
-from semigrad.commands._common import add_run_arguments, start_run
-from semigrad.config import add_config_arguments, config_from_args, config_overrides, to_dict
-from semigrad.run import format_summary, read_json, read_metrics
+from semigrad.commands._common import add_run_arguments
+from semigrad.config import (
+    add_config_arguments,
+    config_from_args,
+    config_overrides,
+    parse_seeds,
+    to_dict,
+)
+from semigrad.run import format_summary, prepare_run_dir, read_json, read_metrics
 
 NAME = "train"
 HELP = "train DQN (default: the tuned CartPole-v1 preset)"
@@ -18,8 +25,8 @@ HELP = "train DQN (default: the tuned CartPole-v1 preset)"
 
 def _presets_text() -> str:
     lines = ["presets (--preset NAME; any field below overrides it):"]
+    default = to_dict(dqn.DQNConfig())
     for name, cfg in dqn.PRESETS.items():
-        default = to_dict(dqn.DQNConfig())
         changed = {k: v for k, v in to_dict(cfg).items() if v != default[k]}
         lines.append(f"  {name:<12} env={cfg.env}, total_steps={cfg.total_steps}, "
                      f"num_envs={cfg.num_envs}, lr={cfg.lr:g}, batch_size={cfg.batch_size}"
@@ -31,6 +38,8 @@ DESCRIPTION = f"""\
 Train a Deep Q-Network and write a run directory: config.json, metrics.csv, TensorBoard events
 (tb/), checkpoint_last.pt (resumable), checkpoint_best.pt (best greedy evaluation), curve.png
 and summary.json. Ctrl-C saves a checkpoint and exits; --resume RUN_DIR continues exactly.
+--seeds trains one agent per seed at once in this process: agent k is exactly the run
+`--seed k` would train, and RUN_DIR/seedK/ holds its files.
 
 {_presets_text()}
 
@@ -59,61 +68,125 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, dqn.DQNConfig)
 
 
+def _resumed(args: argparse.Namespace) -> tuple[dqn.DQNConfig, list[int] | None, Path]:
+    """``--resume RUN_DIR``: the saved config and seeds (options given must not change them)."""
+    run_dir = args.resume
+    saved = read_json(run_dir / "config.json")
+    if saved.get("command") != "train":
+        raise ValueError(f"--resume {run_dir}: not a `semigrad train` run (command "
+                         f"{saved.get('command')!r})")
+    seeds = saved.get("seeds")
+    if seeds is None and args.seeds is not None:
+        raise ValueError(f"--resume {run_dir}: a single run; leave --seeds out to resume it")
+    if seeds is not None and args.seeds is not None and list(parse_seeds(args.seeds)) != seeds:
+        raise ValueError(f"--seeds {args.seeds} differs from the run's seeds {seeds}; leave "
+                         "--seeds out to resume")
+    base = dqn.config_from_dict(saved)
+    if args.seed is not None and (seeds is not None or args.seed != base.seed):
+        raise ValueError(f"--seed {args.seed} differs from the run's "
+                         f"{'seeds' if seeds else 'seed ' + str(base.seed)}; leave --seed out "
+                         "to resume")
+    if (run_dir / "summary.json").exists():
+        done = read_json(run_dir / "summary.json")
+        if done.get("status") != "interrupted":
+            raise ValueError(f"--resume {run_dir}: this run already ended (summary.json says "
+                             f"{done.get('status')!r})")
+    cfg = config_from_args(args, dqn.DQNConfig, **to_dict(base))
+    return cfg, seeds, run_dir
+
+
 def run(args: argparse.Namespace) -> int:
-    saved = None if args.resume is None else read_json(args.resume / "config.json")
-    if args.seeds is not None or (saved is not None and "seeds" in saved):  # many agents at once
-        from semigrad.commands._many_seeds import run_many
-        return run_many(args)
-    if saved is not None:
-        base = {k: tuple(v) if isinstance(v, list) else v
-                for k, v in saved.items() if k != "command"}
-        if args.seed is not None and args.seed != base.get("seed"):
-            raise ValueError(f"--seed {args.seed} differs from the checkpoint's seed "
-                             f"{base.get('seed')}; leave --seed out to resume")
-        cfg = config_from_args(args, dqn.DQNConfig, **base)
-        run_dir = args.resume
-        if (run_dir / "summary.json").exists():
-            raise ValueError(f"--resume {run_dir}: this run already finished (summary.json)")
-        args.seed = cfg.seed
+    if args.resume is not None:
+        cfg, seeds, run_dir = _resumed(args)
     else:
-        args.seed = 0 if args.seed is None else args.seed
-        overrides = {"seed": args.seed, **config_overrides(args, dqn.DQNConfig)}
-        cfg = dqn.DQNConfig(**dqn.preset_fields(args.preset, overrides))
+        seeds = None if args.seeds is None else list(parse_seeds(args.seeds))
+        if seeds is not None and args.seed is not None:
+            raise ValueError("--seed and --seeds: give one or the other")
+        seed = seeds[0] if seeds else (0 if args.seed is None else args.seed)
+        cfg = dqn.preset(args.preset, seed=seed, **config_overrides(args, dqn.DQNConfig))
         envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
-        run_dir = start_run(args, NAME, to_dict(cfg))
+        run_dir = prepare_run_dir(args.run_dir, "train" if seeds is None else "train-seeds",
+                                  None if seeds else cfg.seed)
 
     try:
-        summary = dqn.train(cfg, run_dir, resume=args.resume is not None,
+        summary = dqn.train(cfg, run_dir, seeds=seeds, resume=args.resume is not None,
                             progress=not args.no_progress)
     except dqn.TrainingDiverged as err:
-        print(f"semigrad train: training stopped: {err}\n"
-              f"the last good checkpoint is kept in {run_dir}", file=sys.stderr)
+        kept = ("the last good checkpoint is kept in " + str(run_dir)
+                if (run_dir / "checkpoint_last.pt").exists()
+                else "no checkpoint was written before it")
+        print(f"semigrad train: training stopped: {err}\n{kept}", file=sys.stderr)
         return 1
+    curve = _plot(cfg, seeds, run_dir, summary["reward_threshold"])
+    if summary["status"] == "interrupted":
+        steps = summary["env_steps"] if seeds is None else summary["env_steps_per_agent"]
+        print(f"interrupted at env step {steps}{'' if seeds is None else ' of each agent'}; "
+              f"checkpoint saved. Continue with:\n  semigrad train --resume {run_dir}")
+        return 130
+    if seeds is None:
+        shown = {
+            "env": cfg.env,
+            "solved": summary["solved"],
+            "time to solve (training s)": summary["time_to_solve_s"],
+            "env steps to solve": summary["env_steps_to_solve"],
+            "final / best eval return": f"{summary['final_eval_return']:.1f} / "
+                                        f"{summary['best_eval_return']:.1f}",
+            "stable after solving": summary["stable_fraction"],
+            "env steps, gradient steps": f"{summary['env_steps']}, "
+                                         f"{summary['gradient_steps']}",
+        }
+    else:
+        final = summary["final_eval_return"]
+        to_solve = summary["env_steps_to_solve"]
+        shown = {
+            "env": cfg.env,
+            "seeds": f"{_seed_text(seeds)} ({len(seeds)} agents in one process)",
+            "solved": f"{summary['solved']} / {len(seeds)}",
+            "final eval return": (f"mean {final['mean']:.1f}, std {final['std']:.1f}, "
+                                  f"min {final['min']:.1f}, max {final['max']:.1f}")
+            if final else None,
+            "median env steps to solve": to_solve["median"] if to_solve else None,
+        }
+    shown.update({
+        "training s, eval s, wall s": f"{summary['train_s']:.2f}, {summary['eval_s']:.2f}, "
+                                      f"{summary['wall_s']:.2f}",
+        "env steps/s (training)" if seeds is None else "agent env steps/s":
+            round(summary.get("env_steps_per_s") or summary.get("agent_env_steps_per_s") or 0),
+        "curve" if seeds is None else "curves": str(curve),
+        "run dir": str(run_dir),
+    })
+    print(format_summary("semigrad train" + ("" if seeds is None else " --seeds"), shown))
+    if seeds is not None:
+        for s in summary["per_seed"]:
+            if s["status"] == "diverged":
+                print(f"seed {s['seed']}: training stopped: {s['error']}")
+        return 1 if summary["diverged_seeds"] else 0
+    return 0
+
+
+def _seed_text(seeds: list[int]) -> str:
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def _plot(cfg: dqn.DQNConfig, seeds: list[int] | None, run_dir: Path,
+          threshold: float | None) -> Path:
+    """curve.png of each agent; with --seeds also curves.png (every seed's evaluations)."""
     from semigrad.plots.curves import learning_curves
 
     title = ("greedy evaluation (solid) and training episodes (faint, from exploring starts: "
              "shorter)" if cfg.start_box else "")
-    curve = learning_curves({f"{cfg.env} seed {cfg.seed}": read_metrics(run_dir)},
-                            run_dir / "curve.png", threshold=summary["reward_threshold"],
-                            title=title)
-    if summary["status"] == "interrupted":
-        print(f"interrupted at env step {summary['env_steps']}; checkpoint saved. Continue with:\n"
-              f"  semigrad train --resume {run_dir}")
-        return 130
-    shown = {
-        "env": cfg.env,
-        "solved": summary["solved"],
-        "time to solve (training s)": summary["time_to_solve_s"],
-        "env steps to solve": summary["env_steps_to_solve"],
-        "final / best eval return": f"{summary['final_eval_return']:.1f} / "
-                                    f"{summary['best_eval_return']:.1f}",
-        "stable after solving": summary["stable_fraction"],
-        "env steps, gradient steps": f"{summary['env_steps']}, {summary['gradient_steps']}",
-        "training s, eval s, wall s": f"{summary['train_s']:.2f}, {summary['eval_s']:.2f}, "
-                                      f"{summary['wall_s']:.2f}",
-        "env steps/s (training)": round(summary["env_steps_per_s"] or 0),
-        "curve": str(curve),
-        "run dir": str(run_dir),
-    }
-    print(format_summary("semigrad train", shown))  # train() wrote summary.json
-    return 0
+    if seeds is None:
+        return learning_curves({f"{cfg.env} seed {cfg.seed}": read_metrics(run_dir)},
+                               run_dir / "curve.png", threshold=threshold, title=title)
+    curves = {}
+    for s in seeds:
+        d = run_dir / f"seed{s}"
+        curves[f"seed {s}"] = read_metrics(d)
+        learning_curves({f"{cfg.env} seed {s}": curves[f"seed {s}"]}, d / "curve.png",
+                        threshold=threshold, title=title)
+    evals = {label: [{**r, "episode_return": None} for r in rows] for label, rows in curves.items()}
+    return learning_curves(evals, run_dir / "curves.png", threshold=threshold,
+                           title=f"{cfg.env}: greedy evaluation of {len(seeds)} seeds "
+                                 "trained at once")

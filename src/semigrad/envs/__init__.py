@@ -20,7 +20,7 @@ from semigrad.envs.gym_vector import GymVectorEnv
 
 __all__ = [
     "BatchedEnv", "EnvSpec", "EpisodeCounter", "GymVectorEnv", "check_env_id", "check_start_box",
-    "make", "register",
+    "make", "make_agents", "register",
 ]
 
 GYMNASIUM_PREFIX = "gymnasium:"
@@ -98,3 +98,4 @@ register("CartPole-v1", TorchCartPole)
 
 # Importing the module registers Baird-v0 and BairdNotebook-v0 (kept last: it uses register).
 import semigrad.envs.baird  # noqa: E402,F401
+from semigrad.envs.agents import make_agents  # noqa: E402 (uses make)

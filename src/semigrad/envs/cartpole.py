@@ -43,6 +43,7 @@ wide box can end after one step, so then the whole reserve is redrawn on every s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ import torch
 from semigrad.compiled import load_kernel
 from semigrad.devices import resolve_device
 from semigrad.envs.base import BatchedEnv, EnvSpec
+from semigrad.seeding import AgentUniforms
 
 # gymnasium.envs.classic_control.cartpole.CartPoleEnv's constants.
 GRAVITY = 9.8
@@ -320,3 +322,37 @@ def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dty
                        "CartPole-v1: the compiled CPU step", fits,
                        f"on the CPU with a float64 state and float32 or float64 observations; "
                        f"got {device}, {dtype}, {obs_dtype}", stacklevel=4)
+
+
+class AgentsCartPole(TorchCartPole):
+    """K groups of N CartPole-v1 envs in one ``TorchCartPole`` of ``K * N``.
+
+    Group k (envs ``k N .. k N + N - 1``, observations ``obs.view(K, N, 4)[k]``) draws its
+    initial states from ``generators[k]`` only, in the order a ``TorchCartPole(N)`` draws them,
+    so on CPU they are exactly those of ``TorchCartPole(N, seed=seed_k)``.
+    """
+
+    def __init__(self, num_envs: int, generators: Sequence[torch.Generator],
+                 device: torch.device, start_box: tuple[float, ...] | None = None) -> None:
+        self.agents, self.envs_per_agent = len(generators), num_envs
+        low, high = (INIT_LOW, INIT_HIGH) if not start_box else (-1.0, 1.0)
+        self._uniforms = AgentUniforms(generators, chunk=max(1024, 64 * num_envs),
+                                       low=low, high=high)
+        super().__init__(self.agents * num_envs, device=device, seed=0,
+                         start_box=start_box or None)
+
+    def _draw(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill ``out``, the ``(4, K N)`` state or one ``(K N,)`` row of it, agent by agent
+        (with a start box: uniforms in [-1, 1) times its half-widths, as ``TorchCartPole``)."""
+        rows = out.shape[0] if out.dim() == 2 else 1
+        values = self._uniforms.take(rows * self.envs_per_agent)
+        values = values.view(self.agents, rows, self.envs_per_agent).transpose(0, 1)
+        out.view(rows, self.agents, self.envs_per_agent).copy_(values)
+        return out if self._start_box is None else out.mul_(self._start_box)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "uniforms": self._uniforms.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._uniforms.load_state_dict(state["uniforms"])

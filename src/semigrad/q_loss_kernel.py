@@ -1,12 +1,12 @@
 """K agents' (Double) Q-learning loss and its gradient as one compiled loop, for the CPU.
 
-Between the forward and the backward pass, many-seed DQN (``semigrad.algos.dqn_many``) turns
+Between the forward and the backward pass, DQN (``semigrad.algos.dqn``) turns
 ``(K, B, A)`` Q-values into targets, losses and ``d loss / d q``: some 20 batched tensor
 operations (argmax, gathers, the loss, its gradient, a scatter, the health statistics), each a
 pass over memory with its own dispatch cost. ``q_loss_and_grad`` does it in one pass over the
 K * B transitions, reading the tensors' memory (``Tensor.numpy()`` views). The tensor form
-(``losses.q_learning_targets`` and ``losses.value_loss_and_grad_per_row``) runs elsewhere;
-the tests check that the two agree.
+(``losses.q_learning_loss_and_grad_per_agent``) runs elsewhere; ``losses.per_agent_q_loss``
+picks one, and the tests check that the two agree.
 """
 
 from __future__ import annotations

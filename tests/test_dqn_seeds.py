@@ -1,5 +1,6 @@
-"""Many DQN agents in one process: each agent is exactly a DQN agent of its own, and no agent
-can see another (bit-identical results when another agent's seed or data change)."""
+"""DQN with seeds as a batch dimension: each agent is exactly a DQN agent of its own, agent k of
+a --seeds run is the single run with seed k, and no agent can see another (bit-identical
+results when another agent's seed or data change)."""
 
 import copy
 import json
@@ -9,31 +10,25 @@ import pytest
 import torch
 
 from chain_env import ChainEnv, optimal_q
-from semigrad import envs
-from semigrad.algos import dqn, dqn_many
-from semigrad.algos.dqn import DQNConfig
-from semigrad.algos.dqn_many import (
-    AgentReplay,
-    AgentsCartPole,
-    AgentUniforms,
-    StackedMLP,
-    agent_generators,
-    init_many,
-    learn,
-    train_many,
-)
-from semigrad.buffers import Batch, ReplayBuffer
+from semigrad import envs, policies
+from semigrad.algos import dqn
+from semigrad.algos.dqn import DQNConfig, learn, train
+from semigrad.buffers import AgentReplay, Batch, ReplayBuffer
 from semigrad.cli import main
-from semigrad.commands._many_seeds import parse_seeds
-from semigrad.envs.cartpole import TorchCartPole
+from semigrad.config import parse_seeds
+from semigrad.envs.cartpole import AgentsCartPole, TorchCartPole
 from semigrad.losses import (
+    per_agent_q_loss,
     q_learning_loss,
+    q_learning_loss_and_grad_per_agent,
     value_loss,
     value_loss_and_grad_per_row,
     value_loss_per_row,
 )
-from semigrad.nets import QNetwork
+from semigrad.nets import QNetwork, StackedMLP
+from semigrad.optim import optimizer_step
 from semigrad.run import read_metrics
+from semigrad.seeding import AgentUniforms, agent_generators
 
 envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
 # NaN rewards for the agent seeded 5 only: "changing agent j's data"
@@ -59,7 +54,11 @@ CPU = torch.device("cpu")
 
 
 def _weights(run_dir):
-    return torch.load(run_dir / "checkpoint_last.pt", weights_only=True)["online"]
+    return dqn.load_agent(run_dir, "last").net.state_dict()
+
+
+def init_many(cfg, seeds, device=CPU):
+    return dqn.init_state(cfg, seeds, ["unused"] * len(seeds), device)
 
 
 def _without_time(rows):
@@ -121,10 +120,10 @@ def test_stacked_mlp_matches_each_q_network_forward_and_backward():
         assert torch.allclose(out[k], ref, rtol=0, atol=1e-12)
         ref.backward(grad_out[k])
         loaded = copy.deepcopy(template)
-        loaded.load_state_dict(stacked.state_dict(k, template))  # QNetwork's names and layout
+        loaded.load_state_dict(stacked.agent_state_dict(k, template))  # QNetwork's names and layout
         for (name, p), q in zip(net.named_parameters(), loaded.parameters(), strict=True):
             assert torch.equal(p, q), name
-        grads = stacked.state_dict(k, template)  # the same mapping, applied to the gradients
+        grads = stacked.agent_state_dict(k, template)  # the same mapping, applied to the gradients
         for i, (name, p) in enumerate(net.named_parameters()):
             g = stacked.params[i].grad[k]
             g = g.T if g.dim() == 2 and "weight" in name else g.reshape(-1)
@@ -170,43 +169,41 @@ def _loss_inputs(k=3, b=40, a=3, seed=0):
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 @pytest.mark.parametrize("per_row_discounts", [False, True])  # n-step: gamma^m per row
 def test_compiled_loss_matches_the_tensor_form(double, loss, per_row_discounts):
-    from types import SimpleNamespace
-
-    from semigrad.algos.q_loss_kernel import q_loss_and_grad
-
     q, next_t, next_o, batch, discounts = _loss_inputs()
     gamma = discounts if per_row_discounts else 0.9
-    cfg = DQNConfig(**{**CHAIN, "loss": loss, "double": double})
-    st = SimpleNamespace(loss_kernel=q_loss_and_grad)
-    args = (cfg, st, q, next_t, next_o if double else None, batch, gamma)
-    got, ref = dqn_many._loss_loop(*args), dqn_many._loss_tensors(*args)
+    compiled = per_agent_q_loss(CPU, compiled=True)
+    args = (q, batch.actions, batch.rewards, next_t, batch.terminated, gamma,
+            next_o if double else None, loss)
+    got, ref = compiled(*args), q_learning_loss_and_grad_per_agent(*args)
     for name, x, y in zip(("losses", "mean_q", "grad_q"), got, ref, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7, msg=name)
     assert got[2].stride() == q.stride()  # the layout the backward pass reads
     assert (got[2] != 0).sum() == q.shape[0] * q.shape[1]  # one taken action per row
     bad = replace(batch, actions=batch.actions.clone().index_fill_(0, torch.tensor([7]), 3))
     with pytest.raises(ValueError, match="action 3 at row 7 is not in 0..2"):
-        dqn_many._loss_loop(cfg, st, q, next_t, next_o, bad, gamma)
+        compiled(q, bad.actions, *args[2:])
 
 
-def test_many_seed_dqn_without_numba_uses_tensor_operations(monkeypatch):
+def test_dqn_without_numba_uses_tensor_operations(monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "semigrad.algos.q_loss_kernel", None)  # import fails
-    with pytest.warns(RuntimeWarning, match="compiled loss is unavailable"):
+    monkeypatch.setitem(sys.modules, "semigrad.q_loss_kernel", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="per-agent Q-learning loss is unavailable"):
         st = init_many(DQNConfig(**CHAIN), [0, 1], CPU)
-    assert st.loss_kernel is None
+    assert st.loss_fn is q_learning_loss_and_grad_per_agent
     monkeypatch.undo()
-    assert init_many(DQNConfig(**CHAIN), [0, 1], CPU).loss_kernel is not None
+    assert init_many(DQNConfig(**CHAIN), [0, 1], CPU).loss_fn is not \
+        q_learning_loss_and_grad_per_agent
 
 
-def test_initial_weights_are_the_single_runs():
+def test_initial_weights_are_each_seeds_network():
     cfg = DQNConfig(**CHAIN)
     st = init_many(cfg, [0, 7], CPU)
     template = dqn.make_q_network(cfg, 5, 2)
     for k, s in enumerate([0, 7]):
-        single = dqn.init_state(replace(cfg, seed=s), CPU).online.state_dict()
-        for name, value in st.online.state_dict(k, template).items():
+        torch.manual_seed(s)
+        single = dqn.make_q_network(cfg, 5, 2).state_dict()
+        for name, value in st.online.agent_state_dict(k, template).items():
             assert torch.equal(value, single[name]), (s, name)
 
 
@@ -266,12 +263,12 @@ def test_learning_step_is_each_agents_own_dqn_step(options):
     st.online = StackedMLP([p.double() for p in st.online.params], st.online.dueling)
     st.target = st.online.clone()
     st.optimizer = torch.optim.Adam(st.online.params, lr=cfg.lr, fused=True)
-    st.optimizer_step = dqn_many.optimizer_step(st.optimizer, st.online.params)
+    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)
     template = dqn.make_q_network(cfg, 5, 2).double()
     nets = []
     for i in range(k):
         nets.append(copy.deepcopy(template))
-        nets[-1].load_state_dict(st.online.state_dict(i, template))
+        nets[-1].load_state_dict(st.online.agent_state_dict(i, template))
     targets = [copy.deepcopy(net) for net in nets]
     optims = [torch.optim.Adam(net.parameters(), lr=cfg.lr) for net in nets]
     gen = torch.Generator().manual_seed(1)
@@ -308,42 +305,45 @@ def test_learning_step_is_each_agents_own_dqn_step(options):
                     target.load_state_dict(net.state_dict())
     for i, (net, target) in enumerate(zip(nets, targets, strict=True)):
         for stacked, single in ((st.online, net), (st.target, target)):
-            got = stacked.state_dict(i, template)
+            got = stacked.agent_state_dict(i, template)
             for name, p in single.named_parameters():
                 assert torch.allclose(got[name], p, rtol=0, atol=1e-12), (i, name)
-    assert st.alive.all()
+    assert st.acc[:, 2:4].isfinite().all()
 
 
-def test_evaluation_is_dqn_evaluate_for_each_agent():
+def test_evaluation_is_policies_evaluate_for_each_agent():
     seeds = [10, 20, 30]
     st = init_many(DQNConfig(env="CartPole-v1", hidden=(16,), device="cpu"), seeds, CPU)
     template = dqn.make_q_network(DQNConfig(hidden=(16,)), 4, 2)
-    returns = dqn_many.evaluate(st.online, "CartPole-v1", 6, [s + 1 for s in seeds], CPU)
+    returns = dqn.evaluate_agents(st.online, "CartPole-v1", 6, [s + 1 for s in seeds], CPU)
     for k, s in enumerate(seeds):
         net = copy.deepcopy(template)
-        net.load_state_dict(st.online.state_dict(k, template))
-        ref = dqn.evaluate(net, "CartPole-v1", 6, seed=s + 1, device=CPU)
+        net.load_state_dict(st.online.agent_state_dict(k, template))
+        ref = policies.evaluate(policies.greedy(net), "CartPole-v1", 6, seed=s + 1,
+                                device=CPU)
         assert torch.equal(returns[k], ref)
 
 
 # ----------------------------------------------------------------------------- independence
 
 
+def _agents(parent, seeds):
+    """Each agent's summary from its folder of a --seeds run."""
+    return [json.loads((parent / f"seed{s}" / "summary.json").read_text()) for s in seeds]
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "TestChain-v0"])
 def test_changing_one_agents_seed_leaves_the_others_bit_identical(tmp_path, env_id):
     cfg = DQNConfig(**{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 600,
                        "hidden": (16,), "learning_starts": 100, "n_step": 2})
-    runs = {}
     for name, seeds in (("a", [0, 1, 2]), ("b", [0, 9, 2])):
-        dirs = [tmp_path / name / str(s) for s in seeds]
-        train_many(cfg, seeds, dirs, progress=False)
-        runs[name] = dirs
-    for k in (0, 2):
-        a, b = _weights(runs["a"][k]), _weights(runs["b"][k])
+        train(cfg, tmp_path / name, seeds=seeds, progress=False)
+    for s in (0, 2):
+        a, b = (_weights(tmp_path / name / f"seed{s}") for name in "ab")
         assert all(torch.equal(a[n], b[n]) for n in a)
-        assert _without_time(read_metrics(runs["a"][k])) == \
-            _without_time(read_metrics(runs["b"][k]))
-    a, b = _weights(runs["a"][1]), _weights(runs["b"][1])
+        assert _without_time(read_metrics(tmp_path / "a" / f"seed{s}")) == \
+            _without_time(read_metrics(tmp_path / "b" / f"seed{s}"))
+    a, b = _weights(tmp_path / "a" / "seed1"), _weights(tmp_path / "b" / "seed9")
     assert not all(torch.equal(a[n], b[n]) for n in a)
 
 
@@ -352,30 +352,30 @@ def test_one_agent_diverging_leaves_the_others_bit_identical(tmp_path):
     notice (bit-identical to a run where its data are fine)."""
     cfg = DQNConfig(**{**CHAIN, "total_steps": 1000, "eval_every": 500, "hidden": (16,),
                        "learning_starts": 100})
-    bad = train_many(replace(cfg, env="TestChainNaNSeed5-v0"), [0, 5, 1],
-                     [tmp_path / "bad" / str(s) for s in (0, 5, 1)], progress=False)
-    good = train_many(cfg, [0, 5, 1], [tmp_path / "good" / str(s) for s in (0, 5, 1)],
-                      progress=False)
+    seeds = [0, 5, 1]
+    total = train(replace(cfg, env="TestChainNaNSeed5-v0"), tmp_path / "bad", seeds=seeds,
+                  progress=False)
+    train(cfg, tmp_path / "good", seeds=seeds, progress=False)
+    bad, good = _agents(tmp_path / "bad", seeds), _agents(tmp_path / "good", seeds)
     assert [s["status"] for s in bad] == ["finished", "diverged", "finished"]
+    assert total["status"] == "diverged" and total["diverged_seeds"] == [5]
     assert "non-finite loss" in bad[1]["error"] and bad[1]["env_steps"] <= 500
-    on_disk = json.loads((tmp_path / "bad" / "5" / "summary.json").read_text())
-    assert on_disk["status"] == "diverged"
-    for s in (0, 1):
-        a, b = _weights(tmp_path / "bad" / str(s)), _weights(tmp_path / "good" / str(s))
+    assert total["per_seed"][1]["error"] == bad[1]["error"]
+    for i, s in ((0, 0), (2, 1)):
+        a, b = _weights(tmp_path / "bad" / f"seed{s}"), _weights(tmp_path / "good" / f"seed{s}")
         assert all(torch.equal(a[n], b[n]) for n in a)
-        assert bad[[0, 5, 1].index(s)]["eval_returns"] == good[[0, 5, 1].index(s)]["eval_returns"]
+        assert bad[i]["eval_returns"] == good[i]["eval_returns"]
 
 
 def test_stop_after_interrupts_every_agent_and_keeps_its_files(tmp_path):
     cfg = DQNConfig(**{**CHAIN, "total_steps": 1200, "eval_every": 400, "hidden": (16,)})
-    summaries = train_many(cfg, [1, 2], [tmp_path / "1", tmp_path / "2"], progress=False,
-                           stop_after=600)
-    for s, summary in zip((1, 2), summaries, strict=True):
-        assert summary["status"] == "interrupted" and summary["env_steps"] == 600
-        assert len(summary["eval_returns"]) == 1  # the evaluation at 400 steps
-        assert torch.load(tmp_path / str(s) / "checkpoint_last.pt",
-                          weights_only=True)["env_steps"] == 600
-        assert read_metrics(tmp_path / str(s))[-1]["step"] == 500
+    total = train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=600)
+    assert total["status"] == "interrupted" and total["env_steps_per_agent"] == 600
+    assert not (tmp_path / "summary.json").exists()  # resumable
+    for s in (1, 2):
+        assert not (tmp_path / f"seed{s}" / "summary.json").exists()
+        assert dqn.load_agent(tmp_path / f"seed{s}", "last").meta["env_steps"] == 600
+        assert read_metrics(tmp_path / f"seed{s}")[-1]["step"] == 500
 
 
 @pytest.mark.parametrize("env_id, box", [("TestChain-v0", ()), ("CartPole-v1", (1, 1, 0.1, 1)),
@@ -387,23 +387,22 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
                        "hidden": (16,), "eval_episodes": 2, "start_box": box,
                        "n_step": 3, "double": True})
     seeds = [3, 1]
-    runs = {name: ([tmp_path / name / str(s) for s in seeds], tmp_path / name / "ckpt.pt")
-            for name in ("full", "part")}
-    full = train_many(cfg, seeds, runs["full"][0], progress=False, checkpoint=runs["full"][1])
-    part = train_many(cfg, seeds, runs["part"][0], progress=False, checkpoint=runs["part"][1],
-                      stop_after=600)
-    assert [p["status"] for p in part] == ["interrupted"] * 2
-    resumed = train_many(cfg, seeds, runs["part"][0], progress=False,
-                         checkpoint=runs["part"][1], resume=True)
-    for a, b, d_full, d_part in zip(full, resumed, *(runs[n][0] for n in ("full", "part")),
-                                    strict=True):
+    full = train(cfg, tmp_path / "full", seeds=seeds, progress=False)
+    part = train(cfg, tmp_path / "part", seeds=seeds, progress=False, stop_after=600)
+    assert part["status"] == "interrupted"
+    resumed = train(cfg, tmp_path / "part", seeds=seeds, progress=False, resume=True)
+    assert full["per_seed"] == [{**p, "run_dir": p["run_dir"].replace("part", "full")}
+                                for p in resumed["per_seed"]]
+    for a, b, s in zip(_agents(tmp_path / "full", seeds), _agents(tmp_path / "part", seeds),
+                       seeds, strict=True):
         for key in ("status", "eval_returns", "gradient_steps", "env_steps",
                     "final_eval_return", "solved"):
             assert a[key] == b[key], key
+        d_full, d_part = tmp_path / "full" / f"seed{s}", tmp_path / "part" / f"seed{s}"
         assert _without_time(read_metrics(d_full)) == _without_time(read_metrics(d_part))
         assert all(torch.equal(x, y) for x, y in zip(_weights(d_full).values(),
                                                       _weights(d_part).values(), strict=True))
-    a, b = (torch.load(runs[n][1], weights_only=True) for n in ("full", "part"))
+    a, b = (dqn.load_checkpoint(tmp_path / n / "checkpoint_last.pt") for n in ("full", "part"))
     for key in ("online", "target"):
         assert all(torch.equal(x, y) for x, y in zip(a[key], b[key], strict=True))
 
@@ -411,28 +410,25 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
 def test_env_without_saved_state_resumes_with_new_episodes_and_a_warning(tmp_path):
     cfg = DQNConfig(**{**CHAIN, "env": "TestChainStatelessMany-v0", "total_steps": 1200,
                        "eval_every": 400, "hidden": (16,)})
-    dirs, ckpt = [tmp_path / "1", tmp_path / "2"], tmp_path / "ckpt.pt"
-    train_many(cfg, [1, 2], dirs, progress=False, checkpoint=ckpt, stop_after=600)
-    assert torch.load(ckpt, weights_only=True)["env"] is None
+    train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=600)
+    assert dqn.load_checkpoint(tmp_path / "checkpoint_last.pt")["env"] is None
     with pytest.warns(UserWarning, match="cannot save its state"):
-        done = train_many(cfg, [1, 2], dirs, progress=False, checkpoint=ckpt, resume=True)
-    assert [d["status"] for d in done] == ["finished"] * 2
-    assert [d["env_steps"] for d in done] == [1200] * 2
-    assert [len(d["eval_returns"]) for d in done] == [3] * 2  # 400 and 800 and 1200
+        done = train(cfg, tmp_path, seeds=[1, 2], progress=False, resume=True)
+    assert [d["status"] for d in done["per_seed"]] == ["finished"] * 2
+    assert [len(d["eval_returns"]) for d in _agents(tmp_path, [1, 2])] == [3] * 2
 
 
 def test_resume_refuses_another_config_or_seeds(tmp_path):
     cfg = DQNConfig(**{**CHAIN, "total_steps": 800, "eval_every": 400, "hidden": (16,)})
-    dirs, ckpt = [tmp_path / "1", tmp_path / "2"], tmp_path / "ckpt.pt"
-    train_many(cfg, [1, 2], dirs, progress=False, checkpoint=ckpt, stop_after=400)
+    train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=400)
     with pytest.raises(ValueError, match=r"lr: 0.003 \(checkpoint\) vs 0.001 \(given\)"):
-        train_many(replace(cfg, lr=1e-3), [1, 2], dirs, progress=False, checkpoint=ckpt,
-                   resume=True)
+        train(replace(cfg, lr=1e-3), tmp_path, seeds=[1, 2], progress=False, resume=True)
     with pytest.raises(ValueError, match=r"the checkpoint holds seeds \[1, 2\], got \[2, 1\]"):
-        train_many(cfg, [2, 1], dirs[::-1], progress=False, checkpoint=ckpt, resume=True)
+        train(cfg, tmp_path, seeds=[2, 1], progress=False, resume=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint there"):
-        train_many(cfg, [1, 2], dirs, progress=False, checkpoint=tmp_path / "none.pt",
-                   resume=True)
+        train(cfg, tmp_path / "none", seeds=[1, 2], progress=False, resume=True)
+    with pytest.raises(FileExistsError, match="already holds a run.*--resume"):
+        train(cfg, tmp_path, seeds=[1, 2], progress=False)  # not silently mixed
 
 
 # ----------------------------------------------------------------------------- learning
@@ -442,15 +438,12 @@ def test_every_agent_converges_to_the_optimum_on_chain(tmp_path):
     """The single-agent DQN test, for four agents trained at once (tests/test_dqn.py)."""
     seeds = [0, 1, 2, 3]
     cfg = DQNConfig(**CHAIN)
-    summaries = train_many(cfg, seeds, [tmp_path / str(s) for s in seeds], progress=False)
+    train(cfg, tmp_path, seeds=seeds, progress=False)
     q_star = optimal_q(5, 0.9)
-    template = dqn.make_q_network(cfg, 5, 2)
-    for s, summary in zip(seeds, summaries, strict=True):
-        net = copy.deepcopy(template)
-        net.load_state_dict(_weights(tmp_path / str(s)))
-        with torch.no_grad():
-            q = net(torch.eye(5)[:4]).double()
-        assert torch.equal(q.argmax(dim=1), torch.ones(4, dtype=torch.int64))  # always right
+    for s, summary in zip(seeds, _agents(tmp_path, seeds), strict=True):
+        agent = dqn.load_agent(tmp_path / f"seed{s}", "last")
+        q = agent.q_values(torch.eye(5)[:4]).double()
+        assert torch.equal(agent.act(torch.eye(5)[:4]), torch.ones(4, dtype=torch.int64))
         assert (q - q_star).abs().max().item() < 0.05
         assert summary["final_eval_return"] == 1.0 and summary["status"] == "finished"
 
@@ -459,11 +452,13 @@ def test_every_agent_converges_to_the_optimum_on_chain(tmp_path):
 
 
 def test_parse_seeds():
-    assert parse_seeds("0-3") == [0, 1, 2, 3]
-    assert parse_seeds("0,3,5") == [0, 3, 5]
-    assert parse_seeds("7, 0-2") == [7, 0, 1, 2]
-    for bad, message in (("3-1", "holds no seed"), ("a", "expected e.g. 0-31"),
-                         ("1,1", "names a seed twice"), ("-2", "expected e.g. 0-31")):
+    assert parse_seeds("0-3") == (0, 1, 2, 3)
+    assert parse_seeds("0,3,5") == (0, 3, 5)
+    assert parse_seeds("7, 0-2") == (7, 0, 1, 2)
+    for bad, message in (("3-1", "empty range"), ("a", "cannot read"),
+                         ("1,1", "repeated seed"), ("-2", "cannot read"),
+                         ("0-100000", "at most 100000"),
+                         ("99999999999999999999", "expected integers in 0..")):
         with pytest.raises(ValueError, match=message):
             parse_seeds(bad)
 
@@ -476,7 +471,7 @@ def test_train_seeds_command_writes_per_seed_runs_and_aggregate(tmp_path, capsys
                  "--no-tensorboard"]) == 0
     out = capsys.readouterr().out
     assert "semigrad train --seeds" in out and "2 agents" in out
-    for name in ("config.json", "summary.json", "curves.png"):
+    for name in ("config.json", "summary.json", "curves.png", "checkpoint_last.pt"):
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["seeds"] == [3, 5] and summary["agents"] == 2
@@ -496,7 +491,7 @@ def test_train_seeds_command_writes_per_seed_runs_and_aggregate(tmp_path, capsys
 @pytest.mark.parametrize(("argv", "message"), [
     (["--seeds", "0-1", "--seed", "3"], "--seed and --seeds"),
     (["--seeds", "0-1", "--resume", "x"], "no such file; is this a semigrad run directory?"),
-    (["--seeds", "2-1"], "holds no seed"),
+    (["--seeds", "2-1"], "empty range"),
     (["--seeds", "0-1", "--gamma", "2"], "gamma: 2.0 is outside the allowed range [0, 1]"),
 ])
 def test_train_seeds_bad_inputs_are_one_line_errors(tmp_path, capsys, argv, message):
@@ -515,9 +510,8 @@ def test_train_seeds_command_resumes_an_interrupted_run(tmp_path, capsys, monkey
             "--no-progress", "--device", "cpu", "--no-tensorboard"]
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["train", *argv, "--run-dir", str(full)]) == 0
-    train_many = dqn_many.train_many
-    monkeypatch.setattr(dqn_many, "train_many",
-                        lambda *a, **kw: train_many(*a, **kw, stop_after=600))
+    real_train = dqn.train
+    monkeypatch.setattr(dqn, "train", lambda *a, **kw: real_train(*a, **kw, stop_after=600))
     assert main(["train", *argv, "--run-dir", str(part)]) == 130
     assert f"semigrad train --resume {part}" in capsys.readouterr().out
     monkeypatch.undo()
@@ -532,6 +526,6 @@ def test_train_seeds_command_resumes_an_interrupted_run(tmp_path, capsys, monkey
                                                       strict=True))
     capsys.readouterr()
     assert main(["train", "--resume", str(part), "--no-progress"]) == 2
-    assert "this run already finished" in capsys.readouterr().err
+    assert "this run already ended" in capsys.readouterr().err
     assert main(["train", "--resume", str(part), "--seeds", "3,6", "--no-progress"]) == 2
     assert "differs from the run's seeds [3, 5]" in capsys.readouterr().err
