@@ -58,6 +58,6 @@ class AgentUniforms:
             raise ValueError(f"checkpoint holds {len(state['generators'])} random streams, "
                              f"this run has {len(self.generators)}")
         for gen, saved in zip(self.generators, state["generators"], strict=True):
-            gen.set_state(saved.cpu() if gen.device.type == "cpu" else saved)
+            gen.set_state(saved.cpu())  # a ByteTensor on the CPU, for CUDA generators too
         self._buf = state["left"].to(self._buf.device, self._buf.dtype)
         self._pos = 0

@@ -217,8 +217,9 @@ class TorchCartPole(BatchedEnv):
         self._state.copy_(state["state"])
         self._reserve.copy_(state["reserve"])
         self._elapsed.copy_(state["elapsed"])
-        self._generator.set_state(state["generator"].cpu() if self.device.type == "cpu"
-                                  else state["generator"])
+        # a ByteTensor on the CPU, for CUDA generators too (a checkpoint loaded with
+        # map_location="cuda" holds it on the GPU)
+        self._generator.set_state(state["generator"].cpu())
         self._steps, self._ready = int(state["steps"]), bool(state["ready"])
 
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
