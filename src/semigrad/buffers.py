@@ -39,6 +39,13 @@ class Batch:
 _FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
 
 
+def _n_step_kernel():
+    """The compiled form of ``ReplayBuffer.n_step_at`` (needs numba)."""
+    import semigrad.replay_kernel as replay_kernel
+
+    return replay_kernel.n_step_gather
+
+
 def gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``t[index]`` for an integer ``index`` of any shape, via ``index_select`` (on CPU several
     times faster than advanced indexing for minibatch gathers)."""
@@ -81,7 +88,7 @@ class ReplayBuffer:
         self.size = 0  # filled slots
         self._offsets: dict[int, torch.Tensor] = {}
         self._kernel = load_kernel(
-            "semigrad.replay_kernel", "n_step_gather", compiled,
+            _n_step_kernel, compiled,
             "ReplayBuffer: the compiled n-step sampling", self.device.type == "cpu",
             f"on the CPU, got {self.device}", stacklevel=4)
         self._powers: tuple[int, float, np.ndarray] | None = None  # (n, gamma, gamma^0..n)

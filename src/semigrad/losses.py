@@ -440,6 +440,13 @@ def q_learning_loss_and_grad_per_agent(
 _NO_DISCOUNTS = np.empty(0, np.float32)  # the kernel's "one gamma for all rows"
 
 
+def _q_loss_kernel():
+    """The compiled form of ``q_learning_loss_and_grad_per_agent`` (needs numba)."""
+    import semigrad.q_loss_kernel as q_loss_kernel
+
+    return q_loss_kernel.q_loss_and_grad
+
+
 def _q_loss_loop(kernel, q, actions, rewards, next_q_target, terminated, gamma,
                  next_q_online=None, kind="mse"):
     """``q_learning_loss_and_grad_per_agent`` by ``q_loss_kernel.q_loss_and_grad``, on the
@@ -468,9 +475,8 @@ def per_agent_q_loss(device: torch.device,
     """``q_learning_loss_and_grad_per_agent`` in its fastest form for ``device``: on the CPU one
     compiled loop (``semigrad.q_loss_kernel``, the same numbers to float32 rounding), else the
     tensor form. ``compiled`` as in ``semigrad.compiled.load_kernel``."""
-    kernel = load_kernel("semigrad.q_loss_kernel", "q_loss_and_grad", compiled,
-                         "the compiled per-agent Q-learning loss", device.type == "cpu",
-                         f"on the CPU, got {device}", stacklevel=4)
+    kernel = load_kernel(_q_loss_kernel, compiled, "the compiled per-agent Q-learning loss",
+                         device.type == "cpu", f"on the CPU, got {device}", stacklevel=4)
     if kernel is None:
         return q_learning_loss_and_grad_per_agent
     return lambda *args, **kw: _q_loss_loop(kernel, *args, **kw)

@@ -313,13 +313,20 @@ class TorchCartPole(BatchedEnv):
         return self._obs(state), reward, terminated, truncated, info
 
 
+def _step_kernel():
+    """The compiled CPU step (needs numba)."""
+    import semigrad.envs.cartpole_kernel as cartpole_kernel
+
+    return cartpole_kernel.step_envs
+
+
 def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dtype,
                    obs_dtype: torch.dtype):
     """``cartpole_kernel.step_envs`` where it applies (CPU, float64 state, float32 or float64
     observations) and is wanted, else None (tensor operations)."""
     fits = (device.type == "cpu" and dtype == torch.float64
             and obs_dtype in (torch.float32, torch.float64))
-    return load_kernel("semigrad.envs.cartpole_kernel", "step_envs", compiled,
+    return load_kernel(_step_kernel, compiled,
                        "CartPole-v1: the compiled CPU step", fits,
                        f"on the CPU with a float64 state and float32 or float64 observations; "
                        f"got {device}, {dtype}, {obs_dtype}", stacklevel=4)
