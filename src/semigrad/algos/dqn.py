@@ -641,12 +641,13 @@ def train(
         for d in dirs:
             truncate_metrics(d, st.env_steps)
     else:
-        for d in dirs:
-            for name in ("metrics.csv", "checkpoint_last.pt", "summary.json"):
-                if (d / name).exists():
-                    raise FileExistsError(
-                        f"{d}: already holds a run ({name}); continue it with --resume "
-                        f"(resume=True) or train into a new folder")
+        held = [p for d in {run_dir, *dirs}
+                for p in (d / "metrics.csv", d / "checkpoint_last.pt", d / "summary.json")
+                if p.exists()]
+        if held:
+            raise FileExistsError(f"{held[0].parent}: already holds a run ({held[0].name}); "
+                                  "continue it with --resume (resume=True) or train into a new "
+                                  "folder")
         st = init_state(cfg, seeds, dirs, device)
         _write_configs(cfg, run_dir, dirs, seeds, single)
     threshold = st.env.spec.reward_threshold
