@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(describe_machine())
-    warm = dqn.preset(total_steps=600, eval_every=600, tensorboard=False, device=args.device)
+    warm = dqn.preset(steps=600, eval_every=600, tensorboard=False, device=args.device)
     for backend in ("stacked", "vmap"):  # first calls: kernels, compilation
         with tempfile.TemporaryDirectory() as tmp:
             dqn.train(replace(warm, q_backend=backend), Path(tmp), seeds=[0, 1],
@@ -44,7 +44,7 @@ def main() -> None:
     print("| backend | K | train s | final eval (median) | resume exact | agent 1 vs seed 1 |")
     print("| --- | ---: | ---: | ---: | --- | --- |")
     for backend in ("stacked", "vmap"):
-        cfg = dqn.preset(total_steps=args.steps, eval_every=args.steps // 2, tensorboard=False,
+        cfg = dqn.preset(steps=args.steps, eval_every=args.steps // 2, tensorboard=False,
                          device=args.device, q_backend=backend, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)

@@ -172,7 +172,7 @@ def main() -> None:
     print(f"semigrad preset {dqn.DEFAULT_PRESET!r}: {to_dict(dqn.PRESETS[dqn.DEFAULT_PRESET])}")
     ours = {s: run_semigrad(s) for s in parse_seeds(args.seeds)}
     med = table("semigrad DQN (default preset)", ours)
-    steps = dqn.PRESETS[dqn.DEFAULT_PRESET].total_steps
+    steps = dqn.PRESETS[dqn.DEFAULT_PRESET].steps
     print(f"\n`semigrad train --seed N` as a whole process ({steps:,} steps, start-up, "
           "evaluations and files included)\nseed  start to solved s  start to exit s")
     to_solve = []

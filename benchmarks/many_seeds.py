@@ -43,7 +43,7 @@ from semigrad.algos import dqn
 
 
 def config(steps: int, device: str, **overrides) -> dqn.DQNConfig:
-    return dqn.preset(total_steps=steps, eval_every=steps, log_every=min(steps, 1000),
+    return dqn.preset(steps=steps, eval_every=steps, log_every=min(steps, 1000),
                       tensorboard=False, device=device, **overrides)
 
 
@@ -146,7 +146,7 @@ def compare_backends(args, agents: list[int], overrides: dict) -> None:
     cfgs = {b: config(args.steps, args.device, **{**overrides, "q_backend": b})
             for b in ("stacked", "vmap")}
     for cfg in cfgs.values():  # warm-up
-        time_many(replace(cfg, total_steps=600, eval_every=600, log_every=600), 2)
+        time_many(replace(cfg, steps=600, eval_every=600, log_every=600), 2)
     times: dict[tuple[str, int], list[float]] = {}
     for _ in range(args.repeats):
         for k in agents:

@@ -29,10 +29,10 @@ envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
 envs.register("TestChainNaN-v0", lambda **kw: ChainEnv(nan_after=400, env_id="TestChainNaN-v0",
                                                        **kw))
 
-CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
+CHAIN = dict(env="TestChain-v0", steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
              n_step=1, gradient_steps=1,
-             lr=3e-3, gamma=0.9, hidden=(32,), loss="mse", learning_starts=200,
-             target_update_interval=50, eps_fraction=0.5, eval_every=1000, eval_episodes=4,
+             alpha=3e-3, gamma=0.9, hidden=(32,), loss="mse", learning_starts=200,
+             target_update_interval=50, epsilon_fraction=0.5, eval_every=1000, eval_episodes=4,
              log_every=250, tensorboard=False, device="cpu")
 
 
@@ -53,7 +53,7 @@ def _without_time(rows):
 @pytest.mark.parametrize("env_id, box", [("TestChain-v0", ()), ("gymnasium:CartPole-v1", ()),
                                          ("CartPole-v1", ()), ("CartPole-v1", (1, 1, 0.1, 1))])
 def test_resume_equals_uninterrupted(tmp_path, env_id, box):
-    cfg = DQNConfig(seed=3, **{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 400,
+    cfg = DQNConfig(seed=3, **{**CHAIN, "env": env_id, "steps": 1200, "eval_every": 400,
                                "hidden": (16,), "eval_episodes": 2, "start_box": box})
     full = train(cfg, tmp_path / "full", progress=False)
     part = train(cfg, tmp_path / "part", progress=False, stop_after=600)  # mid-interval
@@ -74,8 +74,8 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
     ("overrides", "message"),
     [
         (dict(gamma=1.5), "gamma: 1.5 is outside the allowed range [0, 1]"),
-        (dict(lr=-1.0), "lr: -1.0 is outside the allowed range (0, 1000]"),
-        (dict(lr=float("inf")), "lr: inf is outside the allowed range (0, 1000]"),
+        (dict(alpha=-1.0), "alpha: -1.0 is outside the allowed range (0, 1000]"),
+        (dict(alpha=float("inf")), "alpha: inf is outside the allowed range (0, 1000]"),
         (dict(buffer_size=10), "buffer_size: 10 is too small"),
         (dict(env="CartPole-v9"), "did you mean 'CartPole-v1'"),
         (dict(batch_size=0), "batch_size: 0 is outside the allowed range [1, inf)"),
@@ -95,7 +95,7 @@ def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp
                                                                             monkeypatch):
     """The preset's start box spreads the training envs' starts; the greedy evaluations run
     on the env's own starts; another env drops the preset's box unless one is given."""
-    cfg = DQNConfig(**preset_fields("cartpole", {"total_steps": 600, "eval_every": 300,
+    cfg = DQNConfig(**preset_fields("cartpole", {"steps": 600, "eval_every": 300,
                                                  "eval_episodes": 3, "learning_starts": 100,
                                                  "hidden": (8,), "batch_size": 16,
                                                  "tensorboard": False}))
@@ -121,7 +121,7 @@ def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp
 
 
 def test_cli_start_box_alone_turns_exploring_starts_off(tmp_path, capsys):
-    flags = ["--total-steps", "200", "--eval-every", "200", "--eval-episodes", "2",
+    flags = ["--steps", "200", "--eval-every", "200", "--eval-episodes", "2",
              "--learning-starts", "100", "--no-progress", "--no-tensorboard"]
     assert main(["train", "--run-dir", str(tmp_path / "own"), "--start-box", *flags]) == 0
     assert main(["train", "--run-dir", str(tmp_path / "preset"), *flags]) == 0
@@ -146,25 +146,25 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 def test_resume_with_different_config_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "r"
-    argv = ["train", "--env", "TestChain-v0", "--total-steps", "1200", "--eval-every", "500",
+    argv = ["train", "--env", "TestChain-v0", "--steps", "1200", "--eval-every", "500",
             "--eval-episodes", "2", "--learning-starts", "100", "--hidden", "16",
             "--no-tensorboard", "--no-progress", "--device", "cpu"]
-    cfg = DQNConfig(**{**CHAIN, "total_steps": 1200, "eval_every": 500, "eval_episodes": 2,
+    cfg = DQNConfig(**{**CHAIN, "steps": 1200, "eval_every": 500, "eval_episodes": 2,
                        "learning_starts": 100, "hidden": (16,)})
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"command": "train",
                                                      **dqn.to_dict(cfg)}))
     train(cfg, run_dir, progress=False, stop_after=600)
-    assert main(["train", "--resume", str(run_dir), "--lr", "0.5", "--no-progress"]) == 2
+    assert main(["train", "--resume", str(run_dir), "--alpha", "0.5", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "config differs from the checkpoint's: lr: 0.003 (checkpoint) vs 0.5 (given)" in err
+    assert "config differs from the checkpoint's: alpha: 0.003 (checkpoint) vs 0.5 (given)" in err
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 1200
     assert argv  # the same flags a user would pass on a fresh run
 
 
 def test_corrupted_checkpoint_is_a_clear_error_and_left_alone(tmp_path, capsys):
-    cfg = DQNConfig(seed=0, **{**CHAIN, "total_steps": 1200, "eval_every": 500})
+    cfg = DQNConfig(seed=0, **{**CHAIN, "steps": 1200, "eval_every": 500})
     (tmp_path / "config.json").write_text(json.dumps({"command": "train", **dqn.to_dict(cfg)}))
     train(cfg, tmp_path, progress=False, stop_after=600)
     ckpt = tmp_path / "checkpoint_last.pt"
@@ -196,7 +196,7 @@ def test_non_finite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path)
 
 def test_train_eval_plot_commands_write_their_files(tmp_path, capsys):
     run_dir = tmp_path / "train"
-    assert main(["train", "--env", "gymnasium:CartPole-v1", "--total-steps", "1000",
+    assert main(["train", "--env", "gymnasium:CartPole-v1", "--steps", "1000",
                  "--eval-every", "500", "--eval-episodes", "3", "--learning-starts", "200",
                  "--hidden", "16", "--seed", "1", "--run-dir", str(run_dir),
                  "--no-progress", "--device", "cpu"]) == 0
@@ -227,7 +227,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "semigrad", "train", "--run-dir", str(run_dir), "--no-progress",
-         "--total-steps", "1000000", "--eval-every", "1000", "--eval-episodes", "2",
+         "--steps", "1000000", "--eval-every", "1000", "--eval-episodes", "2",
          "--hidden", "16", "--batch-size", "32", "--no-tensorboard", "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -253,7 +253,7 @@ envs.register("TestChainStateless-v0",
 
 
 def test_env_without_saved_state_still_checkpoints_and_resumes_with_a_warning(tmp_path):
-    cfg = DQNConfig(seed=0, **{**CHAIN, "env": "TestChainStateless-v0", "total_steps": 1200,
+    cfg = DQNConfig(seed=0, **{**CHAIN, "env": "TestChainStateless-v0", "steps": 1200,
                                "eval_every": 400})
     part = train(cfg, tmp_path, progress=False, stop_after=600)
     assert part["status"] == "interrupted"
@@ -287,7 +287,7 @@ def test_agent_k_of_a_seeds_run_is_the_single_run_with_seed_k(tmp_path, env_id, 
     """The invariant that proves there is one DQN: on the CPU, agent k of ``--seeds`` has the
     single run's metrics, evaluations and final weights, bit for bit."""
     base = CHAIN if env_id == "TestChain-v0" else {"tensorboard": False, "device": "cpu"}
-    cfg = dqn.preset(**{**base, "env": env_id, "total_steps": steps, "eval_every": 500,
+    cfg = dqn.preset(**{**base, "env": env_id, "steps": steps, "eval_every": 500,
                         "eval_episodes": 4, "log_every": 250, "q_backend": backend,
                         "n_step": 3})
     many = train(cfg, tmp_path / "many", seeds=[0, 1, 2], progress=False)
@@ -337,7 +337,7 @@ def test_general_backend_learning_step_equals_the_fast_path():
 def test_a_convolutional_network_trains_with_one_seed_or_many(tmp_path, seeds):
     """Any nn.Module factory (``network=module:function``) trains through the general path: a
     1-d convolutional Q-network learns the chain's optimal policy."""
-    cfg = DQNConfig(**{**CHAIN, "network": "conv_net:conv_q_network", "lr": 3e-3})
+    cfg = DQNConfig(**{**CHAIN, "network": "conv_net:conv_q_network", "alpha": 3e-3})
     train(cfg, tmp_path, seeds=seeds, progress=False)
     for d in ([tmp_path] if seeds is None else [tmp_path / f"seed{s}" for s in seeds]):
         agent = dqn.load_agent(d, "best")
@@ -347,8 +347,8 @@ def test_a_convolutional_network_trains_with_one_seed_or_many(tmp_path, seeds):
 
 
 def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
-    cfg = dqn.preset("cartpole", lr=5e-4, seed=3)
-    assert cfg.start_box == CARTPOLE_START_BOX and cfg.lr == 5e-4 and cfg.seed == 3
+    cfg = dqn.preset("cartpole", alpha=5e-4, seed=3)
+    assert cfg.start_box == CARTPOLE_START_BOX and cfg.alpha == 5e-4 and cfg.seed == 3
     assert dqn.preset(env="Acrobot-v1").start_box == ()
     with pytest.raises(ConfigError, match="preset: 'nope' is not one of cartpole"):
         dqn.preset("nope")
@@ -356,7 +356,7 @@ def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
         DQNConfig(network="no_such_module:f")
     with pytest.raises(ConfigError, match="q_backend: 'stacked' runs network mlp"):
         DQNConfig(**{**CHAIN, "activation": "gelu", "q_backend": "stacked"})
-    train(DQNConfig(**{**CHAIN, "total_steps": 600, "eval_every": 300}), tmp_path / "r",
+    train(DQNConfig(**{**CHAIN, "steps": 600, "eval_every": 300}), tmp_path / "r",
           progress=False)
     for which in ("best", "last"):
         agent = dqn.load_agent(tmp_path / "r", which)
@@ -371,10 +371,10 @@ def test_old_checkpoint_format_is_a_clear_error(tmp_path):
 
 
 def test_rerun_into_an_interrupted_folder_without_resume_is_refused(tmp_path, capsys):
-    argv = ["train", "--env", "TestChain-v0", "--total-steps", "1200", "--eval-every", "400",
+    argv = ["train", "--env", "TestChain-v0", "--steps", "1200", "--eval-every", "400",
             "--learning-starts", "100", "--hidden", "16", "--no-tensorboard", "--no-progress",
             "--device", "cpu", "--run-dir", str(tmp_path)]
-    train(dqn.config_from_dict({**CHAIN, "total_steps": 1200, "eval_every": 400,
+    train(dqn.config_from_dict({**CHAIN, "steps": 1200, "eval_every": 400,
                                 "learning_starts": 100, "hidden": (16,)}), tmp_path,
           progress=False, stop_after=600)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
@@ -382,3 +382,16 @@ def test_rerun_into_an_interrupted_folder_without_resume_is_refused(tmp_path, ca
     err = capsys.readouterr().err
     assert "already holds a run" in err and "--resume" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_a_config_of_the_earlier_vocabulary_is_a_clear_error(tmp_path, capsys):
+    """lr, total_steps and eps_* were renamed alpha, steps and epsilon_* (the names TD(0),
+    SARSA and Baird use): an old run directory says so in one line."""
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"command": "train", "env": "CartPole-v1", "lr": 1e-3, "total_steps": 1000,
+         "eps_start": 1.0}))
+    with pytest.raises(ValueError, match=r"earlier semigrad .*'eps_start', 'lr', 'total_steps'"
+                                         r".*'epsilon_start', 'alpha', 'steps'"):
+        dqn.load_agent(tmp_path)
+    assert main(["train", "--resume", str(tmp_path), "--no-progress"]) == 2
+    assert "earlier semigrad" in capsys.readouterr().err

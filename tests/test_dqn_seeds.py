@@ -45,10 +45,10 @@ class _Stateless(ChainEnv):
 envs.register("TestChainStatelessMany-v0",
               lambda **kw: _Stateless(env_id="TestChainStatelessMany-v0", **kw))
 
-CHAIN = dict(env="TestChain-v0", total_steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
-             n_step=1, gradient_steps=1, lr=3e-3, gamma=0.9, hidden=(32,), loss="mse",
+CHAIN = dict(env="TestChain-v0", steps=4000, num_envs=4, buffer_size=4000, batch_size=32,
+             n_step=1, gradient_steps=1, alpha=3e-3, gamma=0.9, hidden=(32,), loss="mse",
              learning_starts=200,
-             target_update_interval=50, eps_fraction=0.5, eval_every=1000, eval_episodes=4,
+             target_update_interval=50, epsilon_fraction=0.5, eval_every=1000, eval_episodes=4,
              log_every=250, tensorboard=False, device="cpu")
 CPU = torch.device("cpu")
 
@@ -262,7 +262,7 @@ def test_learning_step_is_each_agents_own_dqn_step(options):
     st = init_many(cfg, [0, 1, 2], CPU)
     st.online = StackedMLP([p.double() for p in st.online.params], st.online.dueling)
     st.target = st.online.clone()
-    st.optimizer = torch.optim.Adam(st.online.params, lr=cfg.lr, fused=True)
+    st.optimizer = torch.optim.Adam(st.online.params, lr=cfg.alpha, fused=True)
     st.optimizer_step = optimizer_step(st.optimizer, st.online.params)
     template = dqn.make_q_network(cfg, 5, 2).double()
     nets = []
@@ -270,7 +270,7 @@ def test_learning_step_is_each_agents_own_dqn_step(options):
         nets.append(copy.deepcopy(template))
         nets[-1].load_state_dict(st.online.agent_state_dict(i, template))
     targets = [copy.deepcopy(net) for net in nets]
-    optims = [torch.optim.Adam(net.parameters(), lr=cfg.lr) for net in nets]
+    optims = [torch.optim.Adam(net.parameters(), lr=cfg.alpha) for net in nets]
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
         m = k * b
@@ -334,7 +334,7 @@ def _agents(parent, seeds):
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "TestChain-v0"])
 def test_changing_one_agents_seed_leaves_the_others_bit_identical(tmp_path, env_id):
-    cfg = DQNConfig(**{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 600,
+    cfg = DQNConfig(**{**CHAIN, "env": env_id, "steps": 1200, "eval_every": 600,
                        "hidden": (16,), "learning_starts": 100, "n_step": 2})
     for name, seeds in (("a", [0, 1, 2]), ("b", [0, 9, 2])):
         train(cfg, tmp_path / name, seeds=seeds, progress=False)
@@ -350,7 +350,7 @@ def test_changing_one_agents_seed_leaves_the_others_bit_identical(tmp_path, env_
 def test_one_agent_diverging_leaves_the_others_bit_identical(tmp_path):
     """Agent seeded 5 gets NaN rewards: it stops, reported as diverged; the others do not
     notice (bit-identical to a run where its data are fine)."""
-    cfg = DQNConfig(**{**CHAIN, "total_steps": 1000, "eval_every": 500, "hidden": (16,),
+    cfg = DQNConfig(**{**CHAIN, "steps": 1000, "eval_every": 500, "hidden": (16,),
                        "learning_starts": 100})
     seeds = [0, 5, 1]
     total = train(replace(cfg, env="TestChainNaNSeed5-v0"), tmp_path / "bad", seeds=seeds,
@@ -368,7 +368,7 @@ def test_one_agent_diverging_leaves_the_others_bit_identical(tmp_path):
 
 
 def test_stop_after_interrupts_every_agent_and_keeps_its_files(tmp_path):
-    cfg = DQNConfig(**{**CHAIN, "total_steps": 1200, "eval_every": 400, "hidden": (16,)})
+    cfg = DQNConfig(**{**CHAIN, "steps": 1200, "eval_every": 400, "hidden": (16,)})
     total = train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=600)
     assert total["status"] == "interrupted" and total["env_steps_per_agent"] == 600
     assert not (tmp_path / "summary.json").exists()  # resumable
@@ -383,7 +383,7 @@ def test_stop_after_interrupts_every_agent_and_keeps_its_files(tmp_path):
 def test_resume_equals_uninterrupted(tmp_path, env_id, box):
     """Stopped mid-way between evaluations and resumed, K agents end bit-identical to an
     uninterrupted run: weights, target networks, metrics rows, evaluations."""
-    cfg = DQNConfig(**{**CHAIN, "env": env_id, "total_steps": 1200, "eval_every": 400,
+    cfg = DQNConfig(**{**CHAIN, "env": env_id, "steps": 1200, "eval_every": 400,
                        "hidden": (16,), "eval_episodes": 2, "start_box": box,
                        "n_step": 3, "double": True})
     seeds = [3, 1]
@@ -408,7 +408,7 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
 
 
 def test_env_without_saved_state_resumes_with_new_episodes_and_a_warning(tmp_path):
-    cfg = DQNConfig(**{**CHAIN, "env": "TestChainStatelessMany-v0", "total_steps": 1200,
+    cfg = DQNConfig(**{**CHAIN, "env": "TestChainStatelessMany-v0", "steps": 1200,
                        "eval_every": 400, "hidden": (16,)})
     train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=600)
     assert dqn.load_checkpoint(tmp_path / "checkpoint_last.pt")["env"] is None
@@ -419,10 +419,10 @@ def test_env_without_saved_state_resumes_with_new_episodes_and_a_warning(tmp_pat
 
 
 def test_resume_refuses_another_config_or_seeds(tmp_path):
-    cfg = DQNConfig(**{**CHAIN, "total_steps": 800, "eval_every": 400, "hidden": (16,)})
+    cfg = DQNConfig(**{**CHAIN, "steps": 800, "eval_every": 400, "hidden": (16,)})
     train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=400)
-    with pytest.raises(ValueError, match=r"lr: 0.003 \(checkpoint\) vs 0.001 \(given\)"):
-        train(replace(cfg, lr=1e-3), tmp_path, seeds=[1, 2], progress=False, resume=True)
+    with pytest.raises(ValueError, match=r"alpha: 0.003 \(checkpoint\) vs 0.001 \(given\)"):
+        train(replace(cfg, alpha=1e-3), tmp_path, seeds=[1, 2], progress=False, resume=True)
     with pytest.raises(ValueError, match=r"the checkpoint holds seeds \[1, 2\], got \[2, 1\]"):
         train(cfg, tmp_path, seeds=[2, 1], progress=False, resume=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint there"):
@@ -465,7 +465,7 @@ def test_parse_seeds():
 
 def test_train_seeds_command_writes_per_seed_runs_and_aggregate(tmp_path, capsys):
     run_dir = tmp_path / "many"
-    assert main(["train", "--seeds", "3,5", "--total-steps", "800", "--eval-every", "400",
+    assert main(["train", "--seeds", "3,5", "--steps", "800", "--eval-every", "400",
                  "--eval-episodes", "3", "--learning-starts", "200", "--hidden", "16",
                  "--run-dir", str(run_dir), "--no-progress", "--device", "cpu",
                  "--no-tensorboard"]) == 0
@@ -505,7 +505,7 @@ def test_train_seeds_bad_inputs_are_one_line_errors(tmp_path, capsys, argv, mess
 def test_train_seeds_command_resumes_an_interrupted_run(tmp_path, capsys, monkeypatch):
     """Interrupted (as by Ctrl-C) and resumed with ``semigrad train --resume PARENT``, a
     many-seed run ends where an uninterrupted one does; a finished run is not resumed."""
-    argv = ["--seeds", "3,5", "--total-steps", "800", "--eval-every", "400",
+    argv = ["--seeds", "3,5", "--steps", "800", "--eval-every", "400",
             "--eval-episodes", "3", "--learning-starts", "200", "--hidden", "16",
             "--no-progress", "--device", "cpu", "--no-tensorboard"]
     full, part = tmp_path / "full", tmp_path / "part"

@@ -16,7 +16,7 @@ from semigrad.cli import main
 from semigrad.config import to_dict
 from semigrad.run import atomic_write_json, read_metrics
 
-TINY = {"total_steps": 300, "num_envs": 4, "buffer_size": 500, "batch_size": 16,
+TINY = {"steps": 300, "num_envs": 4, "buffer_size": 500, "batch_size": 16,
         "learning_starts": 64, "eval_every": 100, "eval_episodes": 2, "log_every": 100,
         "hidden": [8], "target_update_interval": 50, "tensorboard": False, "device": "cpu"}
 
@@ -42,23 +42,23 @@ def test_parse_seeds_and_grid_items():
         with pytest.raises(ValueError, match="--seeds"):
             sweep.parse_seeds(bad)
     assert sweep.parse_grid_item("learning-starts=1, 2") == ("learning_starts", ["1", "2"])
-    for bad in ("lr", "lr=", "=1"):
+    for bad in ("alpha", "lr=", "=1"):
         with pytest.raises(ValueError, match="--grid"):
             sweep.parse_grid_item(bad)
 
 
 def test_trials_are_every_setting_times_every_seed():
-    spec = sweep.SweepSpec(overrides={"total_steps": "1000"},
-                           grid={"lr": ["1e-3", "3e-4"], "hidden": ["32x32", "64"]},
+    spec = sweep.SweepSpec(overrides={"steps": "1000"},
+                           grid={"alpha": ["1e-3", "3e-4"], "hidden": ["32x32", "64"]},
                            seeds="0-1")
     trials = spec.trials()
     assert len(trials) == 8 and len(spec.settings()) == 4
-    assert [t.name for t in trials[:3]] == ["lr=0.001,hidden=32x32,seed=0",
-                                           "lr=0.001,hidden=32x32,seed=1",
-                                           "lr=0.001,hidden=64,seed=0"]
+    assert [t.name for t in trials[:3]] == ["alpha=0.001,hidden=32x32,seed=0",
+                                           "alpha=0.001,hidden=32x32,seed=1",
+                                           "alpha=0.001,hidden=64,seed=0"]
     config = trials[2].config
-    assert config["lr"] == 0.001 and config["hidden"] == [64] and config["seed"] == 0
-    assert config["total_steps"] == 1000
+    assert config["alpha"] == 0.001 and config["hidden"] == [64] and config["seed"] == 0
+    assert config["steps"] == 1000
     # every other field is the preset's, and every trial builds a valid config
     assert config["gamma"] == dqn.PRESETS[dqn.DEFAULT_PRESET].gamma
     assert sweep.build_config(sweep.get_algo("dqn"), config).hidden == (64,)
@@ -66,13 +66,13 @@ def test_trials_are_every_setting_times_every_seed():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"grid": {"lrr": [1]}}, "did you mean 'lr'"),
+    ({"grid": {"alpah": [1]}}, "did you mean 'alpha'"),
     ({"grid": {"seed": [1, 2]}}, "--seeds"),
-    ({"grid": {"lr": ["1e-3", "0.001"]}}, "repeated values"),
-    ({"grid": {"lr": []}}, "non-empty list"),
-    ({"grid": {"lr": ["abc"]}}, "cannot read 'abc'"),
+    ({"grid": {"alpha": ["1e-3", "0.001"]}}, "repeated values"),
+    ({"grid": {"alpha": []}}, "non-empty list"),
+    ({"grid": {"alpha": ["abc"]}}, "cannot read 'abc'"),
     ({"grid": {"double": ["maybe"]}}, "cannot read 'maybe'"),
-    ({"overrides": {"total_steps": 1.5}}, "cannot read 1.5"),
+    ({"overrides": {"steps": 1.5}}, "cannot read 1.5"),
     ({"preset": "nope"}, "preset"),
     ({"algo": "ppo"}, "algo"),
 ])
@@ -83,11 +83,11 @@ def test_bad_sweeps_fail_before_anything_runs(kwargs, message):
 
 def test_sweep_files_toml_and_yaml(tmp_path, monkeypatch):
     toml = tmp_path / "s.toml"
-    toml.write_text('algo = "dqn"\nseeds = "0-2"\n[config]\ntotal_steps = 2000\n'
-                    '[grid]\nlr = [1e-3, 3e-4]\nhidden = [[32, 32], [64]]\n')
+    toml.write_text('algo = "dqn"\nseeds = "0-2"\n[config]\nsteps = 2000\n'
+                    '[grid]\nalpha = [1e-3, 3e-4]\nhidden = [[32, 32], [64]]\n')
     yaml = tmp_path / "s.yaml"
-    yaml.write_text("algo: dqn\nseeds: [0, 1, 2]\nconfig:\n  total_steps: 2000\n"
-                    "grid:\n  lr: [0.001, 0.0003]\n  hidden: [[32, 32], [64]]\n")
+    yaml.write_text("algo: dqn\nseeds: [0, 1, 2]\nconfig:\n  steps: 2000\n"
+                    "grid:\n  alpha: [0.001, 0.0003]\n  hidden: [[32, 32], [64]]\n")
     from_toml = sweep.SweepSpec.from_dict(sweep.load_sweep_file(toml))
     assert from_toml == sweep.SweepSpec.from_dict(sweep.load_sweep_file(yaml))
     assert from_toml.grid["hidden"] == [(32, 32), (64,)] and from_toml.seeds == (0, 1, 2)
@@ -103,8 +103,8 @@ def test_sweep_files_toml_and_yaml(tmp_path, monkeypatch):
 
 
 def test_command_line_errors_come_before_ray(tmp_path, capsys):
-    assert main(["sweep", "dqn", "--grid", "lrr=1", "--run-dir", str(tmp_path / "a")]) == 2
-    assert "did you mean 'lr'" in capsys.readouterr().err
+    assert main(["sweep", "dqn", "--grid", "alpah=1", "--run-dir", str(tmp_path / "a")]) == 2
+    assert "did you mean 'alpha'" in capsys.readouterr().err
     assert main(["sweep"]) == 2
     assert "name the algorithm" in capsys.readouterr().err
     assert main(["sweep", "--resume", str(tmp_path / "nothing")]) == 2
@@ -141,8 +141,8 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def small_sweep(ray_address, tmp_path_factory):
-    """2 valid settings x 2 seeds, plus an invalid setting (lr=-1) whose trials must fail."""
-    spec = sweep.SweepSpec(overrides=TINY, grid={"lr": [1e-3, 3e-3, -1.0]}, seeds="0-1")
+    """2 valid settings x 2 seeds, plus an invalid setting (alpha=-1) whose trials must fail."""
+    spec = sweep.SweepSpec(overrides=TINY, grid={"alpha": [1e-3, 3e-3, -1.0]}, seeds="0-1")
     folder = tmp_path_factory.mktemp("sweep") / "s"
     seen = []
     result = sweep.run_sweep(spec, folder, progress=False,
@@ -154,29 +154,31 @@ def test_sweep_runs_every_trial_in_its_own_run_dir(small_sweep, tmp_path):
     spec, folder, result, seen = small_sweep
     assert sorted(seen) == sorted(t.name for t in spec.trials())
     statuses = {n: o["status"] for n, o in result.outcomes.items()}
-    assert statuses == {"lr=0.001,seed=0": "finished", "lr=0.001,seed=1": "finished",
-                        "lr=0.003,seed=0": "finished", "lr=0.003,seed=1": "finished",
-                        "lr=-1.0,seed=0": "failed", "lr=-1.0,seed=1": "failed"}
-    assert "lr: -1.0 is outside the allowed range" in result.outcomes["lr=-1.0,seed=0"]["error"]
+    assert statuses == {"alpha=0.001,seed=0": "finished", "alpha=0.001,seed=1": "finished",
+                        "alpha=0.003,seed=0": "finished", "alpha=0.003,seed=1": "finished",
+                        "alpha=-1.0,seed=0": "failed", "alpha=-1.0,seed=1": "failed"}
+    assert "alpha: -1.0 is outside the allowed range" in \
+        result.outcomes["alpha=-1.0,seed=0"]["error"]
     dirs = sorted(p.name for p in (folder / sweep.TRIALS).iterdir())
-    assert dirs == ["lr=0.001,seed=0", "lr=0.001,seed=1", "lr=0.003,seed=0", "lr=0.003,seed=1"]
+    assert dirs == ["alpha=0.001,seed=0", "alpha=0.001,seed=1", "alpha=0.003,seed=0",
+                    "alpha=0.003,seed=1"]
     for name in dirs:
         run_dir = folder / sweep.TRIALS / name
         config = json.loads((run_dir / "config.json").read_text())
         summary = json.loads((run_dir / "summary.json").read_text())
-        assert config["command"] == "train" and f"lr={config['lr']!r},seed={config['seed']}" \
+        assert config["command"] == "train" and f"alpha={config['alpha']!r},seed={config['seed']}" \
             == name and config["hidden"] == [8]
         assert summary["status"] == "finished" and summary["env_steps"] == 300
         assert summary["final_eval_return"] == result.outcomes[name]["final_eval_return"]
     saved = json.loads((folder / "summary.json").read_text())
     assert (saved["finished"], saved["failed"], saved["skipped"]) == (4, 2, 0)
     # the trials are ordinary runs: semigrad eval works on them, and report aggregates them
-    trial = folder / sweep.TRIALS / "lr=0.001,seed=0"
+    trial = folder / sweep.TRIALS / "alpha=0.001,seed=0"
     assert main(["eval", str(trial), "--episodes", "2", "--device", "cpu",
                  "--run-dir", str(tmp_path / "eval")]) == 0
     assert main(["report", str(folder), "--reps", "200"]) == 0
     table = (folder / "report" / "report.md").read_text()
-    assert "| lr=0.001 | 2 |" in table and "| lr=0.003 | 2 |" in table
+    assert "| alpha=0.001 | 2 |" in table and "| alpha=0.003 | 2 |" in table
 
 
 def test_resume_reruns_only_unfinished_trials(small_sweep, tmp_path):
@@ -185,30 +187,30 @@ def test_resume_reruns_only_unfinished_trials(small_sweep, tmp_path):
     shutil.copytree(original, folder)
     trials = folder / sweep.TRIALS
     # killed part-way: one trial stopped at env step 200 (checkpoint), one never started
-    shutil.rmtree(trials / "lr=0.003,seed=1")
-    trial = next(t for t in spec.trials() if t.name == "lr=0.003,seed=1")
+    shutil.rmtree(trials / "alpha=0.003,seed=1")
+    trial = next(t for t in spec.trials() if t.name == "alpha=0.003,seed=1")
     cfg = sweep.build_config(sweep.get_algo("dqn"), trial.config)
     (trials / trial.name).mkdir()
     atomic_write_json(trials / trial.name / "config.json", {"command": "train", **to_dict(cfg)})
-    assert dqn.train(cfg, trials / "lr=0.003,seed=1", progress=False,
+    assert dqn.train(cfg, trials / "alpha=0.003,seed=1", progress=False,
                      stop_after=200)["status"] == "interrupted"
-    shutil.rmtree(trials / "lr=0.003,seed=0")
+    shutil.rmtree(trials / "alpha=0.003,seed=0")
     untouched = {n: (trials / n / "summary.json").stat().st_mtime_ns
-                 for n in ("lr=0.001,seed=0", "lr=0.001,seed=1")}
+                 for n in ("alpha=0.001,seed=0", "alpha=0.001,seed=1")}
 
     result = sweep.run_sweep(spec, folder, resume=True, progress=False)
     out = result.outcomes
     assert [out[n]["status"] for n in untouched] == ["skipped", "skipped"]
-    assert out["lr=0.003,seed=1"]["started_as"] == "resumable"
-    assert out["lr=0.003,seed=0"]["started_as"] == "new"
-    assert out["lr=-1.0,seed=0"]["status"] == "failed"  # failures are retried (and fail again)
+    assert out["alpha=0.003,seed=1"]["started_as"] == "resumable"
+    assert out["alpha=0.003,seed=0"]["started_as"] == "new"
+    assert out["alpha=-1.0,seed=0"]["status"] == "failed"  # failures are retried (and fail again)
     for name, mtime in untouched.items():
         assert (trials / name / "summary.json").stat().st_mtime_ns == mtime
-    for name in ("lr=0.003,seed=0", "lr=0.003,seed=1"):  # same results as uninterrupted
+    for name in ("alpha=0.003,seed=0", "alpha=0.003,seed=1"):  # same results as uninterrupted
         new = json.loads((trials / name / "summary.json").read_text())
         old = json.loads((original / sweep.TRIALS / name / "summary.json").read_text())
         assert new["status"] == "finished" and new["eval_returns"] == old["eval_returns"]
-    steps = [r["step"] for r in read_metrics(trials / "lr=0.003,seed=1")]
+    steps = [r["step"] for r in read_metrics(trials / "alpha=0.003,seed=1")]
     assert steps == sorted(set(steps))  # no rows logged twice
     with pytest.raises(ValueError, match="differs"):
         sweep.run_sweep(sweep.SweepSpec(overrides=TINY, seeds="0-2"), folder, resume=True)
@@ -221,11 +223,11 @@ def test_sweep_killed_mid_way_resumes(ray_address, tmp_path):
     short trials are done and before the long ones are; the resume skips the short ones."""
     folder = tmp_path / "killed"
     cmd = [sys.executable, "-m", "semigrad", "sweep", "dqn", *tiny_flags(), "--seeds", "0-1",
-           "--grid", "total_steps=300,2000", "--address", ray_address, "--run-dir", str(folder),
+           "--grid", "steps=300,2000", "--address", ray_address, "--run-dir", str(folder),
            "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    short = [folder / sweep.TRIALS / f"total_steps=300,seed={s}" / "summary.json" for s in (0, 1)]
-    long = [folder / sweep.TRIALS / f"total_steps=2000,seed={s}" / "summary.json"
+    short = [folder / sweep.TRIALS / f"steps=300,seed={s}" / "summary.json" for s in (0, 1)]
+    long = [folder / sweep.TRIALS / f"steps=2000,seed={s}" / "summary.json"
             for s in (0, 1)]
     deadline = time.monotonic() + 240  # a safety net, generous for loaded machines
     while not all(p.exists() for p in short):
@@ -241,9 +243,9 @@ def test_sweep_killed_mid_way_resumes(ray_address, tmp_path):
     spec = sweep.SweepSpec.from_dict(json.loads((folder / "config.json").read_text())["sweep"])
     result = sweep.run_sweep(spec, folder, resume=True, progress=False)
     statuses = {n: o["status"] for n, o in result.outcomes.items()}
-    assert statuses == {"total_steps=300,seed=0": "skipped", "total_steps=300,seed=1": "skipped",
-                        "total_steps=2000,seed=0": "finished",
-                        "total_steps=2000,seed=1": "finished"}
+    assert statuses == {"steps=300,seed=0": "skipped", "steps=300,seed=1": "skipped",
+                        "steps=2000,seed=0": "finished",
+                        "steps=2000,seed=1": "finished"}
     assert [p.stat().st_mtime_ns for p in short] == mtimes
     assert all(json.loads(p.read_text())["env_steps"] == 2000 for p in long)
 

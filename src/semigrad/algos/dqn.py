@@ -80,8 +80,12 @@ from semigrad.seeding import AgentUniforms, agent_generators
 CHECKPOINT_FORMAT = "semigrad-dqn-2"  # the whole training state of K agents (resumable)
 WEIGHTS_FORMAT = "semigrad-dqn-2-weights"  # one agent's online network (what eval loads)
 OLD_FORMATS = ("semigrad-dqn-1", "semigrad-dqn-1-many", "semigrad-dqn-1-weights")
+# config fields renamed with format 2 (one vocabulary with TD(0), SARSA and Baird)
+RENAMED = {"lr": "alpha", "lr_final_fraction": "alpha_end", "total_steps": "steps",
+           "eps_start": "epsilon_start", "eps_end": "epsilon_end",
+           "eps_fraction": "epsilon_fraction"}
 METRIC_COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_return",
-                  "eval_std", "loss", "mean_q", "epsilon", "lr", "gradient_steps")
+                  "eval_std", "loss", "mean_q", "epsilon", "alpha", "gradient_steps")
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -99,12 +103,13 @@ class DQNConfig:
         "alone): the env's own",
         default=())
     seed: int = field(default=0, metadata={"cli": False})
-    total_steps: int = _help("environment steps to train for", default=50_000)
+    steps: int = _help("environment steps to train for", default=50_000)
     num_envs: int = _help("parallel training environments", default=4)
     buffer_size: int = _help("replay capacity (transitions)", default=50_000)
     batch_size: int = _help("minibatch size", default=128)
-    lr: float = _help("Adam learning rate", default=1e-3)
-    lr_final_fraction: float = _help("lr decays linearly to lr * this by the end", default=1.0)
+    alpha: float = _help("step size alpha: Adam's learning rate", default=1e-3)
+    alpha_end: float | None = _help("alpha anneals linearly to this by the end (none: "
+                                    "constant alpha)", default=None)
     gamma: float = _help("discount", default=0.99)
     network: str = _help("Q-network: mlp (hidden, activation, dueling) or a factory "
                          "'module:function' called as function(obs_dim, num_actions) -> "
@@ -123,9 +128,9 @@ class DQNConfig:
     target_update: Literal["hard", "polyak"] = _help("target network update", default="hard")
     target_update_interval: int = _help("gradient steps between hard copies", default=50)
     tau: float = _help("Polyak rate per gradient step", default=0.005)
-    eps_start: float = _help("initial epsilon", default=1.0)
-    eps_end: float = _help("final epsilon", default=0.05)
-    eps_fraction: float = _help("fraction of total_steps to anneal epsilon over", default=0.4)
+    epsilon_start: float = _help("initial epsilon", default=1.0)
+    epsilon_end: float = _help("final epsilon", default=0.05)
+    epsilon_fraction: float = _help("fraction of steps to anneal epsilon over", default=0.4)
     learning_starts: int = _help("env steps of random play before learning", default=1_000)
     train_freq: int = _help("iterations (vector steps) between updates", default=1)
     gradient_steps: int = _help("gradient steps per update", default=1)
@@ -142,19 +147,20 @@ class DQNConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0, MAX_SEED)
-        for name in ("total_steps", "num_envs", "buffer_size", "batch_size", "n_step",
+        for name in ("steps", "num_envs", "buffer_size", "batch_size", "n_step",
                      "target_update_interval", "train_freq", "gradient_steps", "eval_every",
                      "eval_episodes", "log_every", "learning_starts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer, got {value!r}")
             check_range(name, value, 0 if name == "learning_starts" else 1)
-        check_range("lr", self.lr, 0, 1e3, low_open=True)  # finite, so it reads back
-        check_range("lr_final_fraction", self.lr_final_fraction, 0, 1)
+        check_range("alpha", self.alpha, 0, 1e3, low_open=True)  # finite, so it reads back
+        if self.alpha_end is not None:
+            check_range("alpha_end", self.alpha_end, 0, 1e3)
         check_range("gamma", self.gamma, 0, 1)
         check_range("tau", self.tau, 0, 1, low_open=True)
         check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
-        for name in ("eps_start", "eps_end", "eps_fraction"):
+        for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
             check_range(name, getattr(self, name), 0, 1)
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                                   for h in self.hidden):
@@ -222,7 +228,7 @@ def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
     """The config ``semigrad train --preset NAME --FIELD VALUE ...`` trains with:
-    ``preset("cartpole", lr=5e-4, seed=3)``."""
+    ``preset("cartpole", alpha=5e-4, seed=3)``."""
     return DQNConfig(**preset_fields(name, overrides))
 
 
@@ -231,15 +237,16 @@ class TrainingDiverged(RuntimeError):
 
 
 def epsilon_at(cfg: DQNConfig, env_steps: int) -> float:
-    """Linear from ``eps_start`` to ``eps_end`` over ``eps_fraction * total_steps``."""
-    return policies.linear_schedule(cfg.eps_start, cfg.eps_end,
-                                    cfg.eps_fraction * cfg.total_steps, env_steps)
+    """Linear from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_fraction * steps``."""
+    return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
+                                    cfg.epsilon_fraction * cfg.steps, env_steps)
 
 
-def lr_at(cfg: DQNConfig, env_steps: int) -> float:
-    """Linear from ``lr`` to ``lr * lr_final_fraction`` over ``total_steps``."""
-    return policies.linear_schedule(cfg.lr, cfg.lr * cfg.lr_final_fraction, cfg.total_steps,
-                                    env_steps)
+def alpha_at(cfg: DQNConfig, env_steps: int) -> float:
+    """Linear from ``alpha`` to ``alpha_end`` (if set) over ``steps``."""
+    if cfg.alpha_end is None:
+        return cfg.alpha
+    return policies.linear_schedule(cfg.alpha, cfg.alpha_end, cfg.steps, env_steps)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -328,7 +335,7 @@ def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
                device: torch.device) -> DQNState:
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
     online = make_ensemble(cfg, seeds, env.obs_dim, env.num_actions, device)
-    optimizer = torch.optim.Adam(online.params, lr=cfg.lr,
+    optimizer = torch.optim.Adam(online.params, lr=cfg.alpha,
                                  **({"fused": True} if device.type in ("cpu", "cuda") else {}))
     k = len(seeds)
     return DQNState(
@@ -390,7 +397,7 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tenso
                                             next_q_target, batch.terminated, gamma,
                                             next_q_online, cfg.loss)
         st.online.backward(cache, grad_q)
-        st.optimizer.param_groups[0]["lr"] = lr_at(cfg, st.env_steps)
+        st.optimizer.param_groups[0]["lr"] = alpha_at(cfg, st.env_steps)
         if cfg.max_grad_norm > 0:
             clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
         st.optimizer_step()
@@ -532,6 +539,11 @@ def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
     """A ``DQNConfig`` from ``config.json``'s or a checkpoint's fields (lists back to tuples;
     ``command`` and ``seeds`` ignored), with one clear error for another format."""
     names = {f for f in DQNConfig.__dataclass_fields__}
+    old = sorted(set(saved) & set(RENAMED))
+    if old:
+        raise ValueError(f"config: written by an earlier semigrad (fields {old}; this version "
+                         f"names them {[RENAMED[k] for k in old]}, checkpoint format "
+                         f"{CHECKPOINT_FORMAT}); train again with this version")
     unknown = sorted(set(saved) - names - {"command", "seeds"})
     if unknown:
         raise ValueError(f"config: fields {unknown} are not DQNConfig's; the run was written by "
@@ -656,12 +668,12 @@ def train(
         rec.metrics = MetricsLog(rec.run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard)
 
     stop = CtrlC().install()  # Ctrl-C: finish the iteration, save, exit cleanly
-    bar = tqdm(total=cfg.total_steps, initial=st.env_steps, unit="step", disable=not progress,
+    bar = tqdm(total=cfg.steps, initial=st.env_steps, unit="step", disable=not progress,
                dynamic_ncols=True, desc="dqn" if single else f"dqn x{len(seeds)}")
     status = "finished"
     try:
         t_train = time.perf_counter()
-        while st.env_steps < cfg.total_steps:
+        while st.env_steps < cfg.steps:
             if stop.requested or (stop_after is not None and st.env_steps >= stop_after):
                 status = "interrupted"
                 break
@@ -673,7 +685,7 @@ def train(
                 for _ in range(cfg.gradient_steps):
                     update(cfg, st)
 
-            if st.env_steps >= st.next_eval or st.env_steps >= cfg.total_steps:
+            if st.env_steps >= st.next_eval or st.env_steps >= cfg.steps:
                 st.train_s += time.perf_counter() - t_train
                 t_eval = time.perf_counter()
                 rows = metric_rows(cfg, st, epsilon, single)
@@ -763,7 +775,8 @@ def metric_rows(cfg: DQNConfig, st: DQNState, epsilon: float, single: bool,
                      "episodes": int(ep_count), "eval_return": None, "eval_std": None,
                      "loss": loss_sum / updates if updates else None,
                      "mean_q": q_sum / updates if updates else None, "epsilon": epsilon,
-                     "lr": lr_at(cfg, st.env_steps), "gradient_steps": st.gradient_steps})
+                     "alpha": alpha_at(cfg, st.env_steps),
+                     "gradient_steps": st.gradient_steps})
     return rows
 
 

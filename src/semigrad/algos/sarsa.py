@@ -23,7 +23,7 @@ Two forms of ``q_hat`` give the same ``(B, A)`` table of action values:
     ``all_actions`` evaluates every action.
 
 epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over the first
-``epsilon_decay`` fraction of the run, then stays at ``epsilon_end``. As in ``td0``, the
+``epsilon_fraction`` fraction of the run, then stays at ``epsilon_end``. As in ``td0``, the
 loss is ``0.5 * value_loss`` so that plain SGD with step ``alpha`` is the textbook update.
 """
 
@@ -83,7 +83,7 @@ class SarsaConfig:
     activation: str = field(default="relu", metadata={"help": "hidden activation"})
     epsilon_start: float = field(default=1.0, metadata={"help": "initial exploration rate"})
     epsilon_end: float = field(default=0.05, metadata={"help": "final exploration rate"})
-    epsilon_decay: float = field(
+    epsilon_fraction: float = field(
         default=0.5, metadata={"help": "fraction of the run over which epsilon decays"}
     )
     r_max: float = field(
@@ -108,7 +108,7 @@ class SarsaConfig:
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_range("epsilon_start", self.epsilon_start, 0.0, 1.0)
         check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
-        check_range("epsilon_decay", self.epsilon_decay, 0.0, 1.0)
+        check_range("epsilon_fraction", self.epsilon_fraction, 0.0, 1.0)
         check_range("r_max", self.r_max, 0.0, low_open=True)
         check_range("guard_every", self.guard_every, 1)
         check_range("log_every", self.log_every, 1)
@@ -203,7 +203,7 @@ def sarsa(
                             value_name="q_hat")
     updates = math.ceil(config.steps / num_envs)
     log_every = max(1, config.log_every // num_envs)
-    decay_steps = config.epsilon_decay * config.steps
+    decay_steps = config.epsilon_fraction * config.steps
     ended_steps: list[np.ndarray] = []
     ended_returns: list[np.ndarray] = []
     pending: list[tuple[int, torch.Tensor]] = []

@@ -21,18 +21,18 @@ Interrupted (Ctrl-C, a killed process)? `semigrad sweep --resume SWEEP_DIR` runs
 not finished yet, continuing interrupted ones from their last checkpoint.
 Then: `semigrad report SWEEP_DIR`.
 
-  semigrad sweep dqn --seeds 0-9 --grid lr=1e-3,3e-4 --grid gamma=0.99,0.999
-  semigrad sweep dqn --total-steps 20000 --seeds 0-4 --grid n-step=1,3
+  semigrad sweep dqn --seeds 0-9 --grid alpha=1e-3,3e-4 --grid gamma=0.99,0.999
+  semigrad sweep dqn --steps 20000 --seeds 0-4 --grid n-step=1,3
   semigrad sweep --file sweep.toml            # algo, preset, seeds, [config], [grid]
   semigrad sweep dqn --file sweep.toml --seeds 0-2   # ALGO named: flags override the file
-  semigrad sweep dqn --grid lr=1e-3,3e-4 --address auto      # a running Ray cluster
+  semigrad sweep dqn --grid alpha=1e-3,3e-4 --address auto      # a running Ray cluster
   semigrad sweep --resume runs/sweep-20261121-101500
 
 A sweep file (TOML; YAML the same with pyyaml installed):
   algo = "dqn"
   seeds = "0-9"                 # or [0, 1, 2]
   [config]                      # overrides of the preset, for every trial
-  total_steps = 20000
+  steps = 20000
   [grid]                        # every combination
   lr = [1e-3, 3e-4]
   gamma = [0.99, 0.999]

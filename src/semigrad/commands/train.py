@@ -28,8 +28,8 @@ def _presets_text() -> str:
     default = to_dict(dqn.DQNConfig())
     for name, cfg in dqn.PRESETS.items():
         changed = {k: v for k, v in to_dict(cfg).items() if v != default[k]}
-        lines.append(f"  {name:<12} env={cfg.env}, total_steps={cfg.total_steps}, "
-                     f"num_envs={cfg.num_envs}, lr={cfg.lr:g}, batch_size={cfg.batch_size}"
+        lines.append(f"  {name:<12} env={cfg.env}, steps={cfg.steps}, "
+                     f"num_envs={cfg.num_envs}, alpha={cfg.alpha:g}, batch_size={cfg.batch_size}"
                      + (f", {changed}" if changed else ""))
     return "\n".join(lines)
 
@@ -45,8 +45,8 @@ and summary.json. Ctrl-C saves a checkpoint and exits; --resume RUN_DIR continue
 
 examples:
   semigrad train                                  # CartPole-v1, tuned preset, seed 0
-  semigrad train --seed 3 --lr 5e-4 --num-envs 8
-  semigrad train --env Acrobot-v1 --total-steps 100000
+  semigrad train --seed 3 --alpha 5e-4 --num-envs 8
+  semigrad train --env Acrobot-v1 --steps 100000
   semigrad train --resume runs/train-20261121-101500-s0
   semigrad train --seeds 0-31                     # 32 agents at once
   semigrad train --resume runs/train-seeds-20261121-101500
