@@ -1,7 +1,8 @@
 """Any discrete-action gymnasium environment behind semigrad's batched interface.
 
 Backed by ``gymnasium.vector.SyncVectorEnv`` in same-step autoreset mode; observations cross
-from NumPy to ``device`` once per step (one copy for the whole batch).
+from NumPy to ``device`` once per step (one copy for the whole batch). An env whose optional
+dependency is missing (Box2D for LunarLander-v3) is refused in one line that says what to install.
 """
 
 from __future__ import annotations
@@ -13,9 +14,40 @@ import torch
 
 from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
 
+# Top-level modules that gymnasium env families import, and the semigrad extra installing each.
+OPTIONAL_MODULES = {"Box2D": "box2d"}
+
+
+def _missing_module(err: BaseException) -> str | None:
+    """The top-level module whose import failed somewhere in ``err``'s chain, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ImportError) and err.name:
+            return err.name.partition(".")[0]
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def missing_dependency_message(env_id: str, err: BaseException) -> str | None:
+    """One line for ``err``, raised while making ``env_id``, when it means that an optional
+    package is not installed (``OPTIONAL_MODULES`` say which extra brings it, gymnasium's
+    ``DependencyNotInstalled`` says what to install); ``None`` for any other error."""
+    from gymnasium.error import DependencyNotInstalled
+
+    module = _missing_module(err)
+    if module in OPTIONAL_MODULES:
+        return (f"env {env_id!r} needs {module}: pip install "
+                f"'semigrad[{OPTIONAL_MODULES[module]}]' (or: make install)")
+    if isinstance(err, DependencyNotInstalled):
+        return f"env {env_id!r} needs a package that is not installed: {' '.join(str(err).split())}"
+    return None
+
 
 class GymVectorEnv(BatchedEnv):
-    """N copies of gymnasium env ``env_id``; sub-env i is seeded with ``seed + i``."""
+    """N copies of gymnasium env ``env_id``; sub-env i is seeded with ``seed + i``.
+
+    ``env_id`` is any id ``gymnasium.make`` takes, ``module.path:ID`` included."""
 
     def __init__(
         self,
@@ -31,17 +63,24 @@ class GymVectorEnv(BatchedEnv):
         self.device = torch.device(device)
         self.num_envs = num_envs
         self._seed = seed
-        self._env = SyncVectorEnv(
-            [lambda: gym.make(env_id, **env_kwargs) for _ in range(num_envs)],
-            autoreset_mode=AutoresetMode.SAME_STEP,
-        )
+        try:
+            self._env = SyncVectorEnv(
+                [lambda: gym.make(env_id, **env_kwargs) for _ in range(num_envs)],
+                autoreset_mode=AutoresetMode.SAME_STEP,
+            )
+        except Exception as err:
+            message = missing_dependency_message(env_id, err)
+            if message is None:
+                raise
+            raise ValueError(message) from None
         space = self._env.single_action_space
         if not isinstance(space, gym.spaces.Discrete) or space.start != 0:
             self._env.close()
             raise ValueError(
                 f"env {env_id!r}: semigrad's value-based methods need a discrete action space "
                 f"Discrete(n) starting at 0, but it has {space}; pick a discrete-action env "
-                "(e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3)"
+                "(e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, or LunarLander-v3 with "
+                "semigrad[box2d])"
             )
         obs_space = self._env.single_observation_space
         if len(obs_space.shape or ()) != 1:
@@ -50,7 +89,7 @@ class GymVectorEnv(BatchedEnv):
                 f"env {env_id!r}: observations must be flat vectors, got shape {obs_space.shape}; "
                 "wrap the env with gymnasium.wrappers.FlattenObservation first"
             )
-        spec = gym.spec(env_id)
+        spec = gym.spec(env_id.rpartition(":")[2])  # the registered id (module imported above)
         self.spec = EnvSpec(
             id=env_id,
             obs_dim=int(obs_space.shape[0]),
