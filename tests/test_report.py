@@ -88,8 +88,13 @@ def test_report_command_writes_table_and_figures(runs, capsys):
     for name in ("learning_curves.png", "performance_profile.png", "curves/01-lr=0.1.png",
                  "curves/02-lr=0.2.png"):
         assert (out_dir / name).stat().st_size > 10_000, name
-    # the report folder is derived data: a second report replaces it, and is not a run itself
-    assert main(["report", str(folder), "--reps", "500"]) == 0
+    # a second report does not silently replace the first: --force does, and the report
+    # folder is not counted as a run itself
+    before = (out_dir / "report.md").read_bytes()
+    assert main(["report", str(folder), "--reps", "500"]) == 2
+    assert "--force replaces it" in capsys.readouterr().err
+    assert (out_dir / "report.md").read_bytes() == before
+    assert main(["report", str(folder), "--reps", "500", "--force"]) == 0
     assert len(report.collect_runs(folder)) == 10
 
 

@@ -48,7 +48,7 @@ def test_parse_seeds_and_grid_items():
 
 
 def test_trials_are_every_setting_times_every_seed():
-    spec = sweep.SweepSpec(overrides={"steps": "1000"},
+    spec = sweep.SweepSpec(overrides={"steps": "2000"},
                            grid={"alpha": ["1e-3", "3e-4"], "hidden": ["32x32", "64"]},
                            seeds="0-1")
     trials = spec.trials()
@@ -58,7 +58,7 @@ def test_trials_are_every_setting_times_every_seed():
                                            "alpha=0.001,hidden=64,seed=0"]
     config = trials[2].config
     assert config["alpha"] == 0.001 and config["hidden"] == [64] and config["seed"] == 0
-    assert config["steps"] == 1000
+    assert config["steps"] == 2000
     # every other field is the preset's, and every trial builds a valid config
     assert config["gamma"] == dqn.PRESETS[dqn.DEFAULT_PRESET].gamma
     assert sweep.build_config(sweep.get_algo("dqn"), config).hidden == (64,)
@@ -223,11 +223,11 @@ def test_sweep_killed_mid_way_resumes(ray_address, tmp_path):
     short trials are done and before the long ones are; the resume skips the short ones."""
     folder = tmp_path / "killed"
     cmd = [sys.executable, "-m", "semigrad", "sweep", "dqn", *tiny_flags(), "--seeds", "0-1",
-           "--grid", "steps=300,2000", "--address", ray_address, "--run-dir", str(folder),
+           "--grid", "steps=300,8000", "--address", ray_address, "--run-dir", str(folder),
            "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     short = [folder / sweep.TRIALS / f"steps=300,seed={s}" / "summary.json" for s in (0, 1)]
-    long = [folder / sweep.TRIALS / f"steps=2000,seed={s}" / "summary.json"
+    long = [folder / sweep.TRIALS / f"steps=8000,seed={s}" / "summary.json"
             for s in (0, 1)]
     deadline = time.monotonic() + 240  # a safety net, generous for loaded machines
     while not all(p.exists() for p in short):
@@ -244,10 +244,10 @@ def test_sweep_killed_mid_way_resumes(ray_address, tmp_path):
     result = sweep.run_sweep(spec, folder, resume=True, progress=False)
     statuses = {n: o["status"] for n, o in result.outcomes.items()}
     assert statuses == {"steps=300,seed=0": "skipped", "steps=300,seed=1": "skipped",
-                        "steps=2000,seed=0": "finished",
-                        "steps=2000,seed=1": "finished"}
+                        "steps=8000,seed=0": "finished",
+                        "steps=8000,seed=1": "finished"}
     assert [p.stat().st_mtime_ns for p in short] == mtimes
-    assert all(json.loads(p.read_text())["env_steps"] == 2000 for p in long)
+    assert all(json.loads(p.read_text())["env_steps"] == 8000 for p in long)
 
 
 def test_outcomes_come_back_through_tune_results_too():

@@ -61,9 +61,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"--threads: expected >= 1, got {threads}")
             torch.set_num_threads(threads)
         return int(args._run(args) or 0)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as err:
         print(f"semigrad {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # read-only folder, disk full, a folder where a file goes, ...
+        print(f"semigrad {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"semigrad {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for a file-system error: the path and the problem (``strerror``), whatever
+    exception type carried it."""
+    path = err.filename or ""
+    reason = err.strerror or str(err)
+    if err.errno == 28:  # ENOSPC
+        reason += "; files written before are kept as they were"
+    return f"{path}: {reason}" if path else reason

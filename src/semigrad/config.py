@@ -34,6 +34,8 @@ def check_range(
     """Raise ``ConfigError`` unless ``low <= value <= high`` (``<`` where the end is open)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if not math.isfinite(value):  # a config must read back from config.json
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
@@ -56,6 +58,33 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def parse_int(text: str) -> int:
+    """An integer from the command line: ``50000``, ``5e4`` or ``50_000`` (an integral value
+    written as a float is taken; ``1.5`` is refused)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def parse_float(text: str) -> float:
+    """A finite float from the command line (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _arg_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
     """argparse ``type``/``choices``/``nargs`` for a field annotation."""
     origin = typing.get_origin(annotation)
@@ -67,8 +96,11 @@ def _arg_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
     if origin is Literal:
         return type(args[0]), {"choices": list(args)}
     if origin is tuple:  # no values: the empty tuple (e.g. --start-box alone)
-        return args[0], {"nargs": "*"}
-    return annotation, {}
+        return _ARG_PARSERS.get(args[0], args[0]), {"nargs": "*"}
+    return _ARG_PARSERS.get(annotation, annotation), {}
+
+
+_ARG_PARSERS = {int: parse_int, float: parse_float}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:

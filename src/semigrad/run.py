@@ -9,11 +9,21 @@ Layout (files appear as the command needs them)::
 
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``),
 so a process killed mid-write leaves either the old file or the new one, never half of one.
+
+The rules every command's run directory follows (``prepare_run_dir``):
+
+- a folder holds one run: a folder that already holds a run's files is only continued by a
+  resume; anything else is refused with a message naming ``--resume`` and a new folder;
+- a process that writes into a folder holds an exclusive lock on it (``RunLock``, released
+  when the process ends, also when it is killed), so a second process gets a clear error;
+- the folder is checked for writing before any work starts;
+- files are created with the usual permissions (``0666`` minus the umask), not ``0600``.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -56,12 +66,22 @@ class CtrlC:
             self._previous = None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would create; mkstemp makes 0600
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -133,27 +153,95 @@ def new_run_dir(command: str, seed: int | None = None, root: str | os.PathLike =
     raise RuntimeError(f"could not create a new run directory under {root}")
 
 
-def prepare_run_dir(
-    run_dir: str | os.PathLike | None, command: str, seed: int | None = None
-) -> Path:
-    """The run directory a command writes to: ``run_dir`` (created if missing) or a new one.
+RUN_FILES = ("summary.json", "checkpoint_last.pt", "metrics.csv", "config.json")
 
-    An existing ``run_dir`` that already holds a ``summary.json`` is refused, so a finished
-    run is never overwritten by accident.
+
+def holds_run(path: Path) -> str | None:
+    """The name of the first run file in folder ``path`` (None: no run there)."""
+    return next((name for name in RUN_FILES if (path / name).exists()), None)
+
+
+def prepare_run_dir(
+    run_dir: str | os.PathLike | None, command: str, seed: int | None = None,
+    resume: bool = False,
+) -> Path:
+    """The run directory a command writes to: ``run_dir`` (created if missing) or a new one,
+    checked for writing and locked for this process (``RunLock``).
+
+    A ``run_dir`` that already holds a run (a finished one, or an interrupted one: any of
+    ``RUN_FILES``) is refused unless ``resume``, so two runs never mix in one folder. A path
+    that is a file, or a folder that cannot be written, is one clear error.
     """
-    if run_dir is None:
-        return new_run_dir(command, seed)
-    path = Path(run_dir)
-    if (path / "summary.json").exists():
-        raise FileExistsError(
-            f"--run-dir {path}: holds a finished run (summary.json); pick a new folder or delete it"
-        )
-    path.mkdir(parents=True, exist_ok=True)
+    path = new_run_dir(command, seed) if run_dir is None else Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--run-dir {path}: is a file, not a folder; give a folder")
+    if run_dir is not None and not resume:
+        held = holds_run(path)
+        if held:
+            what = ("a finished run (summary.json)" if held == "summary.json"
+                    else f"a run ({held})")
+            raise FileExistsError(f"--run-dir {path}: already holds {what}; continue an "
+                                  "interrupted run with --resume, or pick a new folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot create the run folder ({err.strerror})",
+                      str(path)) from None
+    check_writable(path)
+    RunLock.acquire(path)
     return path
 
 
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` naming ``folder`` unless a file can be created in it."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write there ({err.strerror})", str(folder)) from None
+
+
+class RunLock:
+    """An exclusive lock on a run folder for this process (``fcntl.flock`` on ``.lock``).
+
+    The operating system releases it when the process ends, killed or not, so a folder left by
+    a killed run is never blocked. Acquiring a folder this process already holds is a no-op.
+    """
+
+    _held: dict[Path, int] = {}
+
+    @classmethod
+    def acquire(cls, folder: str | os.PathLike) -> bool:
+        """Lock ``folder``; True if this call took the lock, False if it was held already."""
+        import fcntl
+
+        key = Path(folder).resolve()
+        if key in cls._held:
+            return False
+        fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise FileExistsError(f"{folder}: another process is writing this run folder "
+                                      "right now; wait for it to end, or pick a new folder") \
+                    from None
+            raise
+        cls._held[key] = fd
+        return True
+
+    @classmethod
+    def release(cls, folder: str | os.PathLike) -> None:
+        fd = cls._held.pop(Path(folder).resolve(), None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
 class MetricsLog:
-    """Rows of scalar metrics to ``metrics.csv`` (and optionally TensorBoard under ``tb/``).
+    """Rows of scalar metrics to ``metrics.csv`` (and optionally TensorBoard under ``tb/``;
+    ``purge_step``: a resumed run's first step, see ``SummaryWriter``).
 
     Columns are fixed by the first call (``columns``); a missing value is written empty.
     Each row is flushed as it is written, so a crash loses at most the row in progress;
@@ -161,7 +249,8 @@ class MetricsLog:
     """
 
     def __init__(
-        self, run_dir: str | os.PathLike, columns: Sequence[str], tensorboard: bool = True
+        self, run_dir: str | os.PathLike, columns: Sequence[str], tensorboard: bool = True,
+        purge_step: int | None = None,
     ) -> None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         self.path = Path(run_dir) / "metrics.csv"
@@ -178,7 +267,9 @@ class MetricsLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
+            # a resumed run: TensorBoard drops the events an earlier process logged past its
+            # checkpoint (purge_step), so the scalars equal the uninterrupted run's
+            self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"), purge_step=purge_step)
 
     def log(self, row: Mapping[str, Any]) -> None:
         """Append one row; ``row["step"]`` is the x-axis for TensorBoard."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib
 import io
 import math
+import os
 import statistics
 import time
 import warnings
@@ -70,6 +71,7 @@ from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
 from semigrad.run import (
     CtrlC,
     MetricsLog,
+    RunLock,
     atomic_write_bytes,
     atomic_write_json,
     read_json,
@@ -154,7 +156,11 @@ class DQNConfig:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer, got {value!r}")
             check_range(name, value, 0 if name == "learning_starts" else 1)
-        check_range("alpha", self.alpha, 0, 1e3, low_open=True)  # finite, so it reads back
+        if self.steps <= self.learning_starts:
+            raise ConfigError(f"steps: {self.steps} is not more than learning_starts "
+                              f"({self.learning_starts}): the run would only play randomly; "
+                              "raise --steps or lower --learning-starts")
+        check_range("alpha", self.alpha, 0, 1e3, low_open=True)
         if self.alpha_end is not None:
             check_range("alpha_end", self.alpha_end, 0, 1e3)
         check_range("gamma", self.gamma, 0, 1)
@@ -645,6 +651,22 @@ def train(
     dirs = [run_dir] if single else [run_dir / f"seed{s}" for s in seeds]
     last_path = run_dir / "checkpoint_last.pt"
     if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"{last_path}: no checkpoint there")
+    else:
+        estimate_memory(cfg, len(seeds))  # refuses what will not fit, before anything is made
+        run_dir.mkdir(parents=True, exist_ok=True)
+    locked = RunLock.acquire(run_dir)  # one process per run folder (re-entrant in-process)
+    try:
+        return _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progress,
+                      stop_after)
+    finally:
+        if locked:
+            RunLock.release(run_dir)
+
+
+def _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progress, stop_after):
+    if resume:
         payload = load_checkpoint(last_path, device)
         diffs = config_differences(payload["config"], cfg)
         if diffs:
@@ -665,7 +687,8 @@ def train(
     threshold = st.env.spec.reward_threshold
     template = make_q_network(cfg, st.env.obs_dim, st.num_actions)
     for rec in st.records:
-        rec.metrics = MetricsLog(rec.run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard)
+        rec.metrics = MetricsLog(rec.run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard,
+                                 purge_step=st.env_steps + 1 if resume else None)
 
     stop = CtrlC().install()  # Ctrl-C: finish the iteration, save, exit cleanly
     bar = tqdm(total=cfg.steps, initial=st.env_steps, unit="step", disable=not progress,
@@ -730,6 +753,32 @@ def train(
     if status == "finished":
         atomic_write_json(run_dir / "summary.json", total)
     return total
+
+
+def estimate_memory(cfg: DQNConfig, agents: int) -> int:
+    """Bytes the replay of ``agents`` agents will take; raises ``ConfigError`` (with the
+    estimate) when it exceeds the memory this machine has available."""
+    probe = envs.make(cfg.env, num_envs=1, device="cpu")
+    obs_dim = probe.obs_dim
+    probe.close()
+    per_transition = 2 * obs_dim * 4 + 8 + 4 + 2  # obs, next_obs (float32), action, reward, flags
+    need = agents * (cfg.buffer_size // cfg.num_envs * cfg.num_envs) * per_transition
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        have = torch.cuda.mem_get_info(device)[0]
+        where = f"free on {device}"
+    else:
+        try:
+            have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return need
+        where = "of available memory"
+    if need > 0.9 * have:
+        raise ConfigError(f"seeds: {agents} agents with buffer_size {cfg.buffer_size} need "
+                          f"about {need / 2**30:.1f} GiB of replay, more than the "
+                          f"{have / 2**30:.1f} GiB {where}; train fewer seeds at once or "
+                          "lower --buffer-size")
+    return need
 
 
 def _write_configs(cfg: DQNConfig, run_dir: Path, dirs: Sequence[Path], seeds: Sequence[int],

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from semigrad.config import MAX_SEED, parse_int
 from semigrad.run import atomic_write_json, format_summary, prepare_run_dir
 
 
@@ -16,11 +17,11 @@ def add_run_arguments(
     parser: argparse.ArgumentParser, *, default_seed: int = 0, device: bool = True
 ) -> None:
     """Add ``--seed``, ``--run-dir``, ``--threads`` and (optionally) ``--device``."""
-    parser.add_argument("--seed", type=int, default=default_seed,
+    parser.add_argument("--seed", type=parse_int, default=default_seed,
                         help=f"random seed fixing everything random (default: {default_seed})")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="output folder (default: a new folder under runs/)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=parse_int, default=1,
                         help="torch CPU threads (default: 1, the fastest for semigrad's small "
                              "networks; more only contend on a busy machine)")
     if device:
@@ -30,8 +31,8 @@ def add_run_arguments(
 
 def start_run(args: argparse.Namespace, command: str, config: Mapping[str, Any]) -> Path:
     """Create the run directory and write ``config.json`` (command, seed and ``config``)."""
-    if args.seed < 0:
-        raise ValueError(f"--seed: expected a non-negative integer, got {args.seed}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ValueError(f"--seed: expected an integer in 0..{MAX_SEED}, got {args.seed}")
     run_dir = prepare_run_dir(args.run_dir, command, args.seed)
     atomic_write_json(run_dir / "config.json", {"command": command, "seed": args.seed, **config})
     return run_dir

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap resamples (default: 2000)")
     parser.add_argument("--confidence", type=float, default=0.95,
                         help="confidence level of the intervals (default: 0.95)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier report in the output folder")
     add_run_arguments(parser, device=False)
     parser.set_defaults(run_dir=None)
 
@@ -43,12 +45,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--reps: expected >= 100, got {args.reps}")
     if not 0.5 <= args.confidence < 1:
         raise ValueError(f"--confidence: expected a value in [0.5, 1), got {args.confidence}")
-    settings = report.aggregate(args.folder, args.reps, args.confidence, args.seed)
-    if args.run_dir is None:  # the default report folder is derived data: replaced each time
+    if args.run_dir is None:
         args.run_dir = args.folder / "report"
-        old = args.run_dir / "config.json"
-        if old.exists() and read_json(old).get("command") == NAME:
-            (args.run_dir / "summary.json").unlink(missing_ok=True)
+    old = args.run_dir / "config.json"
+    if old.exists():
+        if not args.force:
+            raise FileExistsError(f"--run-dir {args.run_dir}: holds a report already; "
+                                  "--force replaces it, --run-dir writes elsewhere")
+        if read_json(old).get("command") != NAME:
+            raise FileExistsError(f"--run-dir {args.run_dir}: holds a "
+                                  f"'{read_json(old).get('command')}' run, not a report; "
+                                  "--force replaces reports only")
+    settings = report.aggregate(args.folder, args.reps, args.confidence, args.seed)
+    if old.exists():  # --force on a report: the old one goes only once the new one is ready
+        import shutil
+
+        shutil.rmtree(args.run_dir)
     run_dir = start_run(args, NAME, {"folder": str(args.folder), "reps": args.reps,
                                      "confidence": args.confidence})
     table = report.markdown_table(settings, args.confidence, args.reps)

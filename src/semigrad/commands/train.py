@@ -98,6 +98,7 @@ def _resumed(args: argparse.Namespace) -> tuple[dqn.DQNConfig, list[int] | None,
 def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         cfg, seeds, run_dir = _resumed(args)
+        prepare_run_dir(run_dir, NAME, resume=True)  # writable, and locked for this process
     else:
         seeds = None if args.seeds is None else list(parse_seeds(args.seeds))
         if seeds is not None and args.seed is not None:
