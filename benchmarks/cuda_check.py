@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(describe_machine())
-    warm = dqn.preset(steps=600, eval_every=600, tensorboard=False, device=args.device)
+    warm = dqn.preset(steps=1500, eval_every=1500, tensorboard=False, device=args.device)
     for backend in ("stacked", "vmap"):  # first calls: kernels, compilation
         with tempfile.TemporaryDirectory() as tmp:
             dqn.train(replace(warm, q_backend=backend), Path(tmp), seeds=[0, 1],

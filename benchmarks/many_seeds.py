@@ -99,8 +99,8 @@ def main() -> None:
           f"batch {cfg.batch_size}, hidden {cfg.hidden}, learning_starts "
           f"{cfg.learning_starts}), {args.steps} env steps per agent; best of {args.repeats} "
           f"interleaved rounds (median in brackets)")
-    time_single(config(600, args.device, **overrides), 0)  # warm-up: imports, first calls
-    time_many(config(600, args.device, **overrides), 2)
+    time_single(config(1500, args.device, **overrides), 0)  # warm-up: imports, first calls
+    time_many(config(1500, args.device, **overrides), 2)
 
     single: list[tuple[float, float]] = []
     many: dict[int, list[tuple[float, float]]] = {k: [] for k in agents}
@@ -146,7 +146,7 @@ def compare_backends(args, agents: list[int], overrides: dict) -> None:
     cfgs = {b: config(args.steps, args.device, **{**overrides, "q_backend": b})
             for b in ("stacked", "vmap")}
     for cfg in cfgs.values():  # warm-up
-        time_many(replace(cfg, steps=600, eval_every=600, log_every=600), 2)
+        time_many(replace(cfg, steps=1500, eval_every=1500, log_every=1500), 2)
     times: dict[tuple[str, int], list[float]] = {}
     for _ in range(args.repeats):
         for k in agents:
