@@ -5,9 +5,12 @@ import math
 
 import pytest
 
-from semigrad import report, stats
+from chain_env import ChainEnv
+from semigrad import envs, report, stats
 from semigrad.cli import main
 from semigrad.run import atomic_write_json
+
+envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
 
 THRESHOLD = 475.0
 
@@ -102,3 +105,34 @@ def test_report_errors(tmp_path):
     with pytest.raises(ValueError, match="no training runs"):
         report.aggregate(tmp_path)
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_report_reads_seeds_runs_dedupes_seeds_ranks_per_env_and_lists_unreadable(tmp_path,
+                                                                                 capsys):
+    """A real --seeds run counts as its seed folders; a copied seed folder counts once with a
+    warning; another environment's runs are ranked apart; a broken config.json is listed."""
+    folder = tmp_path / "runs"
+    assert main(["train", "--env", "TestChain-v0", "--seeds", "0-2", "--steps", "600",
+                 "--eval-every", "300", "--learning-starts", "100", "--hidden", "8",
+                 "--no-progress", "--no-tensorboard", "--device", "cpu",
+                 "--run-dir", str(folder / "chain")]) == 0
+    import shutil
+
+    shutil.copytree(folder / "chain" / "seed1", folder / "copy-of-seed1")
+    for seed, final in enumerate([300.0, 320.0, 340.0]):
+        fake_run(folder / "cp" / f"s{seed}", 0.1, seed, final, None)
+    (folder / "broken").mkdir()
+    (folder / "broken" / "config.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["report", str(folder), "--reps", "200"]) == 0
+    out, err = capsys.readouterr()
+    assert "copy-of-seed1 repeats seed 1" in err and "counted once" in err
+    assert "broken: unreadable, left out" in err and "Traceback" not in err
+    summary = json.loads((folder / "report" / "summary.json").read_text())
+    by_env = {s["env"]: s for s in summary["settings"]}
+    assert set(by_env) == {"TestChain-v0", "CartPole-v1"}
+    assert by_env["TestChain-v0"]["finished"] == 3 and len(by_env["TestChain-v0"]["runs"]) == 3
+    assert by_env["TestChain-v0"]["duplicates"][0].endswith("copy-of-seed1")
+    assert by_env["TestChain-v0"]["rank"] == 1 and by_env["CartPole-v1"]["rank"] == 1
+    assert "| env |" in out and "ranked within their environment" in out
+    assert summary["unreadable"][0]["path"].endswith("broken")

@@ -141,8 +141,8 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def small_sweep(ray_address, tmp_path_factory):
-    """2 valid settings x 2 seeds, plus an invalid setting (alpha=-1) whose trials must fail."""
-    spec = sweep.SweepSpec(overrides=TINY, grid={"alpha": [1e-3, 3e-3, -1.0]}, seeds="0-1")
+    """2 settings x 2 seeds."""
+    spec = sweep.SweepSpec(overrides=TINY, grid={"alpha": [1e-3, 3e-3]}, seeds="0-1")
     folder = tmp_path_factory.mktemp("sweep") / "s"
     seen = []
     result = sweep.run_sweep(spec, folder, progress=False,
@@ -155,10 +155,7 @@ def test_sweep_runs_every_trial_in_its_own_run_dir(small_sweep, tmp_path):
     assert sorted(seen) == sorted(t.name for t in spec.trials())
     statuses = {n: o["status"] for n, o in result.outcomes.items()}
     assert statuses == {"alpha=0.001,seed=0": "finished", "alpha=0.001,seed=1": "finished",
-                        "alpha=0.003,seed=0": "finished", "alpha=0.003,seed=1": "finished",
-                        "alpha=-1.0,seed=0": "failed", "alpha=-1.0,seed=1": "failed"}
-    assert "alpha: -1.0 is outside the allowed range" in \
-        result.outcomes["alpha=-1.0,seed=0"]["error"]
+                        "alpha=0.003,seed=0": "finished", "alpha=0.003,seed=1": "finished"}
     dirs = sorted(p.name for p in (folder / sweep.TRIALS).iterdir())
     assert dirs == ["alpha=0.001,seed=0", "alpha=0.001,seed=1", "alpha=0.003,seed=0",
                     "alpha=0.003,seed=1"]
@@ -171,7 +168,7 @@ def test_sweep_runs_every_trial_in_its_own_run_dir(small_sweep, tmp_path):
         assert summary["status"] == "finished" and summary["env_steps"] == 300
         assert summary["final_eval_return"] == result.outcomes[name]["final_eval_return"]
     saved = json.loads((folder / "summary.json").read_text())
-    assert (saved["finished"], saved["failed"], saved["skipped"]) == (4, 2, 0)
+    assert (saved["finished"], saved["failed"], saved["skipped"]) == (4, 0, 0)
     # the trials are ordinary runs: semigrad eval works on them, and report aggregates them
     trial = folder / sweep.TRIALS / "alpha=0.001,seed=0"
     assert main(["eval", str(trial), "--episodes", "2", "--device", "cpu",
@@ -203,7 +200,6 @@ def test_resume_reruns_only_unfinished_trials(small_sweep, tmp_path):
     assert [out[n]["status"] for n in untouched] == ["skipped", "skipped"]
     assert out["alpha=0.003,seed=1"]["started_as"] == "resumable"
     assert out["alpha=0.003,seed=0"]["started_as"] == "new"
-    assert out["alpha=-1.0,seed=0"]["status"] == "failed"  # failures are retried (and fail again)
     for name, mtime in untouched.items():
         assert (trials / name / "summary.json").stat().st_mtime_ns == mtime
     for name in ("alpha=0.003,seed=0", "alpha=0.003,seed=1"):  # same results as uninterrupted
@@ -267,3 +263,16 @@ def test_outcomes_come_back_through_tune_results_too():
     assert outcomes == {"a": {"status": "finished", "final_eval_return": 1.0},
                         "b": {"status": "finished", "final_eval_return": 2.0},
                         "c": {"status": "failed", "error": "ActorDiedError: node died"}}
+
+
+def test_an_invalid_grid_value_is_refused_before_anything_starts(tmp_path, capsys):
+    spec = sweep.SweepSpec(overrides=TINY, grid={"alpha": [1e-3, -1.0]}, seeds="0-1")
+    with pytest.raises(ValueError, match=r"--grid: setting 'alpha=-1.0' is invalid: alpha: -1.0 "
+                                         r"is outside the allowed range"):
+        sweep.run_sweep(spec, tmp_path / "s", progress=False)
+    assert not (tmp_path / "s").exists()
+    argv = ["sweep", "dqn", "--grid", "alpha=1e-3,-1", "--run-dir", str(tmp_path / "c")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "setting 'alpha=-1.0' is invalid" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()

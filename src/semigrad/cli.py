@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"--threads: expected >= 1, got {threads}")
             torch.set_num_threads(threads)
         return int(args._run(args) or 0)
-    except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError) as err:
         print(f"semigrad {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # read-only folder, disk full, a folder where a file goes, ...

@@ -10,7 +10,14 @@ except for the seed form one *setting*. For each setting (Agarwal et al., 2021):
   reward threshold (and the env steps it took). A run that never solved within its budget
   counts as ``+inf``: a median or IQM is then still exact when enough runs solved (fewer than
   half, resp. a quarter, unsolved) and ``inf`` otherwise;
-- diverged and unfinished runs are left out of the statistics and counted.
+- diverged and unfinished runs are left out of the statistics and counted;
+- a (setting, seed) pair found more than once (a copied folder, a re-run) counts once, with a
+  warning: copies are not independent runs;
+- settings of different environments are never ranked against each other (returns are on
+  different scales): the ranking is per environment;
+- a folder whose ``config.json`` cannot be read is listed, not silently skipped.
+
+A ``semigrad train --seeds`` run counts as its per-seed folders (``seedN/``).
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ class RunRecord:
     eval_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
+    def env(self) -> str:
+        return str(self.config.get("env", "?"))
+
+    @property
     def setting_key(self) -> str:
         return json.dumps({k: v for k, v in self.config.items() if k not in NOT_SETTING},
                           sort_keys=True)
@@ -74,8 +85,14 @@ def read_run(path: Path) -> RunRecord:
     return record
 
 
-def collect_runs(folder: str | os.PathLike) -> list[RunRecord]:
-    """Every training run directory at or below ``folder`` (hidden folders skipped), by path."""
+def collect_runs(folder: str | os.PathLike,
+                 unreadable: list[tuple[Path, str]] | None = None) -> list[RunRecord]:
+    """Every training run directory at or below ``folder`` (hidden folders skipped), by path.
+
+    A ``--seeds`` run's top folder is not a run: its ``seedN/`` folders are. Folders whose
+    ``config.json`` or ``summary.json`` cannot be read are appended to ``unreadable`` as
+    ``(path, reason)``.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
@@ -84,12 +101,15 @@ def collect_runs(folder: str | os.PathLike) -> list[RunRecord]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if "config.json" in files:
             try:
-                command = read_json(Path(root) / "config.json").get("command")
-            except ValueError:
-                continue
-            if command in RUN_COMMANDS:
-                runs.append(read_run(Path(root)))
-                dirs[:] = []  # a run's own folders hold no runs
+                config = read_json(Path(root) / "config.json")
+                command = config.get("command") if isinstance(config, dict) else None
+                if command in RUN_COMMANDS and "seeds" not in config:
+                    runs.append(read_run(Path(root)))
+                    dirs[:] = []  # a run's own folders hold no runs
+            except (ValueError, OSError, TypeError, KeyError) as err:
+                if unreadable is not None:
+                    unreadable.append((Path(root), str(err).splitlines()[0][:200]))
+                dirs[:] = []
     return sorted(runs, key=lambda r: str(r.path))
 
 
@@ -113,12 +133,20 @@ class SettingStats:
     solve_time_median: Interval | None = None
     solve_steps_iqm: Interval | None = None
     curve: dict[str, np.ndarray] | None = None  # steps, iqm, low, high, runs (n, T)
+    duplicates: list[RunRecord] = field(default_factory=list)  # same seed again: not counted
+    rank: int = 0  # within its environment
+
+    @property
+    def env(self) -> str:
+        return self.runs[0].env
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in (
-            "label", "setting", "finished", "diverged", "unfinished", "solved", "final_iqm",
-            "final_median", "solve_time_iqm", "solve_time_median", "solve_steps_iqm")}
+            "label", "env", "rank", "setting", "finished", "diverged", "unfinished", "solved",
+            "final_iqm", "final_median", "solve_time_iqm", "solve_time_median",
+            "solve_steps_iqm")}
         out["runs"] = [str(r.path) for r in self.runs]
+        out["duplicates"] = [str(r.path) for r in self.duplicates]
         if self.curve is not None:
             out["curve"] = {k: v.tolist() for k, v in self.curve.items() if k != "runs"}
         return out
@@ -136,7 +164,12 @@ def group_settings(runs: Sequence[RunRecord]) -> list[SettingStats]:
     for key, setting in zip(groups, settings, strict=True):
         shown = {k: setting.get(k) for k in varying}
         label = setting_label(shown) if shown else str(setting.get("env", "all runs"))
-        out.append(SettingStats(label, shown, groups[key]))
+        runs, copies, seen = [], [], set()
+        for run in groups[key]:  # a (setting, seed) pair counts once
+            seed = run.config.get("seed")
+            (copies if seed in seen else runs).append(run)
+            seen.add(seed)
+        out.append(SettingStats(label, shown, runs, duplicates=copies))
     return out
 
 
@@ -157,9 +190,11 @@ def _curve(runs: Sequence[RunRecord], reps: int, confidence: float, seed: int):
 
 
 def aggregate(folder: str | os.PathLike, reps: int = 2000, confidence: float = 0.95,
-              seed: int = 0) -> list[SettingStats]:
-    """Statistics of every setting under ``folder``, best final-score IQM first."""
-    runs = collect_runs(folder)
+              seed: int = 0, unreadable: list[tuple[Path, str]] | None = None
+              ) -> list[SettingStats]:
+    """Statistics of every setting under ``folder``: grouped by environment (alphabetical),
+    best final-score IQM first within each, ``rank`` counted per environment."""
+    runs = collect_runs(folder, unreadable)
     if not runs:
         raise ValueError(f"{folder}: no training runs found (folders with a config.json of "
                          "semigrad train)")
@@ -182,7 +217,10 @@ def aggregate(folder: str | os.PathLike, reps: int = 2000, confidence: float = 0
                                                       seed)
         s.solve_steps_iqm = stats.interval_estimate(steps, stats.iqm, reps, confidence, seed)
         s.curve = _curve(done, reps, confidence, seed)
-    return sorted(settings, key=lambda s: -s.final_iqm[0] if s.final_iqm else math.inf)
+    settings.sort(key=lambda s: (s.env, -s.final_iqm[0] if s.final_iqm else math.inf))
+    for i, s in enumerate(settings):
+        s.rank = 1 if i == 0 or settings[i - 1].env != s.env else settings[i - 1].rank + 1
+    return settings
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -200,17 +238,20 @@ def markdown_table(settings: Sequence[SettingStats], confidence: float = 0.95,
                    reps: int = 2000) -> str:
     """The settings ranked by final-score IQM, as a markdown table with its notes."""
     ci = f"[{confidence:.0%} CI]"
+    several = len({s.env for s in settings}) > 1
     lines = [
-        f"| rank | setting | runs | final IQM {ci} | final median {ci} | solved | "
+        f"| rank | {'env | ' if several else ''}setting | runs | final IQM {ci} | "
+        f"final median {ci} | solved | "
         f"time to solve IQM {ci} (s) | time to solve median {ci} (s) | "
         f"env steps to solve IQM {ci} |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|" + ("---|" if several else "") + "---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for rank, s in enumerate(settings, 1):
+    for s in settings:
         extra = "".join(f" (+{n} {what})" for n, what in ((s.diverged, "diverged"),
                                                           (s.unfinished, "unfinished")) if n)
         lines.append(
-            f"| {rank} | {s.label} | {s.finished}{extra} | {_cell(s.final_iqm)} | "
+            f"| {s.rank} | {s.env + ' | ' if several else ''}{s.label} | {s.finished}{extra} | "
+            f"{_cell(s.final_iqm)} | "
             f"{_cell(s.final_median)} | {s.solved}/{s.finished} | {_cell(s.solve_time_iqm)} | "
             f"{_cell(s.solve_time_median)} | {_cell(s.solve_steps_iqm, 0)} |")
     fewest = min((s.finished for s in settings if s.finished), default=0)
@@ -222,7 +263,8 @@ def markdown_table(settings: Sequence[SettingStats], confidence: float = 0.95,
         f"(Agarwal et al., 2021). Time to solve: training seconds until the first evaluation "
         f"at or above the reward threshold; runs that never solved count as inf, so an IQM is "
         f"inf when more than a quarter of the runs never solved, a median when half or more. "
-        f"Diverged and unfinished runs are left out of the statistics and counted in 'runs'.",
+        f"Diverged and unfinished runs are left out of the statistics and counted in 'runs'."
+        + (" Settings are ranked within their environment only." if several else ""),
     ]
     if fewest and fewest < 5:
         lines.append(f"\nCaution: a setting has only {fewest} finished run(s); a bootstrap "

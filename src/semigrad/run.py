@@ -202,6 +202,22 @@ def check_writable(folder: Path) -> None:
         raise OSError(err.errno, f"cannot write there ({err.strerror})", str(folder)) from None
 
 
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Check, before any work, that a file can be written at ``path`` (given with ``flag``):
+    not a folder, its folder exists or can be made, and is writable. One clear error else."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path}: is a folder; give a file name, e.g. "
+                                f"{path / 'out'}{path.suffix or ''}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(err.errno, f"{flag}: cannot create the folder ({err.strerror})",
+                      str(path.parent)) from None
+    check_writable(path.parent)
+    return path
+
+
 class RunLock:
     """An exclusive lock on a run folder for this process (``fcntl.flock`` on ``.lock``).
 

@@ -11,8 +11,9 @@ A sweep folder holds::
 Resuming relies on the trial run directories, not on Tune's experiment state: a trial whose run
 directory holds a ``summary.json`` (finished or diverged) is done and never rerun; one with a
 ``checkpoint_last.pt`` continues from it exactly (``train(..., resume=True)``); any other starts
-afresh. Invalid settings (a ``ConfigError``) and trials that raise are reported with their
-error; the other trials go on.
+afresh. An invalid setting (a ``ConfigError``, e.g. ``alpha=-1``) is refused before the sweep
+starts; trials that raise while running are reported with their error; the other trials go
+on.
 """
 
 from __future__ import annotations
@@ -528,6 +529,7 @@ def run_sweep(
                          f"{cpus_per_trial} and {gpus_per_trial}")
     sweep_dir = Path(sweep_dir).absolute()
     config_path = sweep_dir / "config.json"
+    check_settings(spec)  # every grid value, before any folder is made or Ray starts
     if resume:
         saved = read_json(config_path)
         if saved.get("command") != "sweep":
@@ -578,6 +580,22 @@ def run_sweep(
         "outcomes": result.outcomes,
     })
     return result
+
+
+def check_settings(spec: SweepSpec) -> None:
+    """Build every setting's config (one trial each): an invalid value (``alpha=-1``) is one
+    ``ValueError`` naming the setting, before anything starts."""
+    algo = get_algo(spec.algo)
+    seen = set()
+    for trial in spec.trials():
+        key = trial.name.rsplit(",seed=", 1)[0]
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build_config(algo, trial.config)
+        except ValueError as err:
+            raise ValueError(f"--grid: setting {key!r} is invalid: {err}") from None
 
 
 def _tune(todo, sweep_dir, outcomes, address, num_cpus, cpus_per_trial, gpus_per_trial,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from semigrad import policies
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.devices import resolve_device
-from semigrad.run import atomic_write_bytes
+from semigrad.run import atomic_write_bytes, check_output_file
 
 NAME = "eval"
 HELP = "play greedy episodes with a trained agent; optionally write a GIF"
@@ -39,6 +40,10 @@ def write_gif(net, env_id: str, path: Path, seed: int, device: torch.device) -> 
     import gymnasium as gym
     from PIL import Image
 
+    # off-screen rendering: no display, no sound device (else SDL prints e.g. "error:
+    # XDG_RUNTIME_DIR is invalid" on success)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = gym.make(env_id.removeprefix("gymnasium:"), render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
     frames = [env.render()]
@@ -63,6 +68,10 @@ def write_gif(net, env_id: str, path: Path, seed: int, device: torch.device) -> 
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
+    if args.gif is not None:
+        if args.gif.suffix.lower() != ".gif":
+            raise ValueError(f"--gif {args.gif}: expected a file name ending in .gif")
+        check_output_file(args.gif, "--gif")  # before any episode is played
     device = resolve_device(args.device)
     agent = dqn.load_agent(args.train_dir, args.checkpoint, device)
     net, cfg = agent.net, agent.cfg

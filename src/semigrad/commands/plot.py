@@ -25,6 +25,12 @@ def run(args: argparse.Namespace) -> int:
     for path in args.runs:
         if not (path / "metrics.csv").exists():
             raise FileNotFoundError(f"{path}: no metrics.csv; is this a semigrad train run?")
+        command = read_json(path / "config.json").get("command") \
+            if (path / "config.json").exists() else None
+        if command != "train":
+            raise ValueError(f"{path}: a 'semigrad {command}' run; plot draws the learning "
+                             "curves of `semigrad train` runs (this run's own figures are in "
+                             "its folder)")
         label = path.name
         if (path / "summary.json").exists():
             summary = read_json(path / "summary.json")

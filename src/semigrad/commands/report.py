@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
@@ -19,7 +20,9 @@ score and of the time to solve, with stratified bootstrap confidence intervals (
 IQM, also printed), summary.json (every number), learning_curves.png (IQM per setting with CI
 bands), curves/*.png (one per setting, single seeds shown), performance_profile.png.
 Runs that never solved count as +inf time to solve; diverged and unfinished runs are left out
-and counted.
+and counted. A seed found twice in one setting counts once (with a warning); settings of
+different environments are ranked separately; unreadable folders are listed. A `--seeds` run
+counts as its seedN/ folders. An earlier report is replaced only with --force.
 
   semigrad report runs/sweep-20261121-101500
   semigrad report runs/ --reps 10000 --run-dir my-report
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             raise FileExistsError(f"--run-dir {args.run_dir}: holds a "
                                   f"'{read_json(old).get('command')}' run, not a report; "
                                   "--force replaces reports only")
-    settings = report.aggregate(args.folder, args.reps, args.confidence, args.seed)
+    unreadable: list = []
+    settings = report.aggregate(args.folder, args.reps, args.confidence, args.seed, unreadable)
     if old.exists():  # --force on a report: the old one goes only once the new one is ready
         import shutil
 
@@ -87,8 +91,15 @@ def run(args: argparse.Namespace) -> int:
                                                  run_dir / "performance_profile.png", threshold,
                                                  ci_text))
     print(table)
+    for s in settings:
+        for copy in s.duplicates:
+            print(f"warning: {copy.path} repeats seed {copy.config.get('seed')} of setting "
+                  f"{s.label!r} ({s.runs[0].path}); counted once", file=sys.stderr)
+    for path, reason in unreadable:
+        print(f"warning: {path}: unreadable, left out ({reason})", file=sys.stderr)
     finish_run(run_dir, "semigrad report",
                {"folder": str(args.folder), "settings": [s.to_dict() for s in settings],
+                "unreadable": [{"path": str(p), "reason": r} for p, r in unreadable],
                 "figures": [str(p) for p in pngs]},
                shown={"settings": len(settings),
                       "runs": sum(len(s.runs) for s in settings),
