@@ -29,13 +29,20 @@ def command_modules() -> list[ModuleType]:
     return sorted(mods, key=lambda m: m.NAME)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="semigrad",
         description="Value-function approximation for reinforcement learning on PyTorch.",
     )
     parser.add_argument("--version", action="version", version=f"semigrad {semigrad.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for mod in command_modules():
         p = sub.add_parser(
             mod.NAME,
@@ -50,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, a usage error: its exit code
+        return exit_.code if isinstance(exit_.code, int) else 2
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2

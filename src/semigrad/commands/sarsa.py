@@ -7,6 +7,7 @@ import argparse
 
 import torch
 
+from semigrad import envs
 from semigrad.algos.sarsa import GreedyPolicy, SarsaConfig, evaluate, sarsa
 from semigrad.algos.td0 import UniformRandomPolicy
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.eval_episodes < 1:
         raise ValueError(f"--eval-episodes: need at least 1, got {args.eval_episodes}")
     device = resolve_device(args.device)
+    envs.make(config.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
     run_dir = start_run(args, NAME, {**to_dict(config), "eval_episodes": args.eval_episodes,
                                      "device": str(device)})
     with MetricsLog(run_dir, ["step", "seconds", "epsilon", "episodes", "mean_return"]) as log:

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         sweep_dir = args.resume
     else:
         spec = _spec(args)
+        sweep.check_settings(spec)  # before any folder is made
         if args.run_dir is not None and (args.run_dir / "config.json").exists():
             raise FileExistsError(f"--run-dir {args.run_dir}: holds a sweep already; continue "
                                   f"it with semigrad sweep --resume {args.run_dir}")

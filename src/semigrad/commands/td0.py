@@ -43,9 +43,9 @@ def parse_probe(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"--probe: expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ValueError(f"--probe: expected comma-separated numbers, got {text!r}")
+        values = ()
+    if not values or not all(np.isfinite(values)):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
     return values
 
 

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         seed = seeds[0] if seeds else (0 if args.seed is None else args.seed)
         cfg = dqn.preset(args.preset, seed=seed, **config_overrides(args, dqn.DQNConfig))
         envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
+        dqn.estimate_memory(cfg, len(seeds or [cfg.seed]))  # before any folder is made
         run_dir = prepare_run_dir(args.run_dir, "train" if seeds is None else "train-seeds",
                                   None if seeds else cfg.seed)
 
