@@ -285,6 +285,8 @@ class MetricsLog:
 
             # a resumed run: TensorBoard drops the events an earlier process logged past its
             # checkpoint (purge_step), so the scalars equal the uninterrupted run's
+            if purge_step is not None:
+                _after_earlier_event_files(Path(run_dir) / "tb")
             self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"), purge_step=purge_step)
 
     def log(self, row: Mapping[str, Any]) -> None:
@@ -292,11 +294,22 @@ class MetricsLog:
         clean = {k: ("" if v is None else _json_ready(v)) for k, v in row.items()}
         self._csv.writerow(clean)
         self._fh.flush()
+        if self._tb is not None:  # one event per row (add_scalar per value costs ~30 us each)
+            from tensorboard.compat.proto.summary_pb2 import Summary
+
+            values = [Summary.Value(tag=key, simple_value=float(value))
+                      for key, value in row.items()
+                      if key != "step" and isinstance(value, (int, float))
+                      and not isinstance(value, bool)]
+            if values:
+                self._tb._get_file_writer().add_summary(Summary(value=values), int(row["step"]))
+
+    def flush(self) -> None:
+        """Put every row logged so far on disk, TensorBoard's queued events included (call it
+        before a checkpoint, so the checkpoint never covers rows a kill could lose)."""
+        self._fh.flush()
         if self._tb is not None:
-            step = int(row["step"])
-            for key, value in row.items():
-                if key != "step" and isinstance(value, (int, float)) and value is not None:
-                    self._tb.add_scalar(key, value, step)
+            self._tb.flush()
 
     def close(self) -> None:
         self._fh.close()
@@ -308,6 +321,23 @@ class MetricsLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _after_earlier_event_files(tb_dir: Path) -> None:
+    """Wait (at most a second) until a new TensorBoard event file will sort after the earlier
+    ones: its name starts with the current second, and TensorBoard reads the files in name
+    order, so a resumed run's file written in the same second as the killed run's could come
+    first and its purge would then drop the earlier run's rows."""
+    stamps = []
+    for f in tb_dir.glob("events.out.tfevents.*"):
+        try:
+            stamps.append(int(f.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    if stamps:
+        wait = max(stamps) + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:

@@ -866,6 +866,8 @@ def _log(cfg: DQNConfig, st: DQNState, rows: list[dict | None]) -> None:
 def _save_last(cfg, st, template, single, last_path) -> None:
     """The resumable state (after the rows it covers were logged, so a resumed run logs no row
     twice) and, with several seeds, each live agent's last weights."""
+    for rec in st.records:
+        rec.metrics.flush()  # the rows this checkpoint covers are on disk before it is
     save_checkpoint(last_path, cfg, st)
     if not single:
         for i, rec in enumerate(st.records):

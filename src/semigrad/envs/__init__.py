@@ -23,9 +23,11 @@ import torch
 
 from semigrad.devices import resolve_device
 from semigrad.envs import cartpole
+from semigrad.envs.acrobot import TorchAcrobot
 from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
 from semigrad.envs.cartpole import TorchCartPole
 from semigrad.envs.gym_vector import GymVectorEnv
+from semigrad.envs.mountain_car import TorchMountainCar
 
 __all__ = [
     "BatchedEnv", "EnvSpec", "EpisodeCounter", "GymVectorEnv", "check_env_id", "check_start_box",
@@ -141,6 +143,8 @@ def make(
 
 
 register("CartPole-v1", TorchCartPole)
+register("Acrobot-v1", TorchAcrobot)
+register("MountainCar-v0", TorchMountainCar)
 
 # Importing the module registers Baird-v0 and BairdNotebook-v0 (kept last: it uses register).
 import semigrad.envs.baird  # noqa: E402,F401
