@@ -276,3 +276,28 @@ def test_an_invalid_grid_value_is_refused_before_anything_starts(tmp_path, capsy
     err = capsys.readouterr().err
     assert "setting 'alpha=-1.0' is invalid" in err and "Traceback" not in err
     assert not (tmp_path / "c").exists()
+
+
+def test_sarsa_sweeps_and_reports_like_dqn(ray_address, tmp_path, capsys):
+    """The algorithm registry: `semigrad sweep sarsa` runs SARSA trials, each a `semigrad
+    sarsa` run directory, and `semigrad report` ranks them; td0 runs are named, not ranked."""
+    folder = tmp_path / "s"
+    argv = ["sweep", "sarsa", "--steps", "400", "--num-envs", "2", "--eval-episodes", "2",
+            "--log-every", "200", "--seeds", "0-1", "--grid", "alpha=1e-3,3e-3",
+            "--address", ray_address, "--run-dir", str(folder), "--no-progress"]
+    assert main(argv) == 0
+    trials = sorted(p.name for p in (folder / sweep.TRIALS).iterdir())
+    assert trials == ["alpha=0.001,seed=0", "alpha=0.001,seed=1", "alpha=0.003,seed=0",
+                      "alpha=0.003,seed=1"]
+    for name in trials:
+        config = json.loads((folder / sweep.TRIALS / name / "config.json").read_text())
+        summary = json.loads((folder / sweep.TRIALS / name / "summary.json").read_text())
+        assert config["command"] == "sarsa" and summary["status"] == "finished"
+        assert summary["env_steps"] == 400 and summary["final_eval_return"] > 0
+    assert main(["td0", "--steps", "200", "--num-envs", "2", "--mc-rollouts", "2",
+                 "--no-plots", "--device", "cpu", "--run-dir", str(folder / "a-td0-run")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(folder), "--reps", "200"]) == 0
+    out, err = capsys.readouterr()
+    assert "| alpha=0.001 | 2 |" in out and "| alpha=0.003 | 2 |" in out
+    assert "1 td0 run(s) not summarised" in err

@@ -1,8 +1,10 @@
 """Aggregate a folder of training runs: per setting, across seeds, with honest statistics.
 
-Any folder works (a sweep, or runs made one by one with ``semigrad train``): every run directory
-below it whose ``config.json`` says ``"command": "train"`` is a run. Runs whose configs are equal
-except for the seed form one *setting*. For each setting (Agarwal et al., 2021):
+Any folder works (a sweep, or runs made one by one): every run directory below it whose
+``config.json`` says ``"command": "train"`` (DQN) or ``"sarsa"`` is a run; ``td0`` and
+``baird`` runs (prediction: no return to rank) are counted and named, not summarised. Runs
+whose configs are equal except for the seed form one *setting*. For each setting (Agarwal et
+al., 2021):
 
 - final score = ``final_eval_return`` (mean greedy return of the last evaluation): IQM and
   median with 95% stratified bootstrap percentile intervals;
@@ -36,7 +38,8 @@ from semigrad import stats
 from semigrad.run import read_json, read_metrics
 from semigrad.sweep import format_value, setting_label
 
-RUN_COMMANDS = ("train",)
+RUN_COMMANDS = ("train", "sarsa")  # runs with a final greedy return to rank
+NOT_SUMMARISED = ("td0", "baird")  # prediction runs: no return; listed, not ranked
 NOT_SETTING = ("command", "seed", "tensorboard")  # config keys that do not make a setting
 
 
@@ -86,7 +89,8 @@ def read_run(path: Path) -> RunRecord:
 
 
 def collect_runs(folder: str | os.PathLike,
-                 unreadable: list[tuple[Path, str]] | None = None) -> list[RunRecord]:
+                 unreadable: list[tuple[Path, str]] | None = None,
+                 not_summarised: list[tuple[Path, str]] | None = None) -> list[RunRecord]:
     """Every training run directory at or below ``folder`` (hidden folders skipped), by path.
 
     A ``--seeds`` run's top folder is not a run: its ``seedN/`` folders are. Folders whose
@@ -106,6 +110,10 @@ def collect_runs(folder: str | os.PathLike,
                 if command in RUN_COMMANDS and "seeds" not in config:
                     runs.append(read_run(Path(root)))
                     dirs[:] = []  # a run's own folders hold no runs
+                elif command in NOT_SUMMARISED:
+                    if not_summarised is not None:
+                        not_summarised.append((Path(root), command))
+                    dirs[:] = []
             except (ValueError, OSError, TypeError, KeyError) as err:
                 if unreadable is not None:
                     unreadable.append((Path(root), str(err).splitlines()[0][:200]))
@@ -190,14 +198,20 @@ def _curve(runs: Sequence[RunRecord], reps: int, confidence: float, seed: int):
 
 
 def aggregate(folder: str | os.PathLike, reps: int = 2000, confidence: float = 0.95,
-              seed: int = 0, unreadable: list[tuple[Path, str]] | None = None
-              ) -> list[SettingStats]:
+              seed: int = 0, unreadable: list[tuple[Path, str]] | None = None,
+              not_summarised: list[tuple[Path, str]] | None = None) -> list[SettingStats]:
     """Statistics of every setting under ``folder``: grouped by environment (alphabetical),
     best final-score IQM first within each, ``rank`` counted per environment."""
-    runs = collect_runs(folder, unreadable)
+    others: list[tuple[Path, str]] = []
+    runs = collect_runs(folder, unreadable, others)
     if not runs:
+        kinds = sorted({kind for _, kind in others})
+        extra = (f"; it holds {len(others)} {'/'.join(kinds)} run(s), which report does not "
+                 "summarise (prediction: no return to rank)") if others else ""
         raise ValueError(f"{folder}: no training runs found (folders with a config.json of "
-                         "semigrad train)")
+                         f"semigrad {' or '.join(RUN_COMMANDS)}){extra}")
+    if not_summarised is not None:
+        not_summarised.extend(others)
     settings = group_settings(runs)
     for s in settings:
         done = [r for r in s.runs if r.status == "finished" and r.final is not None]

@@ -73,7 +73,26 @@ def _dqn() -> Algo:
                 train, dqn.TrainingDiverged)
 
 
-ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn}
+class _NeverRaised(Exception):
+    """For algorithms that report divergence in their summary instead of raising."""
+
+
+def _sarsa() -> Algo:
+    from semigrad.algos import sarsa
+
+    presets = {"default": sarsa.SarsaConfig()}
+
+    def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        return {**to_dict(presets[name]), **overrides}
+
+    def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
+        return sarsa.train(cfg, run_dir)[0]  # short runs without checkpoints: no resume
+
+    return Algo(sarsa.SarsaConfig, presets, "default", preset_fields, "sarsa", train,
+                _NeverRaised)
+
+
+ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn, "sarsa": _sarsa}
 
 
 def get_algo(name: str) -> Algo:

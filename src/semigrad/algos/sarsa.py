@@ -42,7 +42,7 @@ from torch import nn
 from semigrad import envs, policies
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.algos.td0 import OPTIMIZERS, make_optimizer
-from semigrad.config import check_choice, check_range
+from semigrad.config import MAX_SEED, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
 from semigrad.losses import (
     expected_sarsa_targets,
@@ -52,6 +52,7 @@ from semigrad.losses import (
 )
 from semigrad.nets import ACTIVATIONS, QNetwork, StateActionQNetwork
 from semigrad.policies import epsilon_greedy, epsilon_greedy_probs, linear_schedule
+from semigrad.run import MetricsLog, atomic_write_json
 
 METHODS = ("sarsa", "expected-sarsa")
 Q_FORMS = ("multi-head", "state-action")
@@ -92,9 +93,14 @@ class SarsaConfig:
     guard: bool = field(default=True, metadata={"help": "stop the run when it diverges"})
     guard_every: int = field(default=100, metadata={"help": "check the guard every K updates"})
     log_every: int = field(default=2000, metadata={"help": "log every K transitions"})
+    eval_episodes: int = field(
+        default=100, metadata={"help": "episodes to evaluate the greedy and random policies"})
+    seed: int = field(default=0, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         envs.check_env_id(self.env)
+        check_range("eval_episodes", self.eval_episodes, 1)
+        check_range("seed", self.seed, 0, MAX_SEED)
         check_range("num_envs", self.num_envs, 1)
         check_range("steps", self.steps, 1)
         check_range("gamma", self.gamma, 0.0, 1.0)
@@ -282,3 +288,57 @@ def sarsa(
         episode_returns=np.concatenate(ended_returns) if ended_returns else np.zeros(0),
         divergence=divergence,
     )
+
+
+METRIC_COLUMNS = ("step", "seconds", "epsilon", "episodes", "mean_return")
+
+
+def train(config: SarsaConfig, run_dir, *, device: str | torch.device | None = None,
+          progress: bool = False) -> tuple[dict, SarsaResult, np.ndarray]:
+    """Train with ``config`` (seed ``config.seed``) into the run directory ``run_dir``:
+    config.json, metrics.csv (the mean training return per ``log_every`` transitions) and
+    summary.json, whose ``final_eval_return`` is the greedy policy's mean return over
+    ``eval_episodes`` fresh episodes (what ``semigrad report`` ranks). Returns the summary, the
+    ``SarsaResult`` and the uniform random policy's returns on the same episodes."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    device = resolve_device(device)
+    atomic_write_json(run_dir / "config.json", {"command": "sarsa", **to_dict(config),
+                                                "device": str(device)})
+    with MetricsLog(run_dir, METRIC_COLUMNS, tensorboard=False) as log:
+        result = sarsa(config, device=device, seed=config.seed, on_log=log.log,
+                       progress=progress)
+    eval_seed = policies.evaluation_seed(config.seed, 0)  # not the training episodes
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    greedy = evaluate(GreedyPolicy(result.q_hat, generator), config.env,
+                      config.eval_episodes, device, eval_seed)
+    from semigrad.algos.td0 import UniformRandomPolicy
+
+    random = evaluate(UniformRandomPolicy(result.q_hat.num_actions, generator), config.env,
+                      config.eval_episodes, device, eval_seed)
+    diverged = result.divergence is not None
+    threshold = envs.make(config.env, num_envs=1, device="cpu").spec.reward_threshold
+    final = float(greedy.mean())
+    summary = {
+        "status": "diverged" if diverged else "finished",
+        "env": config.env,
+        "seed": config.seed,
+        "method": config.method,
+        "q_form": config.q_form,
+        "steps": result.steps,
+        "env_steps": result.steps,
+        "seconds": result.seconds,
+        "steps_per_second": result.steps_per_second,
+        "training_episodes": len(result.episode_returns),
+        "final_eval_return": final,
+        "eval_returns": [final],
+        "greedy_return_std": float(greedy.std()),
+        "random_return_mean": float(random.mean()),
+        "eval_episodes": config.eval_episodes,
+        "reward_threshold": threshold,
+        "solved": threshold is not None and final >= threshold,
+        "divergence": str(result.divergence) if diverged else None,
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary, result, random

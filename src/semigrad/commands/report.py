@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
                                   f"'{read_json(old).get('command')}' run, not a report; "
                                   "--force replaces reports only")
     unreadable: list = []
-    settings = report.aggregate(args.folder, args.reps, args.confidence, args.seed, unreadable)
+    others: list = []
+    settings = report.aggregate(args.folder, args.reps, args.confidence, args.seed, unreadable,
+                                others)
     if old.exists():  # --force on a report: the old one goes only once the new one is ready
         import shutil
 
@@ -95,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         for copy in s.duplicates:
             print(f"warning: {copy.path} repeats seed {copy.config.get('seed')} of setting "
                   f"{s.label!r} ({s.runs[0].path}); counted once", file=sys.stderr)
+    if others:
+        kinds = sorted({kind for _, kind in others})
+        print(f"note: {len(others)} {'/'.join(kinds)} run(s) not summarised (prediction runs: "
+              "no return to rank)", file=sys.stderr)
     for path, reason in unreadable:
         print(f"warning: {path}: unreadable, left out ({reason})", file=sys.stderr)
     finish_run(run_dir, "semigrad report",

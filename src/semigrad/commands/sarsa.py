@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from semigrad import envs
-from semigrad.algos.sarsa import GreedyPolicy, SarsaConfig, evaluate, sarsa
-from semigrad.algos.td0 import UniformRandomPolicy
+from semigrad.algos.sarsa import SarsaConfig, train
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.config import add_config_arguments, config_from_args, to_dict
 from semigrad.devices import resolve_device
-from semigrad.run import MetricsLog
 
 NAME = "sarsa"
 HELP = "episodic semi-gradient SARSA / Expected SARSA control with an epsilon-greedy policy"
@@ -33,62 +29,33 @@ learning_curve.png.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--eval-episodes", type=int, default=100,
-                        help="episodes to evaluate the greedy and random policies (default: 100)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figure")
     add_config_arguments(parser, SarsaConfig)
     add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args, SarsaConfig)
-    if args.eval_episodes < 1:
-        raise ValueError(f"--eval-episodes: need at least 1, got {args.eval_episodes}")
+    config = config_from_args(args, SarsaConfig, seed=args.seed)
     device = resolve_device(args.device)
     envs.make(config.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
-    run_dir = start_run(args, NAME, {**to_dict(config), "eval_episodes": args.eval_episodes,
-                                     "device": str(device)})
-    with MetricsLog(run_dir, ["step", "seconds", "epsilon", "episodes", "mean_return"]) as log:
-        result = sarsa(config, device=device, seed=args.seed, on_log=log.log, progress=True)
-
-    eval_seed = args.seed + 10_000  # evaluation episodes differ from the training ones
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    greedy = evaluate(GreedyPolicy(result.q_hat, generator), config.env, args.eval_episodes,
-                      device, eval_seed)
-    random = evaluate(UniformRandomPolicy(result.q_hat.num_actions, generator), config.env,
-                      args.eval_episodes, device, eval_seed)
-    figures = {}
+    run_dir = start_run(args, NAME, to_dict(config))
+    summary, result, random = train(config, run_dir, device=device, progress=True)
     if not args.no_plots:
         from semigrad.plots.td import learning_curve
 
-        figures["learning_curve"] = str(learning_curve(
+        summary["figures"] = {"learning_curve": str(learning_curve(
             result.episode_steps, result.episode_returns, run_dir / "learning_curve.png",
-            random_return=float(random.mean()), final_return=float(greedy.mean()),
+            random_return=float(random.mean()), final_return=summary["final_eval_return"],
             title=f"semi-gradient {config.method} ({config.q_form}) on {config.env}",
-        ))
-    diverged = result.divergence is not None
-    summary = {
-        "method": config.method,
-        "q_form": config.q_form,
-        "steps": result.steps,
-        "seconds": result.seconds,
-        "steps_per_second": result.steps_per_second,
-        "training_episodes": len(result.episode_returns),
-        "greedy_return_mean": float(greedy.mean()),
-        "greedy_return_std": float(greedy.std()),
-        "random_return_mean": float(random.mean()),
-        "eval_episodes": args.eval_episodes,
-        "diverged": diverged,
-        "divergence": str(result.divergence) if diverged else None,
-        "figures": figures,
-    }
+        ))}
     shown = {"method": f"{config.method} ({config.q_form})", "steps": result.steps,
              "time (s)": result.seconds, "steps/s": result.steps_per_second,
              "training episodes": len(result.episode_returns),
-             "greedy policy return": f"{greedy.mean():.1f} +- {greedy.std():.1f} "
-                                     f"({args.eval_episodes} episodes)",
-             "random policy return": f"{random.mean():.1f}"}
-    if diverged:
-        shown["DIVERGED"] = str(result.divergence)
+             "greedy policy return": f"{summary['final_eval_return']:.1f} +- "
+                                     f"{summary['greedy_return_std']:.1f} "
+                                     f"({config.eval_episodes} episodes)",
+             "random policy return": f"{summary['random_return_mean']:.1f}"}
+    if summary["status"] == "diverged":
+        shown["DIVERGED"] = summary["divergence"]
     finish_run(run_dir, f"semigrad sarsa ({config.method})", summary, shown)
-    return 1 if diverged else 0
+    return 1 if summary["status"] == "diverged" else 0
