@@ -278,9 +278,10 @@ def test_an_invalid_grid_value_is_refused_before_anything_starts(tmp_path, capsy
     assert not (tmp_path / "c").exists()
 
 
-def test_sarsa_sweeps_and_reports_like_dqn(ray_address, tmp_path, capsys):
-    """The algorithm registry: `semigrad sweep sarsa` runs SARSA trials, each a `semigrad
-    sarsa` run directory, and `semigrad report` ranks them; td0 runs are named, not ranked."""
+def test_sarsa_and_td0_sweep_and_report_like_dqn(ray_address, tmp_path, capsys):
+    """The algorithm registry: `semigrad sweep sarsa` and `semigrad sweep td0` run their trials,
+    each a run directory of its command, and `semigrad report` ranks the SARSA runs and names
+    the td0 runs it does not summarise."""
     folder = tmp_path / "s"
     argv = ["sweep", "sarsa", "--steps", "400", "--num-envs", "2", "--eval-episodes", "2",
             "--log-every", "200", "--seeds", "0-1", "--grid", "alpha=1e-3,3e-3",
@@ -294,10 +295,16 @@ def test_sarsa_sweeps_and_reports_like_dqn(ray_address, tmp_path, capsys):
         summary = json.loads((folder / sweep.TRIALS / name / "summary.json").read_text())
         assert config["command"] == "sarsa" and summary["status"] == "finished"
         assert summary["env_steps"] == 400 and summary["final_eval_return"] > 0
-    assert main(["td0", "--steps", "200", "--num-envs", "2", "--mc-rollouts", "2",
-                 "--no-plots", "--device", "cpu", "--run-dir", str(folder / "a-td0-run")]) == 0
+    td0_sweep = folder / "td0-sweep"
+    assert main(["sweep", "td0", "--steps", "400", "--num-envs", "2", "--seeds", "0",
+                 "--grid", "gamma=0.9,0.95", "--address", ray_address, "--run-dir",
+                 str(td0_sweep), "--no-progress"]) == 0
+    for gamma in (0.9, 0.95):
+        summary = json.loads((td0_sweep / sweep.TRIALS / f"gamma={gamma},seed=0" /
+                              "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["probes"][0]["mc_value"] > 0
     capsys.readouterr()
     assert main(["report", str(folder), "--reps", "200"]) == 0
     out, err = capsys.readouterr()
     assert "| alpha=0.001 | 2 |" in out and "| alpha=0.003 | 2 |" in out
-    assert "1 td0 run(s) not summarised" in err
+    assert "2 td0 run(s) not summarised" in err

@@ -92,7 +92,21 @@ def _sarsa() -> Algo:
                 _NeverRaised)
 
 
-ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn, "sarsa": _sarsa}
+def _td0() -> Algo:
+    from semigrad.algos import td0
+
+    presets = {"default": td0.TD0Config()}
+
+    def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        return {**to_dict(presets[name]), **overrides}
+
+    def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
+        return td0.train(cfg, run_dir)[0]  # no checkpoints: a stopped trial starts again
+
+    return Algo(td0.TD0Config, presets, "default", preset_fields, "td0", train, _NeverRaised)
+
+
+ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn, "sarsa": _sarsa, "td0": _td0}
 
 
 def get_algo(name: str) -> Algo:

@@ -48,11 +48,12 @@ from torch import nn
 
 from semigrad import envs
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
-from semigrad.config import ConfigError, check_choice, check_range
+from semigrad.config import MAX_SEED, ConfigError, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
 from semigrad.losses import bootstrap, td_targets, value_loss
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
 from semigrad.optim import lean_step
+from semigrad.run import MetricsLog, atomic_write_json
 
 RULES = ("semi-gradient", "residual-gradient", "notebook")
 OPTIMIZERS = ("sgd", "adam")
@@ -107,9 +108,11 @@ class TD0Config:
         metadata={"help": "hand-written backprop for MLP value nets (semi-gradient rule); "
                           "same update as autograd with less per-step overhead"},
     )
+    seed: int = field(default=0, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         envs.check_env_id(self.env)
+        check_range("seed", self.seed, 0, MAX_SEED)
         check_range("num_envs", self.num_envs, 1)
         check_range("steps", self.steps, 1)
         check_range("gamma", self.gamma, 0.0, 1.0)
@@ -442,3 +445,69 @@ def td0(
         probe_values=np.asarray(history, dtype=np.float64).reshape(len(log_steps), -1),
         divergence=divergence,
     )
+
+
+CARTPOLE = "CartPole-v1"
+
+
+def train(config: TD0Config, run_dir, *, probes=(), mc_rollouts: int = 2000,
+          device: str | torch.device | None = None, progress: bool = False):
+    """Run TD(0) with ``config`` (seed ``config.seed``) into the run directory ``run_dir``:
+    config.json, metrics.csv (v_hat at every probe state every ``log_every`` transitions, also
+    as TensorBoard events) and summary.json (each probe's v_hat against its Monte Carlo value,
+    from ``mc_rollouts`` rollouts, on CartPole-v1). ``probes``: extra probe states, after
+    CartPole-v1's default ones. Returns ``(summary, TD0Result, Monte Carlo values or None)``.
+    """
+    from pathlib import Path
+
+    from semigrad.algos.monte_carlo import DEFAULT_PROBES, cartpole_values
+
+    run_dir = Path(run_dir)
+    device = resolve_device(device)
+    is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
+    probes = ([*DEFAULT_PROBES] if is_cartpole else []) + [tuple(p) for p in probes]
+    if mc_rollouts < 2:
+        raise ValueError(f"mc_rollouts: need at least 2, got {mc_rollouts}")
+    width = 4 if is_cartpole else len(probes[0]) if probes else 0
+    for probe in probes:
+        if len(probe) != width:
+            raise ValueError(f"probe: every probe needs {width} numbers, got {list(probe)}")
+    atomic_write_json(run_dir / "config.json", {
+        "command": "td0", **to_dict(config), "probes": probes, "mc_rollouts": mc_rollouts,
+        "device": str(device)})
+    mc = cartpole_values(probes, config.gamma, mc_rollouts, seed=config.seed) \
+        if is_cartpole else None
+    probe_tensor = torch.tensor(probes, dtype=torch.float32) if probes else None
+    columns = ["step", "seconds"] + [f"v_hat_{i}" for i in range(len(probes))]
+    with MetricsLog(run_dir, columns) as metrics:
+        result = td0(config, device=device, seed=config.seed, probes=probe_tensor,
+                     on_log=metrics.log, progress=progress)
+    final = result.probe_values[-1] if probes else np.zeros(0)
+    rows = []
+    for i, state in enumerate(probes):
+        row = {"state": list(state), "v_hat": float(final[i]), "mc_value": None,
+               "mc_stderr": None, "error": None, "relative_error": None}
+        if mc is not None:
+            row.update(mc_value=float(mc.values[i]), mc_stderr=float(mc.stderr[i]),
+                       error=float(final[i] - mc.values[i]),
+                       relative_error=float((final[i] - mc.values[i]) / mc.values[i]))
+        rows.append(row)
+    diverged = result.divergence is not None
+    summary = {
+        "status": "diverged" if diverged else "finished",
+        "env": config.env,
+        "seed": config.seed,
+        "rule": config.rule,
+        "steps": result.steps,
+        "env_steps": result.steps,
+        "seconds": result.seconds,
+        "steps_per_second": result.steps_per_second,
+        "diverged": diverged,
+        "divergence": str(result.divergence) if diverged else None,
+        "probes": rows,
+        "max_abs_relative_error": (max(abs(r["relative_error"]) for r in rows)
+                                   if mc is not None and rows else None),
+        "mc_rollouts": mc_rollouts if mc is not None else None,
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary, result, mc

@@ -9,12 +9,11 @@ import numpy as np
 import torch
 
 from semigrad.algos.guard import value_bound
-from semigrad.algos.monte_carlo import DEFAULT_PROBES, NOTEBOOK_PROBE, cartpole_values
-from semigrad.algos.td0 import TD0Config, td0
+from semigrad.algos.monte_carlo import NOTEBOOK_PROBE, cartpole_values
+from semigrad.algos.td0 import CARTPOLE, TD0Config, train
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.config import add_config_arguments, config_from_args, to_dict
 from semigrad.devices import resolve_device
-from semigrad.run import MetricsLog
 
 NAME = "td0"
 HELP = "semi-gradient TD(0) prediction of v_pi, with Monte Carlo ground truth at probe states"
@@ -35,7 +34,6 @@ with v_hat, mc_value, mc_stderr), probes.png and value_slice.png.
                                                  # exploring starts: every probe within 10%
 """
 
-CARTPOLE = "CartPole-v1"
 THETA_THRESHOLD = 12 * 2 * np.pi / 360
 
 
@@ -62,38 +60,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args, TD0Config)
+    config = config_from_args(args, TD0Config, seed=args.seed)
     device = resolve_device(args.device)
-    is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
-    probes = ([*DEFAULT_PROBES] if is_cartpole else []) + list(args.probe)
     if args.mc_rollouts < 2:
         raise ValueError(f"--mc-rollouts: need at least 2, got {args.mc_rollouts}")
-    width = 4 if is_cartpole else len(probes[0]) if probes else 0
-    for probe in probes:
+    is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
+    width = 4 if is_cartpole else len(args.probe[0]) if args.probe else 0
+    for probe in args.probe:
         if len(probe) != width:
             raise ValueError(f"--probe: every probe needs {width} numbers, got {list(probe)}")
-    run_dir = start_run(args, NAME, {**to_dict(config), "probes": probes,
-                                     "mc_rollouts": args.mc_rollouts, "device": str(device)})
-
-    mc = None
-    if is_cartpole:
-        mc = cartpole_values(probes, config.gamma, args.mc_rollouts, seed=args.seed)
-    probe_tensor = torch.tensor(probes, dtype=torch.float32) if probes else None
-    columns = ["step", "seconds"] + [f"v_hat_{i}" for i in range(len(probes))]
-    with MetricsLog(run_dir, columns) as metrics:
-        result = td0(config, device=device, seed=args.seed, probes=probe_tensor,
-                     on_log=metrics.log, progress=True)
-
-    final = result.probe_values[-1] if probes else np.zeros(0)
-    rows = []
-    for i, state in enumerate(probes):
-        row = {"state": list(state), "v_hat": float(final[i]), "mc_value": None,
-               "mc_stderr": None, "error": None, "relative_error": None}
-        if mc is not None:
-            row.update(mc_value=float(mc.values[i]), mc_stderr=float(mc.stderr[i]),
-                       error=float(final[i] - mc.values[i]),
-                       relative_error=float((final[i] - mc.values[i]) / mc.values[i]))
-        rows.append(row)
+    run_dir = start_run(args, NAME, to_dict(config))
+    summary, result, mc = train(config, run_dir, probes=args.probe, mc_rollouts=args.mc_rollouts,
+                                device=device, progress=True)
+    rows = summary["probes"]
+    probes = [tuple(r["state"]) for r in rows]
+    final = np.array([r["v_hat"] for r in rows])
 
     figures = {}
     if not args.no_plots and probes:
@@ -108,24 +89,11 @@ def run(args: argparse.Namespace) -> int:
             title=f"TD(0) {config.rule}, gamma={config.gamma}: v_hat vs Monte Carlo",
             stopped_at=result.steps if result.divergence else None,
         ))
-    if not args.no_plots and is_cartpole and result.divergence is None:
+    diverged = result.divergence is not None
+    if not args.no_plots and is_cartpole and not diverged:
         figures["value_slice"] = str(plot_slice(result.v_hat, config.gamma, run_dir, device,
                                                 args.seed))
-
-    diverged = result.divergence is not None
-    summary = {
-        "rule": config.rule,
-        "steps": result.steps,
-        "seconds": result.seconds,
-        "steps_per_second": result.steps_per_second,
-        "diverged": diverged,
-        "divergence": str(result.divergence) if diverged else None,
-        "probes": rows,
-        "max_abs_relative_error": (max(abs(r["relative_error"]) for r in rows)
-                                   if mc is not None and rows else None),
-        "mc_rollouts": args.mc_rollouts if mc is not None else None,
-        "figures": figures,
-    }
+    summary["figures"] = figures
     shown = {"rule": config.rule, "steps": result.steps, "time (s)": result.seconds,
              "steps/s": result.steps_per_second}
     for i, row in enumerate(rows):
