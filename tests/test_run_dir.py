@@ -155,3 +155,34 @@ def test_result_files_are_readable_by_others(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_written(tmp_path, capsys,
+                                                                    monkeypatch):
+    """The disk fills up at the second checkpoint: one line naming the file and the problem,
+    exit 2, and the files written before (config, first checkpoint) are intact."""
+    import errno
+
+    from semigrad.algos import dqn as dqn_module
+
+    run_dir = tmp_path / "r"
+    real_save = dqn_module.save_checkpoint
+    calls = []
+
+    def save_then_fill_the_disk(path, cfg, st):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_save(path, cfg, st)
+
+    monkeypatch.setattr(dqn_module, "save_checkpoint", save_then_fill_the_disk)
+    argv = ["train", "--no-progress", "--device", "cpu", "--hidden", "8", "--steps", "2000",
+            "--eval-every", "500", "--eval-episodes", "2", "--learning-starts", "200",
+            "--no-tensorboard", "--run-dir", str(run_dir)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and str(run_dir) in err[0]
+    assert dqn.load_checkpoint(run_dir / "checkpoint_last.pt")["counters"]["env_steps"] == 500
+    assert json.loads((run_dir / "config.json").read_text())["steps"] == 2000
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0  # and it goes on

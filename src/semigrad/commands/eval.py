@@ -12,14 +12,15 @@ from semigrad import policies
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.devices import resolve_device
-from semigrad.run import atomic_write_bytes, check_output_file
+from semigrad.run import atomic_write_bytes, check_output_file, format_summary
 
 NAME = "eval"
 HELP = "play greedy episodes with a trained agent; optionally write a GIF"
 DESCRIPTION = """\
 Load the best (default) or last checkpoint of a `semigrad train` run, play greedy episodes in
 parallel, print the mean and standard deviation of the return, and optionally write an animated
-GIF of one episode.
+GIF of one episode. With --run-dir the results are also written there (config.json,
+summary.json); without it nothing is written but the GIF.
 
   semigrad eval runs/train-20261121-101500-s0 --episodes 100
   semigrad eval runs/train-20261121-101500-s0 --gif cartpole.gif
@@ -75,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     agent = dqn.load_agent(args.train_dir, args.checkpoint, device)
     net, cfg = agent.net, agent.cfg
-    run_dir = start_run(args, NAME, {"train_dir": str(args.train_dir), "env": cfg.env,
-                                     "checkpoint": args.checkpoint, "episodes": args.episodes})
+    run_dir = None
+    if args.run_dir is not None:  # a record only where asked for: no stray folders in runs/
+        run_dir = start_run(args, NAME, {"train_dir": str(args.train_dir), "env": cfg.env,
+                                         "checkpoint": args.checkpoint,
+                                         "episodes": args.episodes})
     returns = policies.evaluate(agent.act, cfg.env, args.episodes, seed=args.seed,
                                 device=device)
     summary = {"env": cfg.env, "episodes": args.episodes,
@@ -87,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     if args.gif is not None:
         summary["gif"] = str(args.gif)
         summary["gif_episode_length"] = write_gif(net, cfg.env, args.gif, args.seed, device)
-    finish_run(run_dir, f"semigrad eval ({args.checkpoint} checkpoint)", summary,
-               shown={k: v for k, v in summary.items() if k != "returns"})
+    title = f"semigrad eval ({args.checkpoint} checkpoint)"
+    shown = {k: v for k, v in summary.items() if k != "returns"}
+    if run_dir is None:
+        print(format_summary(title, shown))
+    else:
+        finish_run(run_dir, title, summary, shown=shown)
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
-from semigrad.run import read_json, read_metrics
+from semigrad.run import new_run_dir, read_json, read_metrics
 
 NAME = "plot"
 HELP = "learning curves of one or many training runs in one figure"
@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
             summary = read_json(path / "summary.json")
             threshold = summary.get("reward_threshold", threshold)
         curves[label] = read_metrics(path)
+    if args.run_dir is None:  # figures go under plots/, not among the runs report reads
+        args.run_dir = new_run_dir(NAME, root="plots")
     run_dir = start_run(args, NAME, {"runs": [str(p) for p in args.runs]})
     from semigrad.plots.curves import learning_curves
 
