@@ -75,3 +75,22 @@ def optimal_q(length: int, gamma: float) -> torch.Tensor:
             new[s, 0] = gamma * v[max(s - 1, 0)]
         q = new
     return q[: length - 1]
+
+
+class PixelChainEnv(ChainEnv):
+    """The chain as frames: each observation is a ``(1, 5, 5)`` uint8 image (flattened to 25
+    numbers) whose row ``pos`` is lit, as a pixel env hands frames to the replay."""
+
+    obs_dtype = torch.uint8
+    obs_shape = (1, 5, 5)
+
+    def __init__(self, **kw):
+        super().__init__(**{**kw, "env_id": "TestPixelChain-v0"})
+        from semigrad.envs import EnvSpec
+
+        self.spec = EnvSpec("TestPixelChain-v0", 25, 2, None, self.max_steps, "test")
+
+    def _obs(self, pos):
+        frames = torch.zeros(pos.shape[0], 5, 5, dtype=torch.uint8, device=self.device)
+        frames[torch.arange(pos.shape[0], device=self.device), pos] = 1
+        return frames.reshape(pos.shape[0], 25)

@@ -228,10 +228,10 @@ class AgentReplay:
     """
 
     def __init__(self, agents: int, capacity: int, num_envs: int, obs_dim: int,
-                 device: torch.device) -> None:
+                 device: torch.device, obs_dtype: torch.dtype = torch.float32) -> None:
         self.agents, self.capacity, self.num_envs = agents, capacity, num_envs
         self.buffer = ReplayBuffer(agents * capacity, obs_dim, device=device,
-                                   num_envs=agents * num_envs)
+                                   obs_dtype=obs_dtype, num_envs=agents * num_envs)
         self._offsets = torch.arange(agents, device=device).unsqueeze(1) * num_envs  # (K, 1)
         self._stride = (agents - 1) * num_envs  # slot j -> j + (j // N) (K - 1) N + k N
 

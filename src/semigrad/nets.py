@@ -184,6 +184,61 @@ class ValueNetwork(MLP):
         return super().forward(x).squeeze(-1)
 
 
+class ConvQNetwork(nn.Module):
+    """A convolutional Q-network on flat frame rows: ``(B, prod(obs_shape)) -> (B, A)``.
+
+    Rows of any dtype (uint8 or bool frames, as the replay stores them) are viewed as
+    ``obs_shape = (C, H, W)``, turned to float and multiplied by ``scale`` inside the network.
+    ``dueling``: a value and an advantage head on the last hidden layer (Wang et al., 2016).
+    """
+
+    def __init__(self, obs_shape: Sequence[int], num_actions: int, convs: Sequence[tuple],
+                 hidden: int, scale: float = 1.0, dueling: bool = False) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(f"ConvQNetwork: obs_shape must be (C, H, W), got {tuple(obs_shape)}")
+        self.obs_shape, self.scale = tuple(int(d) for d in obs_shape), scale
+        layers: list[nn.Module] = []
+        channels = self.obs_shape[0]
+        for out, kernel, stride in convs:
+            layers += [nn.Conv2d(channels, out, kernel, stride), nn.ReLU()]
+            channels = out
+        self.torso = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            flat = self.torso(torch.zeros(1, *self.obs_shape)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, num_actions + (1 if dueling else 0))
+        self.num_actions, self.dueling = num_actions, dueling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, *self.obs_shape).to(torch.float32)
+        if self.scale != 1.0:
+            x = x * self.scale
+        out = self.head(self.fc(self.torso(x)))
+        if self.dueling:
+            adv = out[..., 1:]
+            return out[..., :1] + adv - adv.mean(dim=-1, keepdim=True)
+        return out
+
+
+def minatar_q_network(obs_shape: Sequence[int], num_actions: int,
+                      dueling: bool = False) -> ConvQNetwork:
+    """The MinAtar network (Young & Tian, 2019): one 3x3 convolution with 16 filters (stride
+    1), a 128-unit layer; frames are 0/1, not scaled."""
+    return ConvQNetwork(obs_shape, num_actions, [(16, 3, 1)], 128, 1.0, dueling)
+
+
+def nature_q_network(obs_shape: Sequence[int], num_actions: int,
+                     dueling: bool = False) -> ConvQNetwork:
+    """The Nature DQN network (Mnih et al., 2015): 32 8x8 filters stride 4, 64 4x4 stride 2,
+    64 3x3 stride 1, a 512-unit layer; uint8 frames scaled by 1/255."""
+    return ConvQNetwork(obs_shape, num_actions, [(32, 8, 4), (64, 4, 2), (64, 3, 1)], 512,
+                        1.0 / 255.0, dueling)
+
+
+CONV_NETWORKS = {"minatar": minatar_q_network, "nature": nature_q_network}
+
+
 # ----------------------------------------------------------------------------- Q-ensembles
 
 

@@ -60,6 +60,7 @@ from semigrad.devices import resolve_device
 from semigrad.losses import LOSS_KINDS, per_agent_q_loss
 from semigrad.nets import (
     ACTIVATIONS,
+    CONV_NETWORKS,
     STACKED_ACTIVATIONS,
     DuelingQNetwork,
     ModuleEnsemble,
@@ -113,9 +114,10 @@ class DQNConfig:
     alpha_end: float | None = _help("alpha anneals linearly to this by the end (none: "
                                     "constant alpha)", default=None)
     gamma: float = _help("discount", default=0.99)
-    network: str = _help("Q-network: mlp (hidden, activation, dueling) or a factory "
-                         "'module:function' called as function(obs_dim, num_actions) -> "
-                         "nn.Module", default="mlp")
+    network: str = _help("Q-network: mlp (hidden, activation, dueling), minatar or nature "
+                         "(convolutional, for frames; dueling) or a factory 'module:function' "
+                         "called as function(obs_dim, num_actions) -> nn.Module",
+                         default="mlp")
     hidden: tuple[int, ...] = _help("hidden layer widths (network mlp)", default=(64, 64))
     activation: str = _help("hidden activation (network mlp): "
                             + ", ".join(ACTIVATIONS), default="relu")
@@ -180,11 +182,11 @@ class DQNConfig:
             raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
                               f"{', '.join(STACKED_ACTIVATIONS)}, not {self.network} with "
                               f"{self.activation}; use 'vmap' or 'auto'")
-        if self.network != "mlp":
+        if self.network not in ("mlp", *CONV_NETWORKS):
             network_factory(self.network)  # importable and callable, or a clear error
             if self.dueling:
-                raise ConfigError("dueling: applies to network mlp only; build the dueling "
-                                  f"head into {self.network!r}")
+                raise ConfigError("dueling: applies to the built-in networks only; build the "
+                                  f"dueling head into {self.network!r}")
         if self.buffer_size < self.num_envs * (self.n_step + 1):
             raise ConfigError(f"buffer_size: {self.buffer_size} is too small; it must hold at "
                               f"least num_envs * (n_step + 1) = "
@@ -258,11 +260,18 @@ def alpha_at(cfg: DQNConfig, env_steps: int) -> float:
 # ----------------------------------------------------------------------------- networks
 
 
-def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int) -> nn.Module:
-    """One agent's online network: ``(B, obs_dim) -> (B, num_actions)``."""
+def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int,
+                   obs_shape: Sequence[int] | None = None) -> nn.Module:
+    """One agent's online network: ``(B, obs_dim) -> (B, num_actions)``; ``obs_shape``: what
+    each row stands for (``(C, H, W)`` frames for the convolutional networks)."""
     if cfg.network == "mlp":
         cls = DuelingQNetwork if cfg.dueling else QNetwork
         return cls(obs_dim, num_actions, hidden=cfg.hidden, activation=cfg.activation)
+    if cfg.network in CONV_NETWORKS:
+        if obs_shape is None or len(obs_shape) != 3:
+            raise ConfigError(f"network: {cfg.network} takes frames (C, H, W); {cfg.env} has "
+                              f"flat observations of {obs_dim} numbers: use network mlp")
+        return CONV_NETWORKS[cfg.network](obs_shape, num_actions, cfg.dueling)
     net = network_factory(cfg.network)(obs_dim, num_actions)
     if not isinstance(net, nn.Module):
         raise ConfigError(f"network: {cfg.network} returned a {type(net).__name__}, not an "
@@ -270,14 +279,14 @@ def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int) -> nn.Module:
     return net
 
 
-def make_ensemble(cfg: DQNConfig, seeds: Sequence[int], obs_dim: int, num_actions: int,
+def make_ensemble(cfg: DQNConfig, seeds: Sequence[int], env: envs.BatchedEnv,
                   device: torch.device) -> StackedMLP | ModuleEnsemble:
-    """The K agents' online networks, agent k initialised as ``torch.manual_seed(seeds[k])``
-    then ``make_q_network``."""
+    """The K agents' online networks for ``env``, agent k initialised as
+    ``torch.manual_seed(seeds[k])`` then ``make_q_network``."""
     nets = []
     for s in seeds:
         torch.manual_seed(s)
-        nets.append(make_q_network(cfg, obs_dim, num_actions))
+        nets.append(make_q_network(cfg, env.obs_dim, env.num_actions, env.obs_shape))
     return q_ensemble(nets, device, cfg.q_backend, cfg.activation)
 
 
@@ -340,7 +349,7 @@ class DQNState:
 def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
                device: torch.device) -> DQNState:
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
-    online = make_ensemble(cfg, seeds, env.obs_dim, env.num_actions, device)
+    online = make_ensemble(cfg, seeds, env, device)
     optimizer = torch.optim.Adam(online.params, lr=cfg.alpha,
                                  **({"fused": True} if device.type in ("cpu", "cuda") else {}))
     k = len(seeds)
@@ -348,7 +357,7 @@ def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
         online=online, target=online.clone(), optimizer=optimizer,
         optimizer_step=optimizer_step(optimizer, online.params),
         replay=AgentReplay(k, cfg.buffer_size // cfg.num_envs * cfg.num_envs, cfg.num_envs,
-                           env.obs_dim, device),
+                           env.obs_dim, device, env.obs_dtype),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         loss_fn=per_agent_q_loss(device),
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device),
@@ -572,7 +581,8 @@ class Agent:
 
     @torch.no_grad()
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        obs = torch.as_tensor(obs, device=self.device)
+        return self.net(obs.float() if obs.is_floating_point() else obs)
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         return self.q_values(obs).argmax(dim=1)
@@ -599,7 +609,7 @@ def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
         raise FileNotFoundError(f"{path}: no such checkpoint; has the run evaluated yet?")
     payload = load_checkpoint(path, device, (WEIGHTS_FORMAT, CHECKPOINT_FORMAT))
     probe = envs.make(cfg.env, num_envs=1, device="cpu")
-    net = make_q_network(cfg, probe.obs_dim, probe.num_actions).to(device)
+    net = make_q_network(cfg, probe.obs_dim, probe.num_actions, probe.obs_shape).to(device)
     probe.close()
     if payload["format"] == CHECKPOINT_FORMAT:  # a single run's full state: agent 0
         ens = _ensemble_like(cfg, net, payload["online"], payload["buffers"])
@@ -685,7 +695,7 @@ def _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progres
         st = init_state(cfg, seeds, dirs, device)
         _write_configs(cfg, run_dir, dirs, seeds, single)
     threshold = st.env.spec.reward_threshold
-    template = make_q_network(cfg, st.env.obs_dim, st.num_actions)
+    template = make_q_network(cfg, st.env.obs_dim, st.num_actions, st.env.obs_shape)
     for rec in st.records:
         rec.metrics = MetricsLog(rec.run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard,
                                  purge_step=st.env_steps + 1 if resume else None)
@@ -759,9 +769,9 @@ def estimate_memory(cfg: DQNConfig, agents: int) -> int:
     """Bytes the replay of ``agents`` agents will take; raises ``ConfigError`` (with the
     estimate) when it exceeds the memory this machine has available."""
     probe = envs.make(cfg.env, num_envs=1, device="cpu")
-    obs_dim = probe.obs_dim
+    obs_bytes = probe.obs_dim * torch.empty(0, dtype=probe.obs_dtype).element_size()
     probe.close()
-    per_transition = 2 * obs_dim * 4 + 8 + 4 + 2  # obs, next_obs (float32), action, reward, flags
+    per_transition = 2 * obs_bytes + 8 + 4 + 2  # obs, next_obs, action, reward, flags
     need = agents * (cfg.buffer_size // cfg.num_envs * cfg.num_envs) * per_transition
     device = resolve_device(cfg.device)
     if device.type == "cuda":

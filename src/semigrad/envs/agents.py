@@ -30,6 +30,11 @@ class StackedEnvs(BatchedEnv):
                           start_box=start_box) for s in seeds]
         self.spec, self.device = self.envs[0].spec, device
         self.num_envs = len(self.envs) * num_envs
+        self.obs_dtype = self.envs[0].obs_dtype
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return self.envs[0].obs_shape
 
     def reset(self) -> torch.Tensor:
         return torch.cat([e.reset() for e in self.envs])

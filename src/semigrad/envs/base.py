@@ -42,9 +42,17 @@ class BatchedEnv(ABC):
     num_envs: int
     device: torch.device
 
+    # Pixel envs return flat rows of another dtype and say how a network unflattens them:
+    obs_dtype: torch.dtype = torch.float32  # e.g. torch.uint8 for frames
+
     @property
     def obs_dim(self) -> int:
         return self.spec.obs_dim
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """The shape each ``(obs_dim,)`` row stands for, e.g. ``(C, H, W)`` for frames."""
+        return (self.spec.obs_dim,)
 
     @property
     def num_actions(self) -> int:

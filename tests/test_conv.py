@@ -1,0 +1,66 @@
+"""Convolutional Q-networks on frames: the MinAtar and Nature networks, uint8 frames stored as
+they are in the replay, and DQN with one seed or many on a pixel env."""
+
+import json
+
+import pytest
+import torch
+
+from chain_env import PixelChainEnv
+from semigrad import envs
+from semigrad.algos import dqn
+from semigrad.algos.dqn import DQNConfig, train
+from semigrad.config import ConfigError
+from semigrad.nets import minatar_q_network, nature_q_network
+
+envs.register("TestPixelChain-v0", lambda **kw: PixelChainEnv(**kw))
+
+PIXEL_CHAIN = dict(env="TestPixelChain-v0", steps=4000, num_envs=4, buffer_size=4000,
+                   batch_size=32, n_step=1, alpha=3e-3, gamma=0.9, network="minatar",
+                   loss="mse", learning_starts=200, target_update_interval=50,
+                   epsilon_fraction=0.5, eval_every=1000, eval_episodes=4, log_every=250,
+                   tensorboard=False, device="cpu")
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_minatar_and_nature_networks_take_flat_uint8_frames(dueling):
+    torch.manual_seed(0)
+    net = minatar_q_network((4, 10, 10), 6, dueling)
+    frames = (torch.rand(3, 400) < 0.2).to(torch.uint8)
+    q = net(frames)
+    assert q.shape == (3, 6) and q.dtype == torch.float32
+    assert torch.equal(q, net(frames.float()))  # uint8 and float frames are the same input
+    assert [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)] == [16]
+    assert net.fc[0].out_features == 128 and net.fc[0].in_features == 16 * 8 * 8
+    nature = nature_q_network((4, 84, 84), 18, dueling)
+    frames = torch.randint(0, 256, (2, 4 * 84 * 84), dtype=torch.uint8)
+    assert nature(frames).shape == (2, 18)
+    out = nature.head(nature.fc(nature.torso(frames.view(2, 4, 84, 84).float() / 255.0)))
+    if dueling:  # q = v + a - mean(a)
+        out = out[:, :1] + out[:, 1:] - out[:, 1:].mean(dim=1, keepdim=True)
+    torch.testing.assert_close(nature(frames), out)  # frames scaled by 1/255 inside
+    assert nature.fc[0].in_features == 64 * 7 * 7 and nature.fc[0].out_features == 512
+
+
+def test_the_replay_stores_frames_as_uint8():
+    st = dqn.init_state(DQNConfig(**PIXEL_CHAIN), [0], ["x"], torch.device("cpu"))
+    assert st.replay.buffer.obs.dtype == torch.uint8
+    assert st.replay.buffer.next_obs.dtype == torch.uint8
+    assert type(st.online).__name__ == "ModuleEnsemble"  # the general path
+    assert dqn.estimate_memory(DQNConfig(**PIXEL_CHAIN), 1) == 4000 * (2 * 25 + 14)
+
+
+@pytest.mark.parametrize("seeds", [None, [0, 1]])
+def test_dqn_learns_the_chain_from_frames_with_one_seed_or_many(tmp_path, seeds):
+    train(DQNConfig(**PIXEL_CHAIN), tmp_path, seeds=seeds, progress=False)
+    for d in ([tmp_path] if seeds is None else [tmp_path / f"seed{s}" for s in seeds]):
+        agent = dqn.load_agent(d, "last")
+        frames = PixelChainEnv()._obs(torch.arange(4))
+        assert torch.equal(agent.act(frames), torch.ones(4, dtype=torch.int64))
+        assert json.loads((d / "summary.json").read_text())["final_eval_return"] == 1.0
+
+
+def test_a_convolutional_network_on_flat_observations_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="minatar takes frames"):
+        train(DQNConfig(env="CartPole-v1", network="minatar", steps=2000, device="cpu"),
+              tmp_path, progress=False)
