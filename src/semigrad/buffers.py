@@ -86,6 +86,8 @@ class ReplayBuffer:
         self.truncated = torch.zeros(capacity, dtype=torch.bool, **kw)
         self.pos = 0  # next slot to write
         self.size = 0  # filled slots
+        self.lag = 0  # steps of a transition's successors that must be stored to sample it
+        self.lead = 0  # steps of history a transition needs (once the ring is full)
         self._offsets: dict[int, torch.Tensor] = {}
         self._kernel = load_kernel(
             _n_step_kernel, compiled,
@@ -228,10 +230,17 @@ class AgentReplay:
     """
 
     def __init__(self, agents: int, capacity: int, num_envs: int, obs_dim: int,
-                 device: torch.device, obs_dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device, obs_dtype: torch.dtype = torch.float32,
+                 frames: tuple[int, int, int] | None = None,
+                 max_episode_steps: int | None = None) -> None:
         self.agents, self.capacity, self.num_envs = agents, capacity, num_envs
-        self.buffer = ReplayBuffer(agents * capacity, obs_dim, device=device,
-                                   obs_dtype=obs_dtype, num_envs=agents * num_envs)
+        if frames is None:
+            self.buffer = ReplayBuffer(agents * capacity, obs_dim, device=device,
+                                       obs_dtype=obs_dtype, num_envs=agents * num_envs)
+        else:  # stacks of S frames (S, H, W): each frame stored once
+            self.buffer = FrameStackReplay(agents * capacity, frames, device=device,
+                                           num_envs=agents * num_envs,
+                                           max_episode_steps=max_episode_steps)
         self._offsets = torch.arange(agents, device=device).unsqueeze(1) * num_envs  # (K, 1)
         self._stride = (agents - 1) * num_envs  # slot j -> j + (j // N) (K - 1) N + k N
 
@@ -250,6 +259,8 @@ class AgentReplay:
 
     def sample(self, u: torch.Tensor) -> Batch:
         """One-step transitions uniformly with replacement from each agent's filled slots."""
+        if self.buffer.lag:  # the newest steps' successors are not stored yet
+            return self._sample_from_oldest(1, u, self.buffer.at)
         if self.size == 0:
             raise ValueError("AgentReplay.sample: the buffers are empty")
         j = (u * self.size).long().clamp_(max=self.size - 1)
@@ -257,12 +268,196 @@ class AgentReplay:
 
     def sample_n_step(self, n: int, gamma: float, u: torch.Tensor) -> Batch:
         """n-step transitions with ``ReplayBuffer.sample_n_step``'s semantics, per agent."""
-        valid = self.size - (n - 1) * self.num_envs
+        return self._sample_from_oldest(n, u, lambda idx: self.buffer.n_step_at(idx, n, gamma))
+
+    def _sample_from_oldest(self, n: int, u: torch.Tensor, read) -> Batch:
+        full = self.buffer.size == self.buffer.capacity
+        lead = self.buffer.lead if full else 0  # the oldest steps' history is overwritten
+        valid = self.size - (n - 1 + self.buffer.lag + lead) * self.num_envs
         if valid <= 0:
             raise ValueError(f"AgentReplay.sample_n_step: needs more than "
-                             f"{(n - 1) * self.num_envs} transitions per agent for n={n}, "
-                             f"holds {self.size}")
+                             f"{(n - 1 + self.buffer.lag) * self.num_envs} transitions per "
+                             f"agent for n={n}, holds {self.size}")
         j = (u * valid).long().clamp_(max=valid - 1)
-        if self.buffer.size == self.buffer.capacity:  # each agent's oldest slot
-            j = (j + self.buffer.pos // self.agents) % self.capacity
-        return self.buffer.n_step_at(self._slots(j), n, gamma)
+        if full:  # each agent's oldest readable slot
+            j = (j + self.buffer.pos // self.agents + lead * self.num_envs) % self.capacity
+        return read(self._slots(j))
+
+
+class FrameStackReplay:
+    """A replay of frame-stack observations that stores each frame once (for Atari).
+
+    Observations are flat rows of ``S`` frames ``(S, H, W)`` uint8, oldest first, as frame-stack
+    envs give them; a new episode's stack is its first frame repeated. ``obs`` and ``next_obs``
+    of consecutive transitions share ``S - 1`` frames and a stack shares frames with the next
+    ``S - 1`` ones, so storing stacks would keep every frame ``2 S`` times (56 GB for a million
+    Atari transitions, against 7.06 GB for the frames themselves). Here slot ``j`` keeps only
+    the newest frame of ``obs_j`` and its ``age`` (steps since its episode began, at most
+    ``S - 1``); the stacks are rebuilt from indices at sample time:
+
+    - ``obs_j = [frame[j - min(S - 1 - i, age_j) N] for i in 0..S-1]``: older frames of the
+      same environment (stride N), padded with the episode's first frame, never crossing into
+      another episode;
+    - ``next_obs_j`` is ``obs`` of slot ``j + N`` (the same environment's next step), so a
+      transition is sampled once its successor is stored (``lag = 1``); a truncated transition
+      bootstraps from its true final observation: ``obs_j``'s last ``S - 1`` frames and the
+      final frame, which is kept in a small side ring (one frame per truncation); a terminated
+      one never bootstraps, and its ``next_obs`` is ``obs_j``;
+    - once the ring is full, the oldest ``S - 1`` steps of each environment have lost their
+      older frames to newer ones, so sampling skips them (``lead = S - 1``).
+
+    The same interface as ``ReplayBuffer`` (``add``, ``at``, ``n_step_at``, ``sample``,
+    ``sample_n_step``, ``state_dict``), so ``AgentReplay`` and DQN use either.
+    ``max_episode_steps`` (per environment) sizes the side ring: at most one truncation per
+    episode.
+    """
+
+    def __init__(self, capacity: int, frames: tuple[int, int, int],
+                 device: torch.device | str = "cpu", num_envs: int = 1,
+                 max_episode_steps: int | None = None) -> None:
+        if capacity < 1 or num_envs < 1 or capacity % num_envs:
+            raise ValueError(f"buffer capacity: expected a positive multiple of num_envs "
+                             f"({num_envs}), got {capacity}")
+        self.stack, height, width = (int(d) for d in frames)
+        self.frame_size = height * width
+        self.capacity, self.num_envs = capacity, num_envs
+        self.obs_dim = self.stack * self.frame_size
+        self.device = torch.device(device)
+        kw = {"device": self.device}
+        self.frames = torch.zeros(capacity, self.frame_size, dtype=torch.uint8, **kw)
+        self.ages = torch.zeros(capacity, dtype=torch.uint8, **kw)
+        self.actions = torch.zeros(capacity, dtype=torch.int64, **kw)
+        self.rewards = torch.zeros(capacity, dtype=torch.float32, **kw)
+        self.terminated = torch.zeros(capacity, dtype=torch.bool, **kw)
+        self.truncated = torch.zeros(capacity, dtype=torch.bool, **kw)
+        per_env = capacity // num_envs
+        side = num_envs * (2 + (per_env // max_episode_steps if max_episode_steps else 0))
+        self.final_frames = torch.zeros(side, self.frame_size, dtype=torch.uint8, **kw)
+        self.final_of = torch.full((capacity,), -1, dtype=torch.int64, **kw)  # slot -> side
+        self.final_owner = torch.full((side,), -1, dtype=torch.int64, **kw)  # side -> slot
+        self.final_pos = 0
+        self._age = torch.zeros(num_envs, dtype=torch.uint8, **kw)  # of the next obs per env
+        self._steps = torch.arange(self.stack, device=self.device)
+        self.pos = self.size = 0
+        self.lag = 1  # a transition's next_obs is its successor's obs
+        self.lead = self.stack - 1  # obs needs S - 1 older frames, overwritten at the old end
+
+    def __len__(self) -> int:
+        return self.size
+
+    def nbytes(self) -> int:
+        """Bytes of storage (frames and per-transition fields; the side ring included)."""
+        return sum(t.numel() * t.element_size() for t in (
+            self.frames, self.ages, self.actions, self.rewards, self.terminated,
+            self.truncated, self.final_frames, self.final_of, self.final_owner))
+
+    def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        """Write N transitions; ``obs``/``next_obs`` ``(N, S * H * W)`` uint8 stacks (only the
+        newest frame of ``obs``, and the final frame of truncated ``next_obs``, are kept)."""
+        n = actions.shape[0]
+        if n != self.num_envs:
+            raise ValueError(f"FrameStackReplay.add: expected {self.num_envs} transitions "
+                             f"(one per env), got {n}")
+        idx = (torch.arange(n, device=self.device) + self.pos) % self.capacity
+        self.frames[idx] = obs[:, -self.frame_size:]
+        self.ages[idx] = self._age
+        self.actions[idx] = actions
+        self.rewards[idx] = rewards
+        self.terminated[idx] = terminated
+        self.truncated[idx] = truncated
+        old = self.final_of[idx]  # slots being overwritten free their side frames
+        self.final_owner[old[old >= 0]] = -1
+        self.final_of[idx] = -1
+        cut = torch.nonzero(truncated & ~terminated).flatten().tolist()
+        for i in cut:  # rare: one per episode that hits the time limit
+            side = self.final_pos
+            if self.final_owner[side] >= 0:
+                self.final_of[self.final_owner[side]] = -1
+            self.final_frames[side] = next_obs[i, -self.frame_size:]
+            self.final_owner[side] = idx[i]
+            self.final_of[idx[i]] = side
+            self.final_pos = (side + 1) % self.final_frames.shape[0]
+        done = terminated | truncated
+        self._age = torch.where(done, torch.zeros_like(self._age),
+                                (self._age + 1).clamp_(max=self.stack - 1))
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def stacks(self, slots: torch.Tensor) -> torch.Tensor:
+        """``obs`` of ring slots ``slots (B,)`` as flat stacks ``(B, S * H * W)``."""
+        back = (self.stack - 1 - self._steps).unsqueeze(0)  # (1, S): S-1 .. 0
+        back = torch.minimum(back, self.ages[slots].long().unsqueeze(1))
+        idx = (slots.unsqueeze(1) - back * self.num_envs) % self.capacity
+        return self.frames[idx].reshape(slots.shape[0], self.obs_dim)
+
+    def _next_stacks(self, slots: torch.Tensor) -> torch.Tensor:
+        """The observation transition ``slots`` ended in (see the class docstring)."""
+        nxt = self.stacks((slots + self.num_envs) % self.capacity)
+        side = self.final_of[slots]
+        cut = side >= 0
+        if bool(cut.any()):
+            own = self.stacks(slots[cut]).view(-1, self.stack, self.frame_size)
+            final = torch.cat([own[:, 1:], self.final_frames[side[cut]].unsqueeze(1)], dim=1)
+            nxt[cut] = final.reshape(-1, self.obs_dim)
+        term = self.terminated[slots]
+        if bool(term.any()):
+            nxt[term] = self.stacks(slots[term])
+        return nxt
+
+    def at(self, idx: torch.Tensor) -> Batch:
+        """The one-step transitions in ring slots ``idx (B,)``."""
+        return Batch(self.stacks(idx), self.actions[idx], self.rewards[idx],
+                     self._next_stacks(idx), self.terminated[idx], self.truncated[idx])
+
+    def n_step_at(self, start: torch.Tensor, n: int, gamma: float) -> Batch:
+        """``ReplayBuffer.n_step_at``'s n-step transitions, rebuilt from frames."""
+        steps = torch.arange(n, device=self.device)
+        idx = (start.unsqueeze(1) + steps * self.num_envs) % self.capacity  # (B, n)
+        done = self.terminated[idx] | self.truncated[idx]
+        included = (torch.cumsum(done, dim=1) - done.long()) == 0
+        powers = gamma ** steps.to(self.rewards.dtype)
+        returns = (self.rewards[idx] * powers * included).sum(dim=1)
+        m = included.sum(dim=1)
+        last = idx.gather(1, (m - 1).unsqueeze(1)).squeeze(1)
+        return Batch(self.stacks(start), self.actions[start], returns, self._next_stacks(last),
+                     self.terminated[last], self.truncated[last], gamma ** m.to(returns.dtype))
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        return self.sample_n_step(batch_size, 1, 1.0, generator)
+
+    def sample_n_step(self, batch_size: int, n: int, gamma: float,
+                      generator: torch.Generator | None = None) -> Batch:
+        lead = self.lead if self.size == self.capacity else 0
+        valid = self.size - (n - 1 + self.lag + lead) * self.num_envs
+        if valid <= 0:
+            raise ValueError(f"FrameStackReplay.sample_n_step: needs more than "
+                             f"{(n - 1 + self.lag + lead) * self.num_envs} transitions for "
+                             f"n={n}, holds {self.size}")
+        start = torch.randint(valid, (batch_size,), device=self.device, generator=generator)
+        if self.size == self.capacity:  # the oldest readable slot
+            start = (start + self.pos + lead * self.num_envs) % self.capacity
+        return self.n_step_at(start, n, gamma)
+
+    _STATE = ("frames", "ages", "actions", "rewards", "terminated", "truncated", "final_frames",
+              "final_of", "final_owner", "_age")
+
+    def state_dict(self) -> dict:
+        """The filled part of the ring (frames once), the side ring and the positions: a
+        checkpoint's replay is no larger than the replay."""
+        out = {name: getattr(self, name) for name in self._STATE}
+        for name in ("frames", "ages", "actions", "rewards", "terminated", "truncated"):
+            out[name] = out[name][: self.size].clone()
+        return {**out, "pos": self.pos, "size": self.size, "final_pos": self.final_pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        size = int(state["size"])
+        if size > self.capacity or state["frames"].shape[1:] != self.frames.shape[1:]:
+            raise ValueError(f"frame replay in checkpoint (size {size}) does not fit this "
+                             f"buffer (capacity {self.capacity}, frame {self.frame_size})")
+        for name in self._STATE:
+            target, value = getattr(self, name), state[name].to(self.device)
+            if name in ("frames", "ages", "actions", "rewards", "terminated", "truncated"):
+                target[:size] = value
+            else:
+                target.copy_(value)
+        self.pos, self.size, self.final_pos = int(state["pos"]), size, int(state["final_pos"])

@@ -113,7 +113,7 @@ class MinAtarEnv(BatchedEnv):
                 sub.seed(seed + i)
             self._games.append(sub)
         channels = int(self._games[0].state_shape()[2])  # CHANNELS[game] in minatar 1.0.15
-        self.obs_shape = (channels, GRID, GRID)
+        self._obs_shape = (channels, GRID, GRID)
         self.spec = EnvSpec(
             id=env_id,
             obs_dim=channels * GRID * GRID,
@@ -129,6 +129,11 @@ class MinAtarEnv(BatchedEnv):
         # (N, 10, 10, C) states as the package gives them, filled in place every step
         self._states = np.zeros((num_envs, GRID, GRID, channels), dtype=bool)
         self._ready = False
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        """``(C, 10, 10)``: what each flat ``(C * 100,)`` row of ``obs`` stands for."""
+        return self._obs_shape
 
     @property
     def games(self) -> list:
