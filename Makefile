@@ -11,7 +11,7 @@ THREADS ?= 1
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,box2d]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,box2d,pixels]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -133,9 +133,10 @@ def test_module_id_whose_import_fails_is_one_line(tmp_path, monkeypatch):
 
 
 def test_unknown_id_in_a_good_module_is_one_line_with_suggestions():
-    assert _one_line_error("corridor_env:Corridor-v9") == (
+    # (other suggestions may follow, depending on what else registered ids with gymnasium)
+    assert _one_line_error("corridor_env:Corridor-v9").startswith(
         "env: unknown environment id 'corridor_env:Corridor-v9' (importing 'corridor_env' did "
-        "not register 'Corridor-v9'); did you mean 'Corridor-v0'?")
+        "not register 'Corridor-v9'); did you mean 'Corridor-v0'")
 
 
 def test_module_id_is_found_in_the_current_directory(tmp_path, monkeypatch):

@@ -213,9 +213,23 @@ def network_factory(spec: str) -> Callable[[int, int], nn.Module]:
 # 12 degrees, and velocities a little past what a random policy reaches.
 CARTPOLE_START_BOX = (2.4, 2.5, 0.2, 2.5)
 
+# The MinAtar paper's DQN protocol (Young & Tian 2019, section 4): a replay of 100k
+# transitions, minibatches of 32, one update per frame, a target copy every 1,000 updates,
+# epsilon 1 -> 0.1 over the first 100k frames after 5,000 frames of random play, the Huber
+# loss, gamma 0.99, 5M frames; Adam (semigrad's optimizer) instead of RMSProp, at 2.5e-4.
+_MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_000,
+                batch_size=32, alpha=2.5e-4, gamma=0.99, n_step=1, double=False, loss="huber",
+                max_grad_norm=0.0, target_update_interval=1_000, epsilon_start=1.0,
+                epsilon_end=0.1, epsilon_fraction=100_000 / 5_000_000, learning_starts=5_000,
+                eval_every=100_000, eval_episodes=30, log_every=10_000)
+MINATAR_GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway",
+                 "seaquest": "Seaquest", "space-invaders": "SpaceInvaders"}
+
 # Presets live here and only here; `semigrad train --help` lists them.
 PRESETS: dict[str, DQNConfig] = {
     "cartpole": DQNConfig(start_box=CARTPOLE_START_BOX),
+    **{f"minatar-{name}": DQNConfig(env=f"MinAtar/{game}-v1", **_MINATAR)
+       for name, game in MINATAR_GAMES.items()},
 }
 DEFAULT_PRESET = "cartpole"
 
@@ -357,7 +371,10 @@ def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
         online=online, target=online.clone(), optimizer=optimizer,
         optimizer_step=optimizer_step(optimizer, online.params),
         replay=AgentReplay(k, cfg.buffer_size // cfg.num_envs * cfg.num_envs, cfg.num_envs,
-                           env.obs_dim, device, env.obs_dtype),
+                           env.obs_dim, device, env.obs_dtype,
+                           # frame-stack envs (Atari): each frame stored once
+                           frames=env.obs_shape if getattr(env, "frame_stack", 1) > 1 else None,
+                           max_episode_steps=env.spec.max_episode_steps),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         loss_fn=per_agent_q_loss(device),
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device),

@@ -24,9 +24,11 @@ import torch
 from semigrad.devices import resolve_device
 from semigrad.envs import cartpole
 from semigrad.envs.acrobot import TorchAcrobot
+from semigrad.envs.atari import register_atari
 from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
 from semigrad.envs.cartpole import TorchCartPole
 from semigrad.envs.gym_vector import GymVectorEnv
+from semigrad.envs.minatar import register_minatar
 from semigrad.envs.mountain_car import TorchMountainCar
 
 __all__ = [
@@ -145,6 +147,8 @@ def make(
 register("CartPole-v1", TorchCartPole)
 register("Acrobot-v1", TorchAcrobot)
 register("MountainCar-v0", TorchMountainCar)
+register_minatar(register)  # MinAtar/Breakout-v1 ...: the minatar package is imported lazily
+register_atari(register)  # ALE/Pong-v5 ...: ale-py is imported lazily
 
 # Importing the module registers Baird-v0 and BairdNotebook-v0 (kept last: it uses register).
 import semigrad.envs.baird  # noqa: E402,F401
