@@ -395,3 +395,19 @@ def test_a_config_of_the_earlier_vocabulary_is_a_clear_error(tmp_path, capsys):
         dqn.load_agent(tmp_path)
     assert main(["train", "--resume", str(tmp_path), "--no-progress"]) == 2
     assert "earlier semigrad" in capsys.readouterr().err
+
+
+def test_train_env_takes_its_preset_or_says_it_has_none(tmp_path, capsys):
+    flags = ["--steps", "600", "--eval-every", "600", "--eval-episodes", "2",
+             "--learning-starts", "100", "--no-progress", "--no-tensorboard", "--device", "cpu"]
+    pytest.importorskip("minatar")
+    assert main(["train", "--env", "MinAtar/Breakout-v1", "--buffer-size", "1000", *flags,
+                 "--run-dir", str(tmp_path / "m")]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["network"] == "minatar" and config["batch_size"] == 32  # its preset's
+    assert "no preset" not in capsys.readouterr().err
+    assert main(["train", "--env", "TestChain-v0", *flags, "--run-dir", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert "no preset for TestChain-v0: generic defaults" in err
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["start_box"] == [] and config["hidden"] == list(DQNConfig().hidden)

@@ -248,6 +248,12 @@ def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     return {**fields, **overrides}
 
 
+def preset_for_env(env_id: str) -> str | None:
+    """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
+    plain = env_id.removeprefix("gymnasium:")
+    return next((name for name, cfg in PRESETS.items() if cfg.env == plain), None)
+
+
 def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
     """The config ``semigrad train --preset NAME --FIELD VALUE ...`` trains with:
     ``preset("cartpole", alpha=5e-4, seed=3)``."""

@@ -54,8 +54,9 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(dqn.PRESETS), default=dqn.DEFAULT_PRESET,
-                        help="starting configuration (default: %(default)s)")
+    parser.add_argument("--preset", choices=sorted(dqn.PRESETS), default=None,
+                        help="starting configuration (default: the preset of --env's id when "
+                             f"there is one, else {dqn.DEFAULT_PRESET} without --env)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", default=None,
                         help="continue the interrupted run in RUN_DIR (a single run or a "
                              "--seeds run's top directory)")
@@ -104,7 +105,17 @@ def run(args: argparse.Namespace) -> int:
         if seeds is not None and args.seed is not None:
             raise ValueError("--seed and --seeds: give one or the other")
         seed = seeds[0] if seeds else (0 if args.seed is None else args.seed)
-        cfg = dqn.preset(args.preset, seed=seed, **config_overrides(args, dqn.DQNConfig))
+        overrides = config_overrides(args, dqn.DQNConfig)
+        name = args.preset
+        if name is None and "env" in overrides:
+            name = dqn.preset_for_env(overrides["env"])
+            if name is None:
+                print(f"semigrad train: no preset for {overrides['env']}: generic defaults "
+                      "(DQNConfig(); tune them, e.g. with semigrad sweep dqn)", file=sys.stderr)
+        if name is None and "env" in overrides:
+            cfg = dqn.DQNConfig(seed=seed, **overrides)
+        else:
+            cfg = dqn.preset(name or dqn.DEFAULT_PRESET, seed=seed, **overrides)
         envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
         dqn.estimate_memory(cfg, len(seeds or [cfg.seed]))  # before any folder is made
         run_dir = prepare_run_dir(args.run_dir, "train" if seeds is None else "train-seeds",
