@@ -225,11 +225,24 @@ _MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_
 MINATAR_GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway",
                  "seaquest": "Seaquest", "space-invaders": "SpaceInvaders"}
 
+# Nature DQN (Mnih et al. 2015, Extended Data Table 1) on Atari: a 1M-frame replay (each
+# frame stored once), minibatches of 32, an update every 4 agent steps, a target copy every
+# 10,000 agent steps (2,500 updates), epsilon 1 -> 0.1 over the first 1M steps after 50,000
+# steps of random play, the Huber loss, gamma 0.99, 10M agent steps (40M frames); Adam at
+# 1e-4 instead of RMSProp (as Dopamine and CleanRL do).
+ATARI = DQNConfig(env="ALE/Pong-v5", network="nature", num_envs=1, steps=10_000_000,
+                  buffer_size=1_000_000, batch_size=32, alpha=1e-4, gamma=0.99, n_step=1,
+                  double=False, loss="huber", max_grad_norm=0.0, train_freq=4,
+                  target_update_interval=2_500, epsilon_start=1.0, epsilon_end=0.1,
+                  epsilon_fraction=0.1, learning_starts=50_000, eval_every=250_000,
+                  eval_episodes=10, log_every=10_000)
+
 # Presets live here and only here; `semigrad train --help` lists them.
 PRESETS: dict[str, DQNConfig] = {
     "cartpole": DQNConfig(start_box=CARTPOLE_START_BOX),
     **{f"minatar-{name}": DQNConfig(env=f"MinAtar/{game}-v1", **_MINATAR)
        for name, game in MINATAR_GAMES.items()},
+    "atari": ATARI,  # any ALE/<Game>-v5 with --env
 }
 DEFAULT_PRESET = "cartpole"
 

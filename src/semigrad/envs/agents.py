@@ -31,6 +31,7 @@ class StackedEnvs(BatchedEnv):
         self.spec, self.device = self.envs[0].spec, device
         self.num_envs = len(self.envs) * num_envs
         self.obs_dtype = self.envs[0].obs_dtype
+        self.frame_stack = getattr(self.envs[0], "frame_stack", 1)
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
