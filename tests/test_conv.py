@@ -46,7 +46,7 @@ def test_the_replay_stores_frames_as_uint8():
     st = dqn.init_state(DQNConfig(**PIXEL_CHAIN), [0], ["x"], torch.device("cpu"))
     assert st.replay.buffer.obs.dtype == torch.uint8
     assert st.replay.buffer.next_obs.dtype == torch.uint8
-    assert type(st.online).__name__ == "ModuleEnsemble"  # the general path
+    assert type(st.online).__name__ == "StackedConvNet"  # the MinAtar network's fast path
     assert dqn.estimate_memory(DQNConfig(**PIXEL_CHAIN), 1) == 4000 * (2 * 25 + 14)
 
 
@@ -64,3 +64,76 @@ def test_a_convolutional_network_on_flat_observations_is_a_clear_error(tmp_path)
     with pytest.raises(ConfigError, match="minatar takes frames"):
         train(DQNConfig(env="CartPole-v1", network="minatar", steps=2000, device="cpu"),
               tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_the_minatar_network_on_the_fast_path_is_each_agents_conv_net(dueling):
+    """StackedConvNet (the convolution as a layer on patches, backward written out) against
+    K ConvQNetworks run with autograd, in float64: outputs, every parameter's gradient, and
+    the weights mapped back to the module's names."""
+    from semigrad.nets import StackedConvNet, q_ensemble
+
+    torch.manual_seed(0)
+    nets = [minatar_q_network((3, 6, 7), 5, dueling).double() for _ in range(3)]
+    stacked = q_ensemble(nets, torch.device("cpu"))
+    assert isinstance(stacked, StackedConvNet)
+    x = (torch.rand(3, 11, 3 * 6 * 7) < 0.3).to(torch.uint8)
+    grad_out = torch.randn(3, 11, 5, dtype=torch.float64)
+    out, cache = stacked.forward(x)
+    stacked.backward(cache, grad_out)
+    for k, net in enumerate(nets):
+        ref = net(x[k])
+        torch.testing.assert_close(out[k], ref, rtol=0, atol=1e-12)
+        ref.backward(grad_out[k])
+        copy = minatar_q_network((3, 6, 7), 5, dueling).double()
+        copy.load_state_dict(stacked.agent_state_dict(k, copy))
+        for (name, p), q in zip(net.named_parameters(), copy.parameters(), strict=True):
+            assert torch.equal(p, q), name
+        grads = StackedConvNet(
+            [p.grad for p in stacked.params], dueling, stacked.patches, 1.0
+        ).agent_state_dict(k, copy)  # the gradients in the module's layout
+        for name, p in net.named_parameters():
+            torch.testing.assert_close(grads[name], p.grad, rtol=0, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("backend", ["stacked"])  # vmap's batched convolutions round
+def test_agent_k_of_a_pixel_run_is_the_single_run(tmp_path, backend):  # differently per K
+    from dataclasses import replace
+
+    from semigrad.run import read_metrics
+
+    cfg = DQNConfig(**{**PIXEL_CHAIN, "steps": 1500, "q_backend": backend})
+    train(cfg, tmp_path / "many", seeds=[0, 1, 2], progress=False)
+    train(replace(cfg, seed=1), tmp_path / "single", progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")}  # noqa: E731
+                          for r in rows]
+    assert strip(read_metrics(tmp_path / "single")) == strip(read_metrics(tmp_path / "many" /
+                                                                          "seed1"))
+    a = dqn.load_agent(tmp_path / "single", "last").net.state_dict()
+    b = dqn.load_agent(tmp_path / "many" / "seed1", "last").net.state_dict()
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_one_learning_step_of_the_general_path_equals_the_fast_path_for_the_minatar_net():
+    """The vmap path's batched convolutions round differently from the K = 1 call (so longer
+    runs drift apart across K on that path); one learning step of both paths agrees to 1e-6."""
+    from semigrad.buffers import Batch
+
+    cfg = DQNConfig(**PIXEL_CHAIN)
+    gen = torch.Generator().manual_seed(0)
+    m = 2 * 16
+    frames = (torch.rand(2, m, 25, generator=gen) < 0.3).to(torch.uint8)
+    batch = Batch(frames[0], torch.randint(2, (m,), generator=gen), torch.randn(m, generator=gen),
+                  frames[1], torch.rand(m, generator=gen) < 0.2, torch.zeros(m, dtype=torch.bool))
+    from dataclasses import replace
+
+    states = [dqn.init_state(replace(cfg, q_backend=b), [0, 1], ["x", "y"], torch.device("cpu"))
+              for b in ("stacked", "vmap")]
+    template = dqn.make_q_network(cfg, 25, 2, (1, 5, 5))
+    for _ in range(3):
+        for st in states:
+            dqn.learn(cfg, st, batch, cfg.gamma)
+    for k in range(2):
+        fast, general = (st.online.agent_state_dict(k, template) for st in states)
+        for name in fast:
+            torch.testing.assert_close(general[name], fast[name], rtol=0, atol=1e-6)

@@ -211,7 +211,7 @@ class ConvQNetwork(nn.Module):
         self.num_actions, self.dueling = num_actions, dueling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(-1, *self.obs_shape).to(torch.float32)
+        x = x.reshape(-1, *self.obs_shape).to(self.head.weight.dtype)
         if self.scale != 1.0:
             x = x * self.scale
         out = self.head(self.fc(self.torso(x)))
@@ -340,6 +340,7 @@ class StackedMLP:
             g = torch.cat([total, g - total / g.shape[-1]], dim=-1)
         for layer in range(len(inputs) - 1, -1, -1):
             w, b, h = self.params[2 * layer], self.params[2 * layer + 1], inputs[layer]
+            g = g.reshape(*h.shape[:2], -1)  # a no-op but after StackedConvNet's first layer
             w.grad = _bmm(h.mT, g).contiguous()
             b.grad = g.sum(dim=1, keepdim=True)
             if layer > 0:  # the activation's derivative kernel autograd uses, from its output
@@ -357,6 +358,93 @@ class StackedMLP:
             else:
                 values += [w.contiguous(), b.clone()]
         return dict(zip(names, values, strict=True))
+
+
+class StackedConvNet(StackedMLP):
+    """K copies of a ``ConvQNetwork`` with one stride-1 convolution (the MinAtar network) on
+    the fast path: the convolution is an MLP layer applied to every ``k x k`` patch.
+
+    ``x (K, M, C H W)`` is gathered into patches ``(K, M P, C k k)`` (P output positions; a
+    fixed index, computed once), the first layer maps each patch to the filters' outputs, and
+    the rest is ``StackedMLP`` on ``(K, M, P * filters)``: the first hidden layer's weight rows
+    are reordered from PyTorch's flatten order (filter-major) to this one (position-major). The
+    backward pass is ``StackedMLP``'s; no gradient with respect to the frames is needed. The
+    same numbers as ``ConvQNetwork`` up to float rounding (tested).
+    """
+
+    def __init__(self, params, dueling, patches: torch.Tensor, scale: float) -> None:
+        super().__init__(params, dueling, "relu")
+        self.patches, self.scale = patches, scale
+
+    @classmethod
+    def fits(cls, net: nn.Module) -> bool:
+        if type(net) is not ConvQNetwork:
+            return False
+        convs = [m for m in net.torso if isinstance(m, nn.Conv2d)]
+        return (len(convs) == 1 and convs[0].stride == (1, 1) and convs[0].padding == (0, 0)
+                and convs[0].dilation == (1, 1) and convs[0].groups == 1
+                and convs[0].bias is not None)
+
+    @staticmethod
+    def _patch_index(shape: tuple[int, int, int], k: int) -> torch.Tensor:
+        """``(P, C k k)`` indices into a flat ``(C, H, W)`` row, in the conv weight's order."""
+        c, h, w = shape
+        rows, cols = torch.meshgrid(torch.arange(h - k + 1), torch.arange(w - k + 1),
+                                    indexing="ij")
+        ch, di, dj = torch.meshgrid(torch.arange(c), torch.arange(k), torch.arange(k),
+                                    indexing="ij")
+        offsets = (ch * h * w + di * w + dj).reshape(1, -1)  # (1, C k k)
+        return (rows.reshape(-1, 1) * w + cols.reshape(-1, 1)) + offsets
+
+    @classmethod
+    def stack(cls, nets: Sequence[nn.Module], device: torch.device,
+              activation: str = "relu") -> StackedConvNet:
+        conv = next(m for m in nets[0].torso if isinstance(m, nn.Conv2d))
+        k, filters = conv.kernel_size[0], conv.out_channels
+        patches = cls._patch_index(nets[0].obs_shape, k)
+        positions = patches.shape[0]
+        params = []
+        for get in (
+            lambda n: n.torso[0].weight.detach().reshape(filters, -1).T,  # (C k k, F)
+            lambda n: n.torso[0].bias.detach().unsqueeze(0),
+            # fc rows: PyTorch flattens (F, P) filter-major; here (P, F) position-major
+            lambda n: n.fc[0].weight.detach().T.reshape(filters, positions, -1)
+            .transpose(0, 1).reshape(filters * positions, -1),
+            lambda n: n.fc[0].bias.detach().unsqueeze(0),
+            lambda n: n.head.weight.detach().T,
+            lambda n: n.head.bias.detach().unsqueeze(0),
+        ):
+            params.append(torch.stack([get(n) for n in nets]).to(device).contiguous())
+        return cls(params, nets[0].dueling, patches.to(device), nets[0].scale)
+
+    def clone(self) -> StackedConvNet:
+        return StackedConvNet([p.clone() for p in self.params], self.dueling, self.patches,
+                              self.scale)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        k, m = x.shape[:2]
+        patches = x[:, :, self.patches].to(self.params[0].dtype)  # (K, M, P, C k k)
+        if self.scale != 1.0:
+            patches = patches * self.scale
+        h0 = patches.reshape(k, m * self.patches.shape[0], -1)
+        h1 = self._act(_affine(h0, self.params[0], self.params[1])).reshape(k, m, -1)
+        h2 = self._act(_affine(h1, self.params[2], self.params[3]))
+        out = _affine(h2, self.params[4], self.params[5])
+        if self.dueling:
+            adv = out[..., 1:]
+            out = adv - adv.mean(dim=-1, keepdim=True) + out[..., :1]
+        return out, [h0, h1, h2]
+
+    def agent_state_dict(self, k: int, template: nn.Module) -> dict:
+        """Agent k's weights under ``ConvQNetwork``'s names and layouts."""
+        conv = template.torso[0]
+        filters, positions = conv.out_channels, self.patches.shape[0]
+        w1, b1, w2, b2, w3, b3 = (p[k] for p in self.params)
+        fc = w2.reshape(positions, filters, -1).transpose(0, 1).reshape(filters * positions, -1)
+        return {"torso.0.weight": w1.T.reshape(conv.weight.shape).contiguous(),
+                "torso.0.bias": b1[0].clone(), "fc.0.weight": fc.T.contiguous(),
+                "fc.0.bias": b2[0].clone(), "head.weight": w3.T.contiguous(),
+                "head.bias": b3[0].clone()}
 
 
 class ModuleEnsemble:
@@ -429,12 +517,13 @@ def q_ensemble(nets: Sequence[nn.Module], device: torch.device, backend: str = "
     relu, tanh or elu ``activation``), ``"vmap"`` (``ModuleEnsemble``: any module), or
     ``"auto"``: stacked where it applies, else vmap.
     """
-    fits = (type(nets[0]) in (QNetwork, DuelingQNetwork)
-            and activation in _STACKED_ACTIVATIONS)
+    conv = StackedConvNet.fits(nets[0])
+    fits = conv or (type(nets[0]) in (QNetwork, DuelingQNetwork)
+                    and activation in _STACKED_ACTIVATIONS)
     if backend == "stacked" and not fits:
         raise ValueError(f"q_backend: 'stacked' runs QNetwork and DuelingQNetwork with "
-                         f"{', '.join(STACKED_ACTIVATIONS)}, not {type(nets[0]).__name__} with "
-                         f"{activation!r}; use 'vmap' or 'auto'")
+                         f"{', '.join(STACKED_ACTIVATIONS)} and the MinAtar network, not "
+                         f"{type(nets[0]).__name__} with {activation!r}; use 'vmap' or 'auto'")
     if backend == "vmap" or (backend == "auto" and not fits):
         return ModuleEnsemble.stack(nets, device)
-    return StackedMLP.stack(nets, device, activation)
+    return (StackedConvNet if conv else StackedMLP).stack(nets, device, activation)

@@ -177,11 +177,12 @@ class DQNConfig:
         check_choice("loss", self.loss, LOSS_KINDS)
         check_choice("target_update", self.target_update, ("hard", "polyak"))
         check_choice("q_backend", self.q_backend, ("auto", "stacked", "vmap"))
-        if self.q_backend == "stacked" and (self.network != "mlp"
-                                            or self.activation not in STACKED_ACTIVATIONS):
+        if self.q_backend == "stacked" and not (
+                self.network == "minatar"
+                or (self.network == "mlp" and self.activation in STACKED_ACTIVATIONS)):
             raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
-                              f"{', '.join(STACKED_ACTIVATIONS)}, not {self.network} with "
-                              f"{self.activation}; use 'vmap' or 'auto'")
+                              f"{', '.join(STACKED_ACTIVATIONS)} and network minatar, not "
+                              f"{self.network} with {self.activation}; use 'vmap' or 'auto'")
         if self.network not in ("mlp", *CONV_NETWORKS):
             network_factory(self.network)  # importable and callable, or a clear error
             if self.dueling:
@@ -661,9 +662,10 @@ def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
 def _ensemble_like(cfg: DQNConfig, template: nn.Module, params: list, buffers: list):
     """A Q-ensemble of ``template``'s architecture holding ``params`` (as saved)."""
     ens = q_ensemble([template], params[0].device, cfg.q_backend, cfg.activation)
-    if isinstance(ens, StackedMLP):
-        return StackedMLP(params, ens.dueling, ens.activation)
-    return ModuleEnsemble(params, buffers, template)
+    if isinstance(ens, ModuleEnsemble):
+        return ModuleEnsemble(params, buffers, template)
+    ens.params = list(params)  # StackedMLP or StackedConvNet: the layout is the saved one
+    return ens
 
 
 # ----------------------------------------------------------------------------- training loop
