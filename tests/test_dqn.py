@@ -350,7 +350,7 @@ def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
     cfg = dqn.preset("cartpole", alpha=5e-4, seed=3)
     assert cfg.start_box == CARTPOLE_START_BOX and cfg.alpha == 5e-4 and cfg.seed == 3
     assert dqn.preset(env="Acrobot-v1").start_box == ()
-    with pytest.raises(ConfigError, match="preset: 'nope' is not one of cartpole"):
+    with pytest.raises(ConfigError, match="preset: 'nope' is not one of atari, cartpole"):
         dqn.preset("nope")
     with pytest.raises(ConfigError, match="network: cannot import 'no_such_module:f'"):
         DQNConfig(network="no_such_module:f")

@@ -109,14 +109,14 @@ def run(args: argparse.Namespace) -> int:
         name = args.preset
         if name is None and "env" in overrides:
             name = dqn.preset_for_env(overrides["env"])
-            if name is None:
-                print(f"semigrad train: no preset for {overrides['env']}: generic defaults "
-                      "(DQNConfig(); tune them, e.g. with semigrad sweep dqn)", file=sys.stderr)
         if name is None and "env" in overrides:
             cfg = dqn.DQNConfig(seed=seed, **overrides)
         else:
             cfg = dqn.preset(name or dqn.DEFAULT_PRESET, seed=seed, **overrides)
         envs.make(cfg.env, num_envs=1, device="cpu").close()  # e.g. a continuous action space
+        if name is None and "env" in overrides:  # said once the config and env are valid
+            print(f"semigrad train: no preset for {cfg.env}: generic defaults (DQNConfig(); "
+                  "tune them, e.g. with semigrad sweep dqn)", file=sys.stderr)
         dqn.estimate_memory(cfg, len(seeds or [cfg.seed]))  # before any folder is made
         run_dir = prepare_run_dir(args.run_dir, "train" if seeds is None else "train-seeds",
                                   None if seeds else cfg.seed)
