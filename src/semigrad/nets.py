@@ -6,7 +6,8 @@ maps ``x (K, M, *obs_shape) -> q (K, M, A)``. Two backends share one small inter
 (``params``, ``forward``, ``backward``, ``__call__``, ``clone``, ``agent_state_dict``):
 
 - ``StackedMLP``, the fast path for ``QNetwork`` and ``DuelingQNetwork``: stacked weights run
-  with batched matmuls and a hand-written backward pass (no autograd tape).
+  with batched matmuls and a hand-written backward pass (no autograd tape); ``StackedConvNet``
+  extends it to the MinAtar network (its convolution as a layer on image patches).
 - ``ModuleEnsemble``, the general path for any ``nn.Module``: its parameters stacked along
   dimension 0 and run with ``torch.vmap(functional_call)``, with autograd for the backward pass.
 
