@@ -104,6 +104,45 @@ class BatchedEnv(ABC):
         self.close()
 
 
+class TensorStateEnv(BatchedEnv):
+    """Shared by semigrad's physics envs written as tensors (CartPole, Acrobot, MountainCar):
+    the state ``_state (D, N)`` in ``dtype``, a reserve of initial states ``_reserve``, the
+    steps into each episode ``_elapsed (N,)``, one generator ``_generator``, a step counter
+    ``_steps`` and ``_ready`` (reset done). Subclasses set those in ``__init__`` and give
+    ``state`` (a copy, ``(N, D)``)."""
+
+    def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
+        """Put the environments in ``states (N, D)``, ``elapsed_steps`` steps into their
+        episodes. The next ``step`` continues from there; the time limit truncates an episode
+        when ``elapsed_steps`` plus the steps taken since reaches ``spec.max_episode_steps``.
+        """
+        shape = (self.num_envs, self._state.shape[0])
+        if not isinstance(states, torch.Tensor) or states.shape != shape:
+            got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
+            raise ValueError(f"set_state: states must be a {shape} tensor, got {got}")
+        self._state.copy_(states.T)
+        self._elapsed.copy_(torch.as_tensor(elapsed_steps).expand(self.num_envs))
+        self._ready = True
+
+    def state_dict(self) -> dict:
+        """Exact state for a resume: physics, reserve starts, step counters, generator."""
+        return {"state": self._state.clone(), "reserve": self._reserve.clone(),
+                "elapsed": self._elapsed.clone(), "generator": self._generator.get_state(),
+                "steps": self._steps, "ready": self._ready}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["state"].shape != self._state.shape:
+            raise ValueError(f"{self.spec.id} state holds {state['state'].shape[1]} envs, "
+                             f"this one has {self.num_envs}")
+        self._state.copy_(state["state"])
+        self._reserve.copy_(state["reserve"])
+        self._elapsed.copy_(state["elapsed"])
+        # a ByteTensor on the CPU, for CUDA generators too (a checkpoint loaded with
+        # map_location="cuda" holds it on the GPU)
+        self._generator.set_state(state["generator"].cpu())
+        self._steps, self._ready = int(state["steps"]), bool(state["ready"])
+
+
 class EpisodeCounter:
     """Running return and length of each of N episodes, for ``info["episode_return"]``.
 

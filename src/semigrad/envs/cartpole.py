@@ -50,7 +50,7 @@ import torch
 
 from semigrad.compiled import load_kernel
 from semigrad.devices import resolve_device
-from semigrad.envs.base import BatchedEnv, EnvSpec
+from semigrad.envs.base import EnvSpec, TensorStateEnv
 from semigrad.seeding import AgentUniforms
 
 # gymnasium.envs.classic_control.cartpole.CartPoleEnv's constants.
@@ -100,7 +100,7 @@ def check_start_box(box) -> tuple[float, float, float, float] | None:
     return box
 
 
-class TorchCartPole(BatchedEnv):
+class TorchCartPole(TensorStateEnv):
     """N independent CartPole-v1 environments as ``(N, 4)`` tensors on ``device``.
 
     Interface of ``semigrad.envs.base``: ``reset() -> obs (N, 4)``; ``step(actions (N,)
@@ -190,37 +190,6 @@ class TorchCartPole(BatchedEnv):
     def state(self) -> torch.Tensor:
         """A copy of the state ``(N, 4)`` = ``(x, x_dot, theta, theta_dot)`` in ``dtype``."""
         return self._obs(self._state, self.dtype)
-
-    def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
-        """Put the environments in ``states (N, 4)``, ``elapsed_steps`` steps into their episodes.
-
-        The next ``step`` continues from there; the time limit truncates an episode when
-        ``elapsed_steps`` plus the steps taken since reaches 500.
-        """
-        if not isinstance(states, torch.Tensor) or states.shape != (self.num_envs, 4):
-            got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
-            raise ValueError(f"set_state: states must be a ({self.num_envs}, 4) tensor, got {got}")
-        self._state.copy_(states.T)
-        self._elapsed.copy_(torch.as_tensor(elapsed_steps).expand(self.num_envs))
-        self._ready = True
-
-    def state_dict(self) -> dict:
-        """Exact state for a resume: physics, reserve starts, step counters, generator."""
-        return {"state": self._state.clone(), "reserve": self._reserve.clone(),
-                "elapsed": self._elapsed.clone(), "generator": self._generator.get_state(),
-                "steps": self._steps, "ready": self._ready}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["state"].shape != self._state.shape:
-            raise ValueError(f"CartPole-v1 state holds {state['state'].shape[1]} envs, "
-                             f"this one has {self.num_envs}")
-        self._state.copy_(state["state"])
-        self._reserve.copy_(state["reserve"])
-        self._elapsed.copy_(state["elapsed"])
-        # a ByteTensor on the CPU, for CUDA generators too (a checkpoint loaded with
-        # map_location="cuda" holds it on the GPU)
-        self._generator.set_state(state["generator"].cpu())
-        self._steps, self._ready = int(state["steps"]), bool(state["ready"])
 
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
         """Fill ``out`` (the ``(4, N)`` state, or one row of it in the default box)."""

@@ -43,7 +43,7 @@ import torch
 
 from semigrad.compiled import load_kernel
 from semigrad.devices import resolve_device
-from semigrad.envs.base import BatchedEnv, EnvSpec
+from semigrad.envs.base import EnvSpec, TensorStateEnv
 
 # gymnasium.envs.classic_control.mountain_car.MountainCarEnv's constants.
 MIN_POSITION = -1.2
@@ -70,7 +70,7 @@ SPEC = EnvSpec(
 )
 
 
-class TorchMountainCar(BatchedEnv):
+class TorchMountainCar(TensorStateEnv):
     """N independent MountainCar-v0 environments as ``(2, N)`` state tensors on ``device``.
 
     Interface of ``semigrad.envs.base``: ``reset() -> obs (N, 2)``; ``step(actions (N,) int64
@@ -132,36 +132,6 @@ class TorchMountainCar(BatchedEnv):
     def state(self) -> torch.Tensor:
         """A copy of the state ``(N, 2)`` = ``(position, velocity)`` in ``dtype``."""
         return self._state.T.clone(memory_format=torch.contiguous_format)
-
-    def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
-        """Put the environments in ``states (N, 2)``, ``elapsed_steps`` steps into their episodes.
-
-        The next ``step`` continues from there; the time limit truncates an episode when
-        ``elapsed_steps`` plus the steps taken since reaches 200.
-        """
-        if not isinstance(states, torch.Tensor) or states.shape != (self.num_envs, 2):
-            got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
-            raise ValueError(f"set_state: states must be a ({self.num_envs}, 2) tensor, got {got}")
-        self._state.copy_(states.T)
-        self._elapsed.copy_(torch.as_tensor(elapsed_steps).expand(self.num_envs))
-        self._ready = True
-
-    def state_dict(self) -> dict:
-        """Exact state for a resume: physics, reserve starts, step counters, generator."""
-        return {"state": self._state.clone(), "reserve": self._reserve.clone(),
-                "elapsed": self._elapsed.clone(), "generator": self._generator.get_state(),
-                "steps": self._steps, "ready": self._ready}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["state"].shape != self._state.shape:
-            raise ValueError(f"MountainCar-v0 state holds {state['state'].shape[1]} envs, "
-                             f"this one has {self.num_envs}")
-        self._state.copy_(state["state"])
-        self._reserve.copy_(state["reserve"])
-        self._elapsed.copy_(state["elapsed"])
-        # a ByteTensor on the CPU, for CUDA generators too
-        self._generator.set_state(state["generator"].cpu())
-        self._steps, self._ready = int(state["steps"]), bool(state["ready"])
 
     def _draw(self, out: torch.Tensor) -> torch.Tensor:
         return out.uniform_(INIT_LOW, INIT_HIGH, generator=self._generator)
