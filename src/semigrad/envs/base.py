@@ -111,6 +111,53 @@ class TensorStateEnv(BatchedEnv):
     ``_steps`` and ``_ready`` (reset done). Subclasses set those in ``__init__`` and give
     ``state`` (a copy, ``(N, D)``)."""
 
+    def _init_common(self, num_envs: int, device, seed: int | None, dtype: torch.dtype,
+                     obs_dtype: torch.dtype) -> None:
+        """Check and set ``num_envs``, ``device``, ``dtype``, ``obs_dtype``; seed the generator
+        (``seed`` None: a fresh random seed); zero step counter and ``_elapsed``."""
+        from semigrad.devices import resolve_device
+
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
+        if not (dtype.is_floating_point and obs_dtype.is_floating_point):
+            raise ValueError(
+                f"dtype, obs_dtype: expected floating-point dtypes, got {dtype}, {obs_dtype}"
+            )
+        self.num_envs, self.device = num_envs, resolve_device(device)
+        self.dtype, self.obs_dtype = dtype, obs_dtype
+        self._generator = torch.Generator(device=self.device)
+        if seed is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(seed)
+        # elapsed steps of each episode (before this step), for the time limit and statistics
+        self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._steps, self._ready = 0, False
+
+    def _run_kernel(self, actions: torch.Tensor, allowed: str):
+        """One step by the compiled loop ``self._kernel`` on ``self._arrays`` (NumPy views of
+        the buffers it updates in place): outputs allocated by NumPy (half the cost of
+        ``torch.empty`` + ``.numpy()``), then shared with torch. ``allowed`` names the valid
+        actions for the error."""
+        import numpy as np
+
+        if actions.device.type != "cpu":
+            raise ValueError(f"{self.spec.id}.step: actions must be on cpu, got {actions.device}")
+        n, d = self.num_envs, self.spec.obs_dim
+        obs_dtype = torch.empty(0, dtype=self.obs_dtype).numpy().dtype
+        outs = (np.empty((n, d), obs_dtype), np.empty((n, d), obs_dtype),
+                np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
+                np.empty(n, np.float32), np.empty(n, np.int64))
+        bad = self._kernel(*self._arrays, actions.numpy(), *outs)
+        if bad >= 0:
+            raise ValueError(f"{self.spec.id}.step: actions must be {allowed}, got "
+                             f"{actions[bad].item()} at index {bad}")
+        obs, final_obs, reward, terminated, truncated, episode_return, episode_length = (
+            torch.from_numpy(a) for a in outs)
+        info = {"final_obs": final_obs, "episode_return": episode_return,
+                "episode_length": episode_length}
+        return obs, reward, terminated, truncated, info
+
     def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
         """Put the environments in ``states (N, D)``, ``elapsed_steps`` steps into their
         episodes. The next ``step`` continues from there; the time limit truncates an episode

@@ -45,11 +45,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from semigrad.compiled import load_kernel
-from semigrad.devices import resolve_device
 from semigrad.envs.base import EnvSpec, TensorStateEnv
 from semigrad.seeding import AgentUniforms
 
@@ -127,22 +125,8 @@ class TorchCartPole(TensorStateEnv):
         start_box: tuple[float, float, float, float] | None = None,
         compiled: bool | None = None,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
-        if not (dtype.is_floating_point and obs_dtype.is_floating_point):
-            raise ValueError(
-                f"dtype, obs_dtype: expected floating-point dtypes, got {dtype}, {obs_dtype}"
-            )
         box = check_start_box(start_box)
-        self.num_envs = num_envs
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.obs_dtype = obs_dtype
-        self._generator = torch.Generator(device=self.device)
-        if seed is None:
-            self._generator.seed()
-        else:
-            self._generator.manual_seed(seed)
+        self._init_common(num_envs, device, seed, dtype, obs_dtype)
 
         def buffer(*shape: int) -> torch.Tensor:
             return torch.zeros(shape, dtype=dtype, device=self.device)
@@ -159,8 +143,6 @@ class TorchCartPole(TensorStateEnv):
         self._abs_pos = buffer(2, num_envs)
         self._reserve = buffer(4, num_envs)
         self._reserve_rows = self._reserve.unbind(0)
-        # elapsed steps of each episode (before this step), for the time limit and episode stats
-        self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         # F / M for action 0 (left) and 1 (right)
         self._force = torch.tensor([-FORCE_MAG, FORCE_MAG], dtype=dtype, device=self.device)
         self._force /= TOTAL_MASS
@@ -173,12 +155,9 @@ class TorchCartPole(TensorStateEnv):
         self._bounds = torch.tensor(
             [[X_THRESHOLD], [THETA_THRESHOLD]], dtype=dtype, device=self.device
         )
-        self._steps = 0
-        self._ready = False
         self._kernel = _compiled_step(compiled, self.device, dtype, obs_dtype)
         if self._kernel is not None:  # NumPy views of the buffers the loop updates in place
             self._arrays = (self._state.numpy(), self._reserve.numpy(), self._elapsed.numpy())
-            self._np_obs_dtype = torch.empty(0, dtype=obs_dtype).numpy().dtype
 
     def _obs(self, rows: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``(4, N)`` state -> ``(N, 4)`` contiguous observations (one copy)."""
@@ -222,22 +201,7 @@ class TorchCartPole(TensorStateEnv):
 
     def _step_loop(self, actions: torch.Tensor):
         """``step`` by ``cartpole_kernel.step_envs`` on the tensors' memory."""
-        if actions.device.type != "cpu":
-            raise ValueError(f"CartPole-v1.step: actions must be on cpu, got {actions.device}")
-        n = self.num_envs
-        # outputs allocated by NumPy (half the cost of torch.empty + .numpy()), then shared
-        outs = (np.empty((n, 4), self._np_obs_dtype), np.empty((n, 4), self._np_obs_dtype),
-                np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
-                np.empty(n, np.float32), np.empty(n, np.int64))
-        bad = self._kernel(*self._arrays, actions.numpy(), *outs)
-        if bad >= 0:
-            raise ValueError(f"CartPole-v1.step: actions must be 0 or 1, got "
-                             f"{actions[bad].item()} at index {bad}")
-        obs, final_obs, reward, terminated, truncated, episode_return, episode_length = (
-            torch.from_numpy(a) for a in outs)
-        info = {"final_obs": final_obs, "episode_return": episode_return,
-                "episode_length": episode_length}
-        return obs, reward, terminated, truncated, info
+        return self._run_kernel(actions, "0 or 1")
 
     def _step_tensors(self, actions: torch.Tensor):
         """``step`` as batched tensor operations (any device)."""

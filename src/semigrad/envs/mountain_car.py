@@ -38,11 +38,9 @@ from a fresh, independent draw.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from semigrad.compiled import load_kernel
-from semigrad.devices import resolve_device
 from semigrad.envs.base import EnvSpec, TensorStateEnv
 
 # gymnasium.envs.classic_control.mountain_car.MountainCarEnv's constants.
@@ -95,34 +93,15 @@ class TorchMountainCar(TensorStateEnv):
         obs_dtype: torch.dtype = torch.float32,
         compiled: bool | None = None,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
-        if not (dtype.is_floating_point and obs_dtype.is_floating_point):
-            raise ValueError(
-                f"dtype, obs_dtype: expected floating-point dtypes, got {dtype}, {obs_dtype}"
-            )
-        self.num_envs = num_envs
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.obs_dtype = obs_dtype
-        self._generator = torch.Generator(device=self.device)
-        if seed is None:
-            self._generator.seed()
-        else:
-            self._generator.manual_seed(seed)
+        self._init_common(num_envs, device, seed, dtype, obs_dtype)
         # structure of arrays: rows position and velocity of every environment
         self._state = torch.zeros(2, num_envs, dtype=dtype, device=self.device)
         self._reserve = torch.zeros(num_envs, dtype=dtype, device=self.device)  # positions
-        # elapsed steps of each episode (before this step), for the time limit and statistics
-        self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         # (action - 1) * FORCE for actions 0, 1, 2
         self._push = torch.tensor([-FORCE, 0.0, FORCE], dtype=dtype, device=self.device)
-        self._steps = 0
-        self._ready = False
         self._kernel = _compiled_step(compiled, self.device, dtype, obs_dtype)
         if self._kernel is not None:  # NumPy views of the buffers the loop updates in place
             self._arrays = (self._state.numpy(), self._reserve.numpy(), self._elapsed.numpy())
-            self._np_obs_dtype = torch.empty(0, dtype=obs_dtype).numpy().dtype
 
     def _obs(self, state: torch.Tensor) -> torch.Tensor:
         """``(2, N)`` state -> ``(N, 2)`` contiguous observations in ``obs_dtype`` (a copy)."""
@@ -158,21 +137,7 @@ class TorchMountainCar(TensorStateEnv):
 
     def _step_loop(self, actions: torch.Tensor):
         """``step`` by ``mountain_car_kernel.step_envs`` on the tensors' memory."""
-        if actions.device.type != "cpu":
-            raise ValueError(f"MountainCar-v0.step: actions must be on cpu, got {actions.device}")
-        n = self.num_envs
-        outs = (np.empty((n, 2), self._np_obs_dtype), np.empty((n, 2), self._np_obs_dtype),
-                np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
-                np.empty(n, np.float32), np.empty(n, np.int64))
-        bad = self._kernel(*self._arrays, actions.numpy(), *outs)
-        if bad >= 0:
-            raise ValueError(f"MountainCar-v0.step: actions must be 0, 1 or 2, got "
-                             f"{actions[bad].item()} at index {bad}")
-        obs, final_obs, reward, terminated, truncated, episode_return, episode_length = (
-            torch.from_numpy(a) for a in outs)
-        info = {"final_obs": final_obs, "episode_return": episode_return,
-                "episode_length": episode_length}
-        return obs, reward, terminated, truncated, info
+        return self._run_kernel(actions, "0, 1 or 2")
 
     def _step_tensors(self, actions: torch.Tensor):
         """``step`` as batched tensor operations (any device)."""
