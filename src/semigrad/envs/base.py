@@ -220,3 +220,17 @@ class EpisodeCounter:
     def load_state_dict(self, state: dict) -> None:
         self.returns.copy_(state["returns"])
         self.lengths.copy_(state["lengths"])
+
+
+def compiled_step(importer, compiled: bool | None, env_id: str, device: torch.device,
+                  dtype: torch.dtype, obs_dtype: torch.dtype):
+    """A tensor physics env's compiled CPU step (``importer()`` returns it) where it applies
+    (CPU, float64 state, float32 or float64 observations) and is wanted, else None (tensor
+    operations); see ``semigrad.compiled.load_kernel``."""
+    from semigrad.compiled import load_kernel
+
+    fits = (device.type == "cpu" and dtype == torch.float64
+            and obs_dtype in (torch.float32, torch.float64))
+    return load_kernel(importer, compiled, f"{env_id}: the compiled CPU step", fits,
+                       f"on the CPU with a float64 state and float32 or float64 observations; "
+                       f"got {device}, {dtype}, {obs_dtype}", stacklevel=5)

@@ -47,8 +47,7 @@ from collections.abc import Sequence
 
 import torch
 
-from semigrad.compiled import load_kernel
-from semigrad.envs.base import EnvSpec, TensorStateEnv
+from semigrad.envs.base import EnvSpec, TensorStateEnv, compiled_step
 from semigrad.seeding import AgentUniforms
 
 # gymnasium.envs.classic_control.cartpole.CartPoleEnv's constants.
@@ -155,7 +154,8 @@ class TorchCartPole(TensorStateEnv):
         self._bounds = torch.tensor(
             [[X_THRESHOLD], [THETA_THRESHOLD]], dtype=dtype, device=self.device
         )
-        self._kernel = _compiled_step(compiled, self.device, dtype, obs_dtype)
+        self._kernel = compiled_step(_step_kernel, compiled, self.spec.id, self.device, dtype,
+                                     obs_dtype)
         if self._kernel is not None:  # NumPy views of the buffers the loop updates in place
             self._arrays = (self._state.numpy(), self._reserve.numpy(), self._elapsed.numpy())
 
@@ -252,17 +252,6 @@ def _step_kernel():
 
     return cartpole_kernel.step_envs
 
-
-def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dtype,
-                   obs_dtype: torch.dtype):
-    """``cartpole_kernel.step_envs`` where it applies (CPU, float64 state, float32 or float64
-    observations) and is wanted, else None (tensor operations)."""
-    fits = (device.type == "cpu" and dtype == torch.float64
-            and obs_dtype in (torch.float32, torch.float64))
-    return load_kernel(_step_kernel, compiled,
-                       "CartPole-v1: the compiled CPU step", fits,
-                       f"on the CPU with a float64 state and float32 or float64 observations; "
-                       f"got {device}, {dtype}, {obs_dtype}", stacklevel=4)
 
 
 class AgentsCartPole(TorchCartPole):

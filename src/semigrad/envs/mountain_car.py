@@ -40,8 +40,7 @@ from __future__ import annotations
 
 import torch
 
-from semigrad.compiled import load_kernel
-from semigrad.envs.base import EnvSpec, TensorStateEnv
+from semigrad.envs.base import EnvSpec, TensorStateEnv, compiled_step
 
 # gymnasium.envs.classic_control.mountain_car.MountainCarEnv's constants.
 MIN_POSITION = -1.2
@@ -99,7 +98,8 @@ class TorchMountainCar(TensorStateEnv):
         self._reserve = torch.zeros(num_envs, dtype=dtype, device=self.device)  # positions
         # (action - 1) * FORCE for actions 0, 1, 2
         self._push = torch.tensor([-FORCE, 0.0, FORCE], dtype=dtype, device=self.device)
-        self._kernel = _compiled_step(compiled, self.device, dtype, obs_dtype)
+        self._kernel = compiled_step(_step_kernel, compiled, self.spec.id, self.device, dtype,
+                                     obs_dtype)
         if self._kernel is not None:  # NumPy views of the buffers the loop updates in place
             self._arrays = (self._state.numpy(), self._reserve.numpy(), self._elapsed.numpy())
 
@@ -180,14 +180,3 @@ def _step_kernel():
 
     return mountain_car_kernel.step_envs
 
-
-def _compiled_step(compiled: bool | None, device: torch.device, dtype: torch.dtype,
-                   obs_dtype: torch.dtype):
-    """``mountain_car_kernel.step_envs`` where it applies (CPU, float64 state, float32 or float64
-    observations) and is wanted, else None (tensor operations)."""
-    fits = (device.type == "cpu" and dtype == torch.float64
-            and obs_dtype in (torch.float32, torch.float64))
-    return load_kernel(_step_kernel, compiled,
-                       "MountainCar-v0: the compiled CPU step", fits,
-                       f"on the CPU with a float64 state and float32 or float64 observations; "
-                       f"got {device}, {dtype}, {obs_dtype}", stacklevel=4)
