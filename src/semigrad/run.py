@@ -393,3 +393,59 @@ def format_summary(title: str, items: Mapping[str, Any]) -> str:
             value = "-"
         lines.append(f"{key:<{width}}  {value}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def atomic_save_torch(path: str | os.PathLike, payload: Any) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically; ``payload`` holds only tensors and plain
+    Python values, so it loads with ``weights_only=True``."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, expected: Sequence[str],
+                    old: Sequence[str] = (), device: Any = "cpu", what: str = "") -> dict:
+    """Read a checkpoint whose ``format`` is one of ``expected``, with ``weights_only=True``
+    (never unpickling arbitrary objects). A missing file, a damaged or foreign one (torch's
+    advice to load unsafely is not repeated), another format or one of the ``old`` formats of
+    an earlier semigrad: one clear error naming the path; the file is left as it is."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint there")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises several types for damaged files
+        raise ValueError(f"{path}: not a readable semigrad checkpoint (damaged, truncated or "
+                         f"another kind of file: {type(err).__name__}); the file was left as "
+                         "it is") from None
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt in old:
+        raise ValueError(f"{path}: written by an earlier semigrad (checkpoint format {fmt}); "
+                         f"this version reads {' or '.join(expected)}: train again with this "
+                         "version")
+    if fmt not in expected:
+        raise ValueError(f"{path}: not a semigrad {what}checkpoint of format "
+                         f"{' or '.join(expected)} (format {fmt or '?'})")
+    return payload
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def stats_over(values: Sequence[float]) -> dict | None:
+    """``{mean, std, min, median, max}`` of ``values`` (None when empty): a summary over
+    seeds."""
+    import statistics
+
+    values = list(values)
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values),
+            "min": min(values), "median": statistics.median(values), "max": max(values)}

@@ -31,7 +31,6 @@ evaluation, metrics, checkpoints. Step counts are transitions per agent, summed 
 from __future__ import annotations
 
 import importlib
-import io
 import math
 import os
 import statistics
@@ -46,7 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from semigrad import envs, policies
+from semigrad import envs, policies, run
 from semigrad.buffers import AgentReplay, Batch
 from semigrad.config import (
     MAX_SEED,
@@ -73,9 +72,10 @@ from semigrad.run import (
     CtrlC,
     MetricsLog,
     RunLock,
-    atomic_write_bytes,
+    atomic_save_torch,
     atomic_write_json,
     read_json,
+    stats_over,
     truncate_metrics,
 )
 from semigrad.seeding import AgentUniforms, agent_generators
@@ -490,7 +490,7 @@ _RECORD_FIELDS = ("evals", "best_eval", "solved_at", "error", "checked")
 def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
     """Write the K agents' whole training state to ``path`` atomically (loads with
     ``weights_only=True``): what ``train(..., resume=True)`` continues from."""
-    payload = {
+    atomic_save_torch(path, {
         "format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
         "seeds": [r.seed for r in st.records],
         "online": st.online.params, "target": st.target.params,
@@ -500,43 +500,19 @@ def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
         "acc": st.acc, "counters": {**{k: getattr(st, k) for k in _COUNTERS},
                                     "wall_s": st.wall()},
         "records": [{f: getattr(r, f) for f in _RECORD_FIELDS} for r in st.records],
-    }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    })
 
 
 def save_weights(path: Path, cfg: DQNConfig, state_dict: dict, **extra: Any) -> None:
     """One agent's online network (``load_agent`` reads it), atomically."""
-    buf = io.BytesIO()
-    torch.save({"format": WEIGHTS_FORMAT, "config": to_dict(cfg), "online": state_dict,
-                **extra}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_save_torch(path, {"format": WEIGHTS_FORMAT, "config": to_dict(cfg),
+                             "online": state_dict, **extra})
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu",
                     expected: Sequence[str] = (CHECKPOINT_FORMAT,)) -> dict:
-    """Read a checkpoint of a format in ``expected`` with ``weights_only=True``; a damaged file,
-    another format or an older semigrad's gives one clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint there")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises several types for damaged files
-        # torch's own message may advise loading unsafely (weights_only=False): not shown
-        raise ValueError(f"{path}: not a readable semigrad checkpoint (damaged, truncated or "
-                         f"another kind of file: {type(err).__name__}); the file was left as "
-                         "it is") from None
-    fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt in OLD_FORMATS:
-        raise ValueError(f"{path}: written by an earlier semigrad (checkpoint format {fmt}); "
-                         f"this version reads {' or '.join(expected)}: train again with this "
-                         "version")
-    if fmt not in expected:
-        raise ValueError(f"{path}: not a semigrad DQN checkpoint of format "
-                         f"{' or '.join(expected)} (format {fmt or '?'})")
-    return payload
+    """A DQN checkpoint of a format in ``expected`` (``semigrad.run.load_checkpoint``)."""
+    return run.load_checkpoint(path, expected, OLD_FORMATS, device, "DQN ")
 
 
 def restore_state(payload: dict, cfg: DQNConfig, seeds: Sequence[int],
@@ -961,13 +937,6 @@ def summarize(cfg: DQNConfig, st: DQNState, rec: AgentRecord, threshold: float |
     return summary
 
 
-def _stats(values: list[float]) -> dict | None:
-    if not values:
-        return None
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values),
-            "min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def aggregate(cfg: DQNConfig, seeds: list[int], summaries: list[dict],
               dirs: list[Path]) -> dict:
     """A ``--seeds`` run's summary: status, solve counts and statistics over seeds."""
@@ -986,13 +955,13 @@ def aggregate(cfg: DQNConfig, seeds: list[int], summaries: list[dict],
         "solved": len(solved),
         "solved_fraction": len(solved) / k,
         "reward_threshold": first["reward_threshold"],
-        "final_eval_return": _stats([s["final_eval_return"] for s in live
+        "final_eval_return": stats_over([s["final_eval_return"] for s in live
                                      if s["final_eval_return"] is not None]),
-        "best_eval_return": _stats([s["best_eval_return"] for s in live
+        "best_eval_return": stats_over([s["best_eval_return"] for s in live
                                     if s["best_eval_return"] is not None]),
-        "env_steps_to_solve": _stats([s["env_steps_to_solve"] for s in solved]),
-        "time_to_solve_s": _stats([s["time_to_solve_s"] for s in solved]),
-        "stable_fraction": _stats([s["stable_fraction"] for s in solved
+        "env_steps_to_solve": stats_over([s["env_steps_to_solve"] for s in solved]),
+        "time_to_solve_s": stats_over([s["time_to_solve_s"] for s in solved]),
+        "stable_fraction": stats_over([s["stable_fraction"] for s in solved
                                    if s["stable_fraction"] is not None]),
         "env_steps_per_agent": max(s["env_steps"] for s in summaries),
         "gradient_steps_per_agent": max(s["gradient_steps"] for s in summaries),
