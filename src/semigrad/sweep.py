@@ -77,33 +77,29 @@ class _NeverRaised(Exception):
     """For algorithms that report divergence in their summary instead of raising."""
 
 
-def _sarsa() -> Algo:
-    from semigrad.algos import sarsa
-
-    presets = {"default": sarsa.SarsaConfig()}
+def _without_presets(config_cls: type, command: str, train: Callable[[Any, Path], dict]) -> Algo:
+    """An algorithm with one preset, its config's defaults, whose runs keep no checkpoints (a
+    stopped trial starts again) and report divergence in their summary."""
+    presets = {"default": config_cls()}
 
     def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
         return {**to_dict(presets[name]), **overrides}
 
-    def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
-        return sarsa.train(cfg, run_dir)[0]  # short runs without checkpoints: no resume
+    return Algo(config_cls, presets, "default", preset_fields, command,
+                lambda cfg, run_dir, resume: train(cfg, run_dir), _NeverRaised)
 
-    return Algo(sarsa.SarsaConfig, presets, "default", preset_fields, "sarsa", train,
-                _NeverRaised)
+
+def _sarsa() -> Algo:
+    from semigrad.algos import sarsa
+
+    return _without_presets(sarsa.SarsaConfig, "sarsa",
+                            lambda cfg, run_dir: sarsa.train(cfg, run_dir)[0])
 
 
 def _td0() -> Algo:
     from semigrad.algos import td0
 
-    presets = {"default": td0.TD0Config()}
-
-    def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        return {**to_dict(presets[name]), **overrides}
-
-    def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
-        return td0.train(cfg, run_dir)[0]  # no checkpoints: a stopped trial starts again
-
-    return Algo(td0.TD0Config, presets, "default", preset_fields, "td0", train, _NeverRaised)
+    return _without_presets(td0.TD0Config, "td0", lambda cfg, run_dir: td0.train(cfg, run_dir)[0])
 
 
 ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn, "sarsa": _sarsa, "td0": _td0}
