@@ -36,6 +36,7 @@ from semigrad.run import read_metrics
 
 THRESHOLD = 475.0
 DEVICE = "cpu"  # --device
+PRESET = dqn.DEFAULT_PRESET  # --preset
 EVAL_EVERY, EVAL_EPISODES, TOTAL_STEPS = 2_500, 20, 50_000
 
 
@@ -51,7 +52,7 @@ def stability(evals: list[float]) -> float | None:
 
 
 def run_semigrad(seed: int) -> dict:
-    cfg = dqn.preset(seed=seed, tensorboard=False, device=DEVICE)
+    cfg = dqn.preset(PRESET, seed=seed, tensorboard=False, device=DEVICE)
     with tempfile.TemporaryDirectory() as tmp:
         s = dqn.train(cfg, Path(tmp), progress=False)
     return {"solved": s["solved"], "time_to_solve_s": s["time_to_solve_s"],
@@ -147,7 +148,7 @@ def cli_wall_time(seed: int) -> tuple[float, float | None]:
         run_dir = Path(tmp) / "run"
         t0 = time.time()
         subprocess.run([sys.executable, "-m", "semigrad", "train", "--seed", str(seed),
-                        "--run-dir", str(run_dir), "--no-progress"],
+                        "--preset", PRESET, "--run-dir", str(run_dir), "--no-progress"],
                        check=True, capture_output=True)
         total = time.time() - t0
         started = (run_dir / "config.json").stat().st_mtime - t0
@@ -164,15 +165,18 @@ def main() -> None:
     parser.add_argument("--cli-seeds", default="0-4",
                         help="seeds of the whole-process `semigrad train` runs (default: 0-4)")
     parser.add_argument("--device", default="cpu", help="semigrad's torch device (default: cpu)")
+    parser.add_argument("--preset", default=dqn.DEFAULT_PRESET, choices=sorted(dqn.PRESETS),
+                        help="semigrad's preset (default: %(default)s, CartPole-v1's own starts;"
+                             " cartpole-explore: exploring starts, not the peers' work)")
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = args.device
+    global DEVICE, PRESET
+    DEVICE, PRESET = args.device, args.preset
     torch.set_num_threads(1)
     print(describe_machine())
-    print(f"semigrad preset {dqn.DEFAULT_PRESET!r}: {to_dict(dqn.PRESETS[dqn.DEFAULT_PRESET])}")
+    print(f"semigrad preset {PRESET!r}: {to_dict(dqn.PRESETS[PRESET])}")
     ours = {s: run_semigrad(s) for s in parse_seeds(args.seeds)}
     med = table("semigrad DQN (default preset)", ours)
-    steps = dqn.PRESETS[dqn.DEFAULT_PRESET].steps
+    steps = dqn.PRESETS[PRESET].steps
     print(f"\n`semigrad train --seed N` as a whole process ({steps:,} steps, start-up, "
           "evaluations and files included)\nseed  start to solved s  start to exit s")
     to_solve = []

@@ -41,9 +41,11 @@ import torch
 from machine import describe_machine
 from semigrad.algos import dqn
 
+PRESET = "cartpole-explore"  # the 64x64 learner the recorded tables measure
+
 
 def config(steps: int, device: str, **overrides) -> dqn.DQNConfig:
-    return dqn.preset(steps=steps, eval_every=steps, log_every=min(steps, 1000),
+    return dqn.preset(PRESET, steps=steps, eval_every=steps, log_every=min(steps, 1000),
                       tensorboard=False, device=device, **overrides)
 
 
@@ -95,7 +97,7 @@ def main() -> None:
     if args.compare_backends:
         compare_backends(args, agents, overrides)
         return
-    print(f"device {args.device}; DQN preset {dqn.DEFAULT_PRESET!r} (num_envs {cfg.num_envs}, "
+    print(f"device {args.device}; DQN preset {PRESET!r} (num_envs {cfg.num_envs}, "
           f"batch {cfg.batch_size}, hidden {cfg.hidden}, learning_starts "
           f"{cfg.learning_starts}), {args.steps} env steps per agent; best of {args.repeats} "
           f"interleaved rounds (median in brackets)")

@@ -95,7 +95,7 @@ def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp
                                                                             monkeypatch):
     """The preset's start box spreads the training envs' starts; the greedy evaluations run
     on the env's own starts; another env drops the preset's box unless one is given."""
-    cfg = DQNConfig(**preset_fields("cartpole", {"steps": 600, "eval_every": 300,
+    cfg = DQNConfig(**preset_fields("cartpole-explore", {"steps": 600, "eval_every": 300,
                                                  "eval_episodes": 3, "learning_starts": 100,
                                                  "hidden": (8,), "batch_size": 16,
                                                  "tensorboard": False}))
@@ -115,14 +115,17 @@ def test_exploring_starts_are_for_training_only_and_belong_to_the_preset_env(tmp
     assert training[0][1] == CARTPOLE_START_BOX and training[0][2].abs().amax() > 0.5
     for _, box, starts in evaluations:
         assert not box and starts.abs().amax() < 0.05  # CartPole-v1's own initial states
-    assert preset_fields("cartpole", {"env": "Acrobot-v1"})["start_box"] == ()
-    assert preset_fields("cartpole", {"env": "CartPole-v1"})["start_box"] == CARTPOLE_START_BOX
-    assert preset_fields("cartpole", {"start_box": ()})["start_box"] == ()
+    assert preset_fields("cartpole-explore", {"env": "Acrobot-v1"})["start_box"] == ()
+    assert preset_fields("cartpole-explore",
+                         {"env": "CartPole-v1"})["start_box"] == CARTPOLE_START_BOX
+    assert preset_fields("cartpole-explore", {"start_box": ()})["start_box"] == ()
+    assert dqn.preset().start_box == ()  # the default trains from CartPole-v1's own starts
 
 
 def test_cli_start_box_alone_turns_exploring_starts_off(tmp_path, capsys):
     flags = ["--steps", "200", "--eval-every", "200", "--eval-episodes", "2",
-             "--learning-starts", "100", "--no-progress", "--no-tensorboard"]
+             "--learning-starts", "100", "--no-progress", "--no-tensorboard",
+             "--preset", "cartpole-explore"]
     assert main(["train", "--run-dir", str(tmp_path / "own"), "--start-box", *flags]) == 0
     assert main(["train", "--run-dir", str(tmp_path / "preset"), *flags]) == 0
     capsys.readouterr()
@@ -347,10 +350,10 @@ def test_a_convolutional_network_trains_with_one_seed_or_many(tmp_path, seeds):
 
 
 def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
-    cfg = dqn.preset("cartpole", alpha=5e-4, seed=3)
+    cfg = dqn.preset("cartpole-explore", alpha=5e-4, seed=3)
     assert cfg.start_box == CARTPOLE_START_BOX and cfg.alpha == 5e-4 and cfg.seed == 3
     assert dqn.preset(env="Acrobot-v1").start_box == ()
-    with pytest.raises(ConfigError, match="preset: 'nope' is not one of atari, cartpole"):
+    with pytest.raises(ConfigError, match="preset: 'nope' is not one of acrobot, atari, cartpole"):
         dqn.preset("nope")
     with pytest.raises(ConfigError, match="network: cannot import 'no_such_module:f'"):
         DQNConfig(network="no_such_module:f")

@@ -238,9 +238,37 @@ ATARI = DQNConfig(env="ALE/Pong-v5", network="nature", num_envs=1, steps=10_000_
                   epsilon_fraction=0.1, learning_starts=50_000, eval_every=250_000,
                   eval_episodes=10, log_every=10_000)
 
+# Classic control, tuned on seeds 0-9 with 10 agents per process (docs/presets.md): each
+# preset trains from the env's own initial states, as the peers' do.
+_CLASSIC = {
+    # CartPole-v1 from its own starts: the 64x64 learner needs exploring starts (see
+    # cartpole-explore); a 128x128 network with batch 256 and 2 gradient steps per iteration
+    # does without them
+    "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2),
+    # the RL Zoo's Acrobot settings in semigrad's terms, with 3-step returns and a decaying
+    # step size
+    "acrobot": dict(env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4,
+                    alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
+                    epsilon_end=0.01, n_step=3, eval_every=5_000),
+    # the RL Zoo's MountainCar settings with 5-step returns, no Double DQN, Huber loss and
+    # a decaying step size
+    "mountaincar": dict(env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
+                        hidden=(256, 256), alpha=4e-3, alpha_end=0.0, gamma=0.98,
+                        double=False, loss="huber", target_update_interval=300,
+                        train_freq=16, gradient_steps=8, epsilon_fraction=0.2,
+                        epsilon_end=0.07, eval_every=5_000),
+    # not tuned: the Acrobot preset's translation of the RL Zoo's LunarLander settings
+    "lunarlander": dict(env="LunarLander-v3", steps=300_000, hidden=(256, 256), alpha=6.3e-4,
+                        alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
+                        epsilon_end=0.01, n_step=3, eval_every=5_000),
+}
+
 # Presets live here and only here; `semigrad train --help` lists them.
 PRESETS: dict[str, DQNConfig] = {
-    "cartpole": DQNConfig(start_box=CARTPOLE_START_BOX),
+    **{name: DQNConfig(**fields) for name, fields in _CLASSIC.items()},
+    # CartPole-v1 with exploring starts (training only; evaluation on the env's own starts):
+    # the 4x cheaper 64x64 learner solves fast with them, but peers do not use them
+    "cartpole-explore": DQNConfig(start_box=CARTPOLE_START_BOX),
     **{f"minatar-{name}": DQNConfig(env=f"MinAtar/{game}-v1", **_MINATAR)
        for name, game in MINATAR_GAMES.items()},
     "atari": ATARI,  # any ALE/<Game>-v5 with --env
