@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 
-def lean_step(optimizer: torch.optim.Optimizer,
-              params: list[torch.Tensor]) -> Callable[[list[torch.Tensor]], None] | None:
+def lean_step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+              per_row: bool = False) -> Callable[[list[torch.Tensor]], None] | None:
     """``step(grads)``: one step of ``optimizer`` on ``params`` (its only group) from ``grads``,
     without ``optimizer.step()``'s per-call Python work (about 100 us, more than a small net's
     whole update). None when ``optimizer`` is not one of:
@@ -27,6 +27,12 @@ def lean_step(optimizer: torch.optim.Optimizer,
 
     The learning rate is read from ``optimizer.param_groups[0]["lr"]`` at every call; build
     the step after loading any optimizer state (it holds on to the state's tensors).
+
+    ``per_row``: the parameters are K agents' stacked along dimension 0, and Adam steps each
+    agent's row as a tensor of its own (still one fused call). The fused kernel runs a
+    vectorised loop over a tensor and a scalar loop over its tail, which round differently,
+    so an element's rounding would depend on where its row falls in the stacked tensor, i.e.
+    on K; per row, agent k's numbers are those of a single agent's.
     """
     if len(optimizer.param_groups) != 1:
         return None
@@ -61,24 +67,30 @@ def lean_step(optimizer: torch.optim.Optimizer,
     exp_avg_sqs = [optimizer.state[p]["exp_avg_sq"] for p in params]
     beta1, beta2 = group["betas"]
 
+    split = (lambda ts: [row for t in ts for row in t.unbind(0)]) if per_row else list
+    k = params[0].shape[0] if per_row else 1
+    rows = (split(params), split(exp_avgs), split(exp_avg_sqs),
+            [step for step in steps for _ in range(k)])
+
     @torch.no_grad()
     def adam(grads: list[torch.Tensor]) -> None:
         if fresh:
             counters.add_(1)
         else:
             torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"],
-                           beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"],
-                           amsgrad=False, maximize=False)
+        torch._fused_adam_(rows[0], split(grads), rows[1], rows[2], [], rows[3],
+                           lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=0.0,
+                           eps=group["eps"], amsgrad=False, maximize=False)
 
     return adam
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer,
                    params: list[torch.Tensor]) -> Callable[[], object]:
-    """``optimizer.step()`` on ``params``' ``.grad``, as ``lean_step`` (the same numbers without
-    the per-call Python work) where it applies. Build it after loading any optimizer state."""
-    lean = lean_step(optimizer, params)
+    """``optimizer.step()`` on K agents' stacked ``params``' ``.grad``, as ``lean_step`` with
+    ``per_row`` (each agent's row stepped as its own tensor) where it applies. Build it after
+    loading any optimizer state."""
+    lean = lean_step(optimizer, params, per_row=True)
     if lean is None:
         return optimizer.step
     return lambda: lean([p.grad for p in params])

@@ -395,6 +395,13 @@ class DQNState:
     wall_s: float = 0.0  # before this process (resumed runs): wall times are cumulative
     started: float = field(default_factory=time.perf_counter)  # this process's start
 
+    def rows(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each agent's rows of the target and online parameters (views, made once)."""
+        if getattr(self, "_rows", None) is None:
+            self._rows = tuple([r for p in net.params for r in p.unbind(0)]
+                               for net in (self.target, self.online))
+        return self._rows
+
     def wall(self) -> float:
         """Wall seconds of the whole run, earlier processes of a resumed run included."""
         return self.wall_s + time.perf_counter() - self.started
@@ -483,7 +490,9 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tenso
         st.optimizer_step()
         st.gradient_steps += 1
         if cfg.target_update == "polyak":
-            torch._foreach_lerp_(st.target.params, st.online.params, cfg.tau)
+            # agent by agent (each row a tensor of its own): a vectorised loop over the stacked
+            # tensor would round an element differently depending on K (see optim.lean_step)
+            torch._foreach_lerp_(*st.rows(), cfg.tau)
         elif st.gradient_steps % cfg.target_update_interval == 0:
             torch._foreach_copy_(st.target.params, st.online.params)
         st.acc[:, 2] += losses
