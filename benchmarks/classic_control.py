@@ -27,11 +27,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+import sb3_protocol
 from machine import describe_machine
 from semigrad import config
 from semigrad.algos import dqn
@@ -90,12 +90,6 @@ def parse_seeds(text: str) -> list[int]:
     return list(config.parse_seeds(text)) if text.strip() else []
 
 
-def stability(evals: list[float], target: float) -> float | None:
-    first = next((i for i, v in enumerate(evals) if v >= target), None)
-    later = evals[first + 1:] if first is not None else []
-    return sum(v >= target for v in later) / len(later) if later else None
-
-
 def semigrad_config(env: str, device: str) -> tuple[dqn.DQNConfig, str]:
     """``dqn.preset(name)`` where semigrad has it for this env (CartPole: from its own starts;
     the older exploring-starts "cartpole" preset does not count), else the dict above."""
@@ -127,59 +121,18 @@ def run_semigrad(env: str, seeds: list[int], device: str) -> tuple[dict[int, dic
                 "solved": first is not None,
                 "time_to_solve_s": first["train_s"] if first else None,
                 "env_steps_to_solve": int(first["step"]) if first else None,
-                "final": evals[-1], "best": max(evals), "stable": stability(evals, target),
+                "final": evals[-1], "best": max(evals),
+                "stable": sb3_protocol.stability(evals, target),
                 "train_s": total["train_s"]}
     return rows, total["train_s"]
 
 
 def run_sb3(env_id: str, seed: int) -> dict:
-    import gymnasium as gym
-    import numpy as np
-    from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
-
+    """SB3 with the RL Zoo's hyper-parameters for ``env_id``, the same protocol."""
     hp = dict(RL_ZOO[env_id])
     steps, eval_every = hp.pop("steps"), hp.pop("eval_every")
-    net_arch = hp.pop("net_arch")
-    target = TARGETS[env_id]
-
-    class GreedyEval(BaseCallback):
-        """Every eval_every steps: 20 greedy episodes; the clock is paused meanwhile."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.evals, self.eval_s, self.solved_at = [], 0.0, None
-            self.env = gym.make_vec(env_id, num_envs=EVAL_EPISODES, vectorization_mode="sync")
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps % eval_every == 0:
-                t0 = time.perf_counter()
-                obs, _ = self.env.reset(seed=10_000_019 * (seed + 1) + len(self.evals))
-                returns = np.zeros(EVAL_EPISODES)
-                done = np.zeros(EVAL_EPISODES, dtype=bool)
-                while not done.all():
-                    action, _ = self.model.predict(obs, deterministic=True)
-                    obs, r, te, tr, _ = self.env.step(action)
-                    returns += r * ~done
-                    done |= te | tr
-                self.evals.append(float(returns.mean()))
-                self.eval_s += time.perf_counter() - t0
-                if self.solved_at is None and self.evals[-1] >= target:
-                    self.solved_at = (time.perf_counter() - self.t0 - self.eval_s,
-                                      self.num_timesteps)
-            return True
-
-    model = DQN("MlpPolicy", env_id, policy_kwargs={"net_arch": net_arch}, seed=seed,
-                device="cpu", verbose=0, **hp)
-    cb = GreedyEval()
-    cb.t0 = time.perf_counter()
-    model.learn(steps, callback=cb)
-    train_s = time.perf_counter() - cb.t0 - cb.eval_s
-    return {"solved": cb.solved_at is not None,
-            "time_to_solve_s": cb.solved_at[0] if cb.solved_at else None,
-            "env_steps_to_solve": cb.solved_at[1] if cb.solved_at else None,
-            "final": cb.evals[-1], "best": max(cb.evals), "stable": stability(cb.evals, target),
-            "train_s": train_s}
+    return sb3_protocol.run_sb3(env_id, seed, steps, eval_every, TARGETS[env_id], hp,
+                                EVAL_EPISODES)
 
 
 def fmt(value, spec: str) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+import sb3_protocol
 from machine import describe_machine
 from semigrad import config
 from semigrad.algos import dqn
@@ -46,9 +47,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def stability(evals: list[float]) -> float | None:
-    first = next((i for i, v in enumerate(evals) if v >= THRESHOLD), None)
-    later = evals[first + 1:] if first is not None else []
-    return sum(v >= THRESHOLD for v in later) / len(later) if later else None
+    return sb3_protocol.stability(evals, THRESHOLD)
 
 
 def run_semigrad(seed: int) -> dict:
@@ -62,52 +61,13 @@ def run_semigrad(seed: int) -> dict:
 
 
 def run_sb3(seed: int) -> dict:
-    import gymnasium as gym
-    import numpy as np
-    from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class GreedyEval(BaseCallback):
-        """Every EVAL_EVERY steps: 20 greedy episodes; the clock is paused meanwhile."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.evals, self.eval_s, self.solved_at = [], 0.0, None
-            self.env = gym.make_vec("CartPole-v1", num_envs=EVAL_EPISODES,
-                                    vectorization_mode="sync")
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps % EVAL_EVERY == 0:
-                t0 = time.perf_counter()
-                obs, _ = self.env.reset(seed=10_000_019 * (seed + 1) + len(self.evals))
-                returns = np.zeros(EVAL_EPISODES)
-                done = np.zeros(EVAL_EPISODES, dtype=bool)
-                while not done.all():
-                    action, _ = self.model.predict(obs, deterministic=True)
-                    obs, r, te, tr, _ = self.env.step(action)
-                    returns += r * ~done
-                    done |= te | tr
-                self.evals.append(float(returns.mean()))
-                self.eval_s += time.perf_counter() - t0
-                if self.solved_at is None and self.evals[-1] >= THRESHOLD:
-                    self.solved_at = (time.perf_counter() - self.t0 - self.eval_s,
-                                      self.num_timesteps)
-            return True
-
-    model = DQN("MlpPolicy", "CartPole-v1", learning_rate=2.3e-3, batch_size=64,
-                buffer_size=100_000, learning_starts=1000, gamma=0.99,
-                target_update_interval=10, train_freq=256, gradient_steps=128,
-                exploration_fraction=0.16, exploration_final_eps=0.04,
-                policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu", verbose=0)
-    cb = GreedyEval()
-    cb.t0 = time.perf_counter()
-    model.learn(TOTAL_STEPS, callback=cb)
-    train_s = time.perf_counter() - cb.t0 - cb.eval_s
-    return {"solved": cb.solved_at is not None,
-            "time_to_solve_s": cb.solved_at[0] if cb.solved_at else None,
-            "env_steps_to_solve": cb.solved_at[1] if cb.solved_at else None,
-            "final": cb.evals[-1], "best": max(cb.evals), "stable": stability(cb.evals),
-            "train_s": train_s, "wall_s": None}
+    """SB3 with the RL Zoo's CartPole-v1 hyper-parameters, the same protocol."""
+    return sb3_protocol.run_sb3(
+        "CartPole-v1", seed, TOTAL_STEPS, EVAL_EVERY, THRESHOLD,
+        dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
+             gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
+             exploration_fraction=0.16, exploration_final_eps=0.04, net_arch=[256, 256]),
+        EVAL_EPISODES)
 
 
 def fmt(value, spec: str) -> str:
