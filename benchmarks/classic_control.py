@@ -45,7 +45,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "Acrobot-v1": ("acrobot", dict(
         env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4, alpha_end=0.0,
         learning_starts=0, epsilon_fraction=0.12, epsilon_end=0.01, n_step=3,
-        eval_every=5_000)),
+        gradient_steps=4, target_update_interval=250, eval_every=5_000)),
     "MountainCar-v0": ("mountaincar", dict(
         env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
         hidden=(256, 256), alpha=4e-3, alpha_end=0.0, gamma=0.98, double=False, loss="huber",
