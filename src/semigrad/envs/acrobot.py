@@ -197,15 +197,8 @@ class TorchAcrobot(TensorStateEnv):
         self._ready = True
         return self._obs(self._state)
 
-    def step(self, actions: torch.Tensor):
-        """One Runge-Kutta step of every acrobot, with same-step reset of finished episodes."""
-        self.check_actions(actions)
-        if not self._ready:
-            raise ValueError("Acrobot-v1.step: call reset() before step()")
-        out = self._step_tensors(actions) if self._kernel is None else self._step_loop(actions)
+    def _refresh_reserve(self) -> None:
         self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
-        self._steps += 1
-        return out
 
     def _step_loop(self, actions: torch.Tensor):
         """``step`` by ``acrobot_kernel.step_envs`` on the tensors' memory."""

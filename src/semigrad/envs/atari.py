@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from semigrad.devices import resolve_device
-from semigrad.envs.base import BatchedEnv, EnvSpec
+from semigrad.envs.base import BatchedEnv, EnvSpec, import_extra
 
 # Games registered by ``register_atari`` (any game whose ROM ale-py ships can be made).
 GAMES = ("Pong", "Breakout", "SpaceInvaders", "Seaquest", "Qbert", "BeamRider", "Enduro",
@@ -83,21 +83,8 @@ def _game_name(game: str) -> str:
 
 def _import_ale(env_id: str):
     """``(ale_py, cv2)``; either missing -> one ``ValueError`` line that says what to install."""
-    try:
-        import ale_py
-    except ImportError as err:
-        if (err.name or "").partition(".")[0] != "ale_py":
-            raise
-        raise ValueError(f"env {env_id!r} needs ale-py: pip install 'semigrad[pixels]' "
-                         "(or: make install)") from None
-    try:
-        import cv2
-    except ImportError as err:
-        if (err.name or "").partition(".")[0] != "cv2":
-            raise
-        raise ValueError(f"env {env_id!r} needs opencv-python-headless (to resize frames): pip "
-                         "install 'semigrad[pixels]' (or: make install)") from None
-    return ale_py, cv2
+    return (import_extra("ale_py", env_id, "pixels", "ale-py"),
+            import_extra("cv2", env_id, "pixels", "opencv-python-headless (to resize frames)"))
 
 
 def _rom_id(ale_py, game: str, env_id: str) -> str:

@@ -134,6 +134,24 @@ class TensorStateEnv(BatchedEnv):
         self._elapsed = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._steps, self._ready = 0, False
 
+    def step(self, actions: torch.Tensor):
+        """One step of every environment (the compiled loop on the CPU, else tensor
+        operations), with same-step reset of finished episodes; then the reserve of initial
+        states is refreshed (``_refresh_reserve``), after the step, so that a step refused for
+        bad actions changes nothing."""
+        self.check_actions(actions)
+        if not self._ready:
+            raise ValueError(f"{self.spec.id}.step: call reset() before step()")
+        out = self._step_tensors(actions) if self._kernel is None else self._step_loop(actions)
+        self._refresh_reserve()
+        self._steps += 1
+        return out
+
+    @abstractmethod
+    def _refresh_reserve(self) -> None:
+        """Redraw (part of) the reserve of initial states after step ``self._steps`` (each env
+        says how much of its reserve one step redraws)."""
+
     def _run_kernel(self, actions: torch.Tensor, allowed: str):
         """One step by the compiled loop ``self._kernel`` on ``self._arrays`` (NumPy views of
         the buffers it updates in place): outputs allocated by NumPy (half the cost of
@@ -234,3 +252,17 @@ def compiled_step(importer, compiled: bool | None, env_id: str, device: torch.de
     return load_kernel(importer, compiled, f"{env_id}: the compiled CPU step", fits,
                        f"on the CPU with a float64 state and float32 or float64 observations; "
                        f"got {device}, {dtype}, {obs_dtype}", stacklevel=5)
+
+
+def import_extra(module: str, env_id: str, extra: str, why: str = ""):
+    """Import an optional package an env needs; missing, it is one ``ValueError`` line naming
+    the extra to install (an import error inside the package itself propagates)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        if (err.name or "").partition(".")[0] != module.partition(".")[0]:
+            raise
+        raise ValueError(f"env {env_id!r} needs {why or module}: pip install "
+                         f"'semigrad[{extra}]' (or: make install)") from None

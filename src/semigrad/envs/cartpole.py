@@ -184,20 +184,13 @@ class TorchCartPole(TensorStateEnv):
         self._ready = True
         return self._obs(self._state)
 
-    def step(self, actions: torch.Tensor):
-        """One Euler step of every cart-pole, with same-step reset of finished episodes."""
-        self.check_actions(actions)
-        if not self._ready:
-            raise ValueError("CartPole-v1.step: call reset() before step()")
-        out = self._step_tensors(actions) if self._kernel is None else self._step_loop(actions)
-        # the next reserve: one row per step (every component within 4 steps), or all of it
-        # when episodes from a wide start box can end after one step
+    def _refresh_reserve(self) -> None:
+        # one row per step (every component within 4 steps), or all of it when episodes from a
+        # wide start box can end after one step
         if self._start_box is None:
             self._draw(self._reserve_rows[self._steps % RESERVE_REFRESH_STEPS])
         else:
             self._draw(self._reserve)
-        self._steps += 1
-        return out
 
     def _step_loop(self, actions: torch.Tensor):
         """``step`` by ``cartpole_kernel.step_envs`` on the tensors' memory."""

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from semigrad.devices import resolve_device
-from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
+from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter, import_extra
 
 # game name in the minatar package -> gymnasium-style id
 GAMES = {
@@ -47,14 +47,7 @@ GRID = 10  # the games' 10 x 10 grid
 
 
 def _import_minatar(env_id: str):
-    try:
-        import minatar
-    except ImportError as err:
-        if (err.name or "").partition(".")[0] != "minatar":
-            raise
-        raise ValueError(f"env {env_id!r} needs the minatar package: pip install "
-                         "'semigrad[pixels]' (or: make install)") from None
-    return minatar
+    return import_extra("minatar", env_id, "pixels", "the minatar package")
 
 
 class MinAtarEnv(BatchedEnv):

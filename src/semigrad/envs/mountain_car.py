@@ -124,16 +124,9 @@ class TorchMountainCar(TensorStateEnv):
         self._ready = True
         return self._obs(self._state)
 
-    def step(self, actions: torch.Tensor):
-        """One step of every car, with same-step reset of finished episodes."""
-        self.check_actions(actions)
-        if not self._ready:
-            raise ValueError("MountainCar-v0.step: call reset() before step()")
-        out = self._step_tensors(actions) if self._kernel is None else self._step_loop(actions)
+    def _refresh_reserve(self) -> None:
         if self._steps % RESERVE_REFRESH_STEPS == 0:
             self._draw(self._reserve)
-        self._steps += 1
-        return out
 
     def _step_loop(self, actions: torch.Tensor):
         """``step`` by ``mountain_car_kernel.step_envs`` on the tensors' memory."""
