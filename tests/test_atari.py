@@ -88,9 +88,10 @@ def test_same_seed_same_observations():
 
 
 def test_matches_gymnasium_atari_preprocessing():
-    """Frame, reward and flags of each step equal those of gymnasium's AtariPreprocessing on
-    ``gymnasium.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0)`` reset
-    with seed + i (but for the last frame of a game that ends mid-skip)."""
+    """Frame, reward, flags and rendered screen of each step equal those of gymnasium's
+    AtariPreprocessing on ``gymnasium.make("ALE/Breakout-v5", frameskip=1,
+    repeat_action_probability=0.0)`` reset with seed + i (but for the last frame of a game
+    that ends mid-skip)."""
     import gymnasium
     from gymnasium.wrappers import AtariPreprocessing
 
@@ -98,7 +99,8 @@ def test_matches_gymnasium_atari_preprocessing():
     n, seed = 2, 5
     env = AtariEnv("Breakout", num_envs=n, device="cpu", seed=seed, training=False)
     refs = [AtariPreprocessing(gymnasium.make("ALE/Breakout-v5", frameskip=1,
-                                              repeat_action_probability=0.0),
+                                              repeat_action_probability=0.0,
+                                              render_mode="rgb_array"),
                                noop_max=30, frame_skip=4, screen_size=84,
                                terminal_on_life_loss=False) for _ in range(n)]
     obs = _stack(env.reset())
@@ -115,6 +117,8 @@ def test_matches_gymnasium_atari_preprocessing():
                 ends += 1
                 frame = ref.reset()[0]
             np.testing.assert_array_equal(obs[i, -1].numpy(), frame)
+            # render (GIFs): the screen in colour, as gymnasium's env draws it
+            np.testing.assert_array_equal(env.render(i), ref.render())
     assert ends >= 1  # a new game started (its no-op start drawn by the same generator)
 
 

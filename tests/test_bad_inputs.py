@@ -100,6 +100,7 @@ CASES = [
     (["eval", "{w}/done", "--gif", "{w}/empty"], "--gif"),
     (["eval", "{w}/done", "--gif", UNWRITABLE + "/agent.gif"], "semigrad-test"),
     (["eval", "{w}/done", "--gif", "{w}/agent.png"], "ending in .gif"),
+    (["eval", "{w}/done", "--gif", "{w}/agent.gif", "--gif-steps", "0"], "--gif-steps"),
     (["eval", "{w}/done", "--episodes", "0"], "--episodes: expected >= 1"),
     (["eval", "{w}/done", "--checkpoint", "middle"], "invalid choice: 'middle'"),
     # plot, report

@@ -533,3 +533,24 @@ def test_cuda_tensor_form_matches_the_cpu_loop(env_id):
         torch.testing.assert_close(cpu.state, cuda.state.cpu(), rtol=0, atol=1e-12)
         ends += int((out_cpu[2] | out_cpu[3]).sum())
     assert ends > 100
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", ACROBOT, MOUNTAIN_CAR])
+def test_render_draws_what_gymnasium_draws_for_the_same_state(env_id):
+    """``render(i)`` is gymnasium's own picture of sub-env i's state (for GIFs), pixel for
+    pixel, after a reset and along a rollout."""
+    env = envs.make(env_id, num_envs=3, device="cpu", seed=4)
+    ref = gym.make(env_id, render_mode="rgb_array")
+    ref.reset(seed=0)
+    gen = torch.Generator().manual_seed(0)
+    env.reset()
+    for _ in range(20):
+        for i in (0, 2):
+            ref.unwrapped.state = env.state[i].double().numpy()
+            np.testing.assert_array_equal(env.render(i), ref.render())
+        env.step(torch.randint(0, env.num_actions, (3,), generator=gen))
+    assert env.render(0).shape[2] == 3 and env.render_fps == ref.metadata["render_fps"]
+    with pytest.raises(ValueError, match=r"index must be an integer in \[0, 3\)"):
+        env.render(3)
+    env.close()
+    ref.close()

@@ -63,6 +63,20 @@ def test_gymnasium_prefix_forces_gymnasium():
     assert env.spec.backend == "gymnasium"
 
 
+def test_gymnasium_envs_draw_only_when_made_to():
+    """``render=True`` makes gymnasium's envs with ``render_mode="rgb_array"``: sub-env i's
+    picture is then that env's own; without it ``render`` says how to get one."""
+    env = envs.make("gymnasium:CartPole-v1", num_envs=2, device="cpu", seed=3, render=True)
+    env.reset()
+    env.step(torch.tensor([0, 1]))
+    for i in range(2):
+        np.testing.assert_array_equal(env.render(i), env.gym_env.envs[i].render())
+    assert env.render(1).shape == (400, 600, 3) and env.render_fps == 50
+    plain = envs.make("gymnasium:CartPole-v1", num_envs=1, device="cpu")
+    with pytest.raises(ValueError, match=r"render=True"):
+        plain.render(0)
+
+
 def test_unknown_id_suggests_close_names():
     with pytest.raises(ValueError, match="did you mean 'CartPole-v1'"):
         envs.make("CartPole-v7")

@@ -203,3 +203,32 @@ def test_register_and_lazy_import():
     code = ("import sys, semigrad.envs.minatar; "
             "assert 'minatar' not in sys.modules, 'minatar imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_render_colours_each_cell_by_its_highest_channel():
+    """``render`` is the package's own display: 16 x 16 pixels a cell, black where empty, else
+    the cubehelix colour of the highest channel present (checked cell by cell)."""
+    from matplotlib import colormaps
+
+    env = MinAtarEnv("seaquest", num_envs=2, device="cpu", seed=1)
+    env.reset()
+    channels = CHANNELS["seaquest"]
+    colours = colormaps["cubehelix"](np.linspace(0, 1, channels + 2)[1:-1])[:, :3]
+    gen = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        env.step(torch.randint(0, 6, (2,), generator=gen))
+        picture = env.render(1)
+        assert picture.shape == (160, 160, 3) and picture.dtype == np.uint8
+        grid = env.games[1].state()
+        for y in range(10):
+            for x in range(10):
+                present = np.flatnonzero(grid[y, x])
+                want = (np.zeros(3) if present.size == 0
+                        else (colours[present[-1]] * 255).round())
+                cell = picture[16 * y:16 * y + 16, 16 * x:16 * x + 16]
+                assert (cell == want.astype(np.uint8)).all(), (y, x, present)
+                seen.add(int(present[-1]) if present.size else -1)
+    assert len(seen) >= 3  # empty cells and at least two kinds of object were drawn
+    with pytest.raises(ValueError, match="index"):
+        env.render(2)

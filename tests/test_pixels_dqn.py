@@ -59,3 +59,30 @@ def test_minatar_preset_trains_with_its_network(tmp_path):
     agent = dqn.load_agent(tmp_path / "seed0", "last")
     assert type(agent.net).__name__ == "ConvQNetwork"
     assert agent.q_values(torch.zeros(3, 400, dtype=torch.uint8)).shape == (3, 6)
+
+
+def test_eval_gif_of_a_pixel_agent_shows_the_game(tmp_path):
+    """``semigrad eval --gif`` on a MinAtar run: frames are the env's rendered grid (160 x 160,
+    not the 10 x 10 x C observation), one per step, cut at ``--gif-steps``."""
+    pytest.importorskip("minatar")
+    from PIL import Image
+
+    from semigrad.cli import main
+
+    cfg = dqn.preset("minatar-breakout", **TINY)
+    dqn.train(cfg, tmp_path / "run", progress=False)
+    gif = tmp_path / "breakout.gif"
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "1", "--gif", str(gif),
+                 "--gif-steps", "40", "--run-dir", str(tmp_path / "eval"),
+                 "--device", "cpu"]) == 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    with Image.open(gif) as image:
+        assert image.size == (160, 160)
+        assert image.n_frames >= 2
+        assert image.info["duration"] == 100  # MinAtar's 10 steps a second
+        frames = image.n_frames
+    steps = summary["gif_steps"]
+    assert 1 <= steps <= 40
+    # a frame before every step (the ball moves every step, so no two frames are merged); an
+    # episode that ended shows no frame of the next one
+    assert frames == steps + (0 if summary["gif_episode_finished"] else 1)

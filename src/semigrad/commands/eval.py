@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-from semigrad import policies
+from semigrad import envs, policies
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.devices import resolve_device
@@ -24,6 +23,10 @@ summary.json); without it nothing is written but the GIF.
 
   semigrad eval runs/train-20261121-101500-s0 --episodes 100
   semigrad eval runs/train-20261121-101500-s0 --gif cartpole.gif
+  semigrad eval runs/breakout/seed0 --gif breakout.gif --gif-steps 2000
+
+The GIF shows the env the agent trained on: gymnasium's drawing for classic control and
+Box2D, the game screen for Atari, the coloured grid for MinAtar.
 """
 
 
@@ -33,49 +36,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint to load (default: best)")
     parser.add_argument("--gif", type=Path, default=None, help="write one episode as a GIF")
+    parser.add_argument("--gif-steps", type=int, default=5_000,
+                        help="cut the GIF's episode after this many steps (default: 5000)")
     add_run_arguments(parser)
 
 
-def write_gif(net, env_id: str, path: Path, seed: int, device: torch.device) -> int:
-    """Render one greedy episode of ``env_id`` as an animated GIF; return its length."""
-    import gymnasium as gym
+def write_gif(agent: dqn.Agent, env_id: str, path: Path, seed: int, device: torch.device,
+              max_steps: int) -> tuple[int, bool]:
+    """Play one greedy episode of ``env_id`` (seeded ``seed``) with ``agent`` in the env it
+    trained on and write it as an animated GIF, each frame drawn by that env's ``render``
+    (gymnasium's renderer for classic control, the game screen for Atari, the coloured grid
+    for MinAtar), at the env's own speed (at most 25 frames a second: CartPole's 50 keep every
+    other frame). The episode is cut after ``max_steps`` steps. Returns (steps played,
+    whether the episode ended within them)."""
+    import io
+    import math
+
     from PIL import Image
 
-    # off-screen rendering: no display, no sound device (else SDL prints e.g. "error:
-    # XDG_RUNTIME_DIR is invalid" on success)
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    env = gym.make(env_id.removeprefix("gymnasium:"), render_mode="rgb_array")
-    obs, _ = env.reset(seed=seed)
-    frames = [env.render()]
-    done = False
-    while not done:
-        with torch.no_grad():
-            q = net(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
-        obs, _, terminated, truncated, _ = env.step(int(q.argmax(dim=1).item()))
-        done = terminated or truncated
-        frames.append(env.render())
-    env.close()
-    images = [Image.fromarray(f) for f in frames[::2]]
-    import io
-
+    env = envs.make(env_id, num_envs=1, device=device, seed=seed, render=True)
+    stride = max(1, math.ceil(env.render_fps / 25))
+    # each frame as a palette image right away: a long Atari game's RGB screens would not fit
+    frames = []
+    try:
+        obs = env.reset()
+        steps, finished = 0, False
+        while True:
+            if steps % stride == 0:
+                frames.append(Image.fromarray(env.render(0)).convert("P",
+                                                                     palette=Image.ADAPTIVE))
+            if steps == max_steps:
+                break
+            obs, _, _, _, info = env.step(agent.act(obs))
+            steps += 1
+            # an episode has ended where its return is reported (an Atari life lost is
+            # terminal for learning, but the game goes on)
+            if not math.isnan(info["episode_return"][0].item()):
+                finished = True  # obs is already the next episode's first: no frame of it
+                break
+    finally:
+        env.close()
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=40,
-                   loop=0)
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                   duration=round(1000 * stride / env.render_fps))
     atomic_write_bytes(path, buf.getvalue())
-    return len(frames) - 1
+    return steps, finished
 
 
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
+    if args.gif_steps < 1:
+        raise ValueError(f"--gif-steps: expected >= 1, got {args.gif_steps}")
     if args.gif is not None:
         if args.gif.suffix.lower() != ".gif":
             raise ValueError(f"--gif {args.gif}: expected a file name ending in .gif")
         check_output_file(args.gif, "--gif")  # before any episode is played
     device = resolve_device(args.device)
     agent = dqn.load_agent(args.train_dir, args.checkpoint, device)
-    net, cfg = agent.net, agent.cfg
+    cfg = agent.cfg
     run_dir = None
     if args.run_dir is not None:  # a record only where asked for: no stray folders in runs/
         run_dir = start_run(args, NAME, {"train_dir": str(args.train_dir), "env": cfg.env,
@@ -90,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
                "returns": returns.tolist()}
     if args.gif is not None:
         summary["gif"] = str(args.gif)
-        summary["gif_episode_length"] = write_gif(net, cfg.env, args.gif, args.seed, device)
+        steps, finished = write_gif(agent, cfg.env, args.gif, args.seed, device, args.gif_steps)
+        summary["gif_steps"] = steps
+        summary["gif_episode_finished"] = finished
     title = f"semigrad eval ({args.checkpoint} checkpoint)"
     shown = {k: v for k, v in summary.items() if k != "returns"}
     if run_dir is None:

@@ -122,9 +122,13 @@ def make(
     device: str | torch.device | None = None,
     seed: int | None = None,
     start_box: tuple[float, ...] | None = None,
+    render: bool = False,
     **env_kwargs,
 ) -> BatchedEnv:
     """Build ``num_envs`` copies of ``env_id`` on ``device`` (default: CUDA when available).
+
+    ``render``: gymnasium envs are made with ``render_mode="rgb_array"`` so that ``render``
+    can draw them (semigrad's own envs always can).
 
     ``start_box`` (CartPole-v1 only): half-widths ``(x, x_dot, theta, theta_dot)`` of uniform
     exploring starts instead of the env's own initial states (``TorchCartPole``).
@@ -141,7 +145,8 @@ def make(
     if not forced and name in _NATIVE and not env_kwargs:
         return _NATIVE[name](num_envs=num_envs, device=device, seed=seed)
     gym_id = name if module is None else f"{module}:{name}"  # gymnasium.make's own forms
-    return GymVectorEnv(gym_id, num_envs, device=device, seed=seed, **env_kwargs)
+    return GymVectorEnv(gym_id, num_envs, device=device, seed=seed, render=render,
+                        **env_kwargs)
 
 
 register("CartPole-v1", TorchCartPole)

@@ -151,6 +151,8 @@ class TorchAcrobot(TensorStateEnv):
     CPU with a float64 state.
     """
 
+    render_fps = 15  # gymnasium's metadata["render_fps"]
+
     spec = SPEC
 
     def __init__(

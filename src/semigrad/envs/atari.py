@@ -231,6 +231,16 @@ class AtariEnv(BatchedEnv):
         """The ALE action of each action index, e.g. ``["NOOP", "FIRE", "RIGHT", "LEFT"]``."""
         return [a.name for a in self._action_set]
 
+    @property
+    def render_fps(self) -> float:
+        """Agent steps per second of game time (the ALE runs at 60 frames a second)."""
+        return 60.0 / self.frame_skip
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Sub-env ``index``'s game screen as the player sees it: ``(210, 160, 3)`` uint8 RGB
+        (its last emulator frame, before any preprocessing)."""
+        return self._ales[self.check_index(index)].getScreenRGB()
+
     # --- one sub-env -----------------------------------------------------------------------
 
     def _resize(self, screen: np.ndarray) -> np.ndarray:

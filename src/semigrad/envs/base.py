@@ -80,6 +80,22 @@ class BatchedEnv(ABC):
         """Restore what ``state_dict`` returned; the next ``step`` continues from there."""
         raise ValueError(f"{type(self).__name__} saves no state, so it cannot restore one")
 
+    # frames per second of the env's own clock, for animations of ``render`` (GIFs)
+    render_fps: float = 25.0
+
+    def render(self, index: int = 0):
+        """An RGB picture ``(H, W, 3)`` uint8 (NumPy) of sub-env ``index`` as it is now, for
+        GIFs (``semigrad eval --gif``); envs that cannot draw themselves raise ValueError."""
+        raise ValueError(f"{self.spec.id}: {type(self).__name__} cannot draw its state")
+
+    def check_index(self, index: int) -> int:
+        """``index`` if it names a sub-env, else ValueError."""
+        if isinstance(index, bool) or not isinstance(index, int) or not (
+                0 <= index < self.num_envs):
+            raise ValueError(f"{self.spec.id}: sub-env index must be an integer in "
+                             f"[0, {self.num_envs}), got {index!r}")
+        return index
+
     def check_actions(self, actions: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``actions`` is an int64 ``(num_envs,)`` tensor."""
         if (
@@ -176,6 +192,25 @@ class TensorStateEnv(BatchedEnv):
                 "episode_length": episode_length}
         return obs, reward, terminated, truncated, info
 
+    def render(self, index: int = 0):
+        """Sub-env ``index`` drawn by gymnasium's own renderer of the same env (an instance
+        of it whose ``state`` is set to this sub-env's), so a GIF looks as gymnasium's does."""
+        self.check_index(index)
+        painter = getattr(self, "_painter", None)
+        if painter is None:
+            import gymnasium as gym
+
+            offscreen_rendering()
+            painter = self._painter = gym.make(self.spec.id, render_mode="rgb_array").unwrapped
+        painter.state = self.state[index].double().cpu().numpy()
+        return painter.render()
+
+    def close(self) -> None:
+        painter = getattr(self, "_painter", None)
+        if painter is not None:
+            painter.close()
+            self._painter = None
+
     def set_state(self, states: torch.Tensor, elapsed_steps: torch.Tensor | int = 0) -> None:
         """Put the environments in ``states (N, D)``, ``elapsed_steps`` steps into their
         episodes. The next ``step`` continues from there; the time limit truncates an episode
@@ -238,6 +273,15 @@ class EpisodeCounter:
     def load_state_dict(self, state: dict) -> None:
         self.returns.copy_(state["returns"])
         self.lengths.copy_(state["lengths"])
+
+
+def offscreen_rendering() -> None:
+    """Let gymnasium's pygame renderers draw without a display or a sound device (else SDL
+    prints e.g. "XDG_RUNTIME_DIR is invalid" on success); call before making such an env."""
+    import os
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
 def compiled_step(importer, compiled: bool | None, env_id: str, device: torch.device,

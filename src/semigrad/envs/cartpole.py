@@ -112,6 +112,8 @@ class TorchCartPole(TensorStateEnv):
     a CPU) instead of tensor operations; default (None): on the CPU with a float64 state.
     """
 
+    render_fps = 50  # gymnasium's metadata["render_fps"]
+
     spec = SPEC
 
     def __init__(

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import torch
 
-from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
+from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter, offscreen_rendering
 
 # Top-level modules that gymnasium env families import, and the semigrad extra installing each.
 OPTIONAL_MODULES = {"Box2D": "box2d"}
@@ -55,6 +55,7 @@ class GymVectorEnv(BatchedEnv):
         num_envs: int = 1,
         device: torch.device | str = "cpu",
         seed: int | None = None,
+        render: bool = False,
         **env_kwargs,
     ) -> None:
         import gymnasium as gym
@@ -63,6 +64,9 @@ class GymVectorEnv(BatchedEnv):
         self.device = torch.device(device)
         self.num_envs = num_envs
         self._seed = seed
+        if render:  # sub-envs that can draw themselves (``render``), off-screen
+            offscreen_rendering()
+            env_kwargs = {**env_kwargs, "render_mode": "rgb_array"}
         try:
             self._env = SyncVectorEnv(
                 [lambda: gym.make(env_id, **env_kwargs) for _ in range(num_envs)],
@@ -100,6 +104,18 @@ class GymVectorEnv(BatchedEnv):
         )
         self._episodes = EpisodeCounter(num_envs, self.device)
         self._np_actions = np.zeros(num_envs, dtype=np.int64)
+
+    def render(self, index: int = 0):
+        """Sub-env ``index`` drawn by its gymnasium renderer (made with ``render=True``)."""
+        env = self._env.envs[self.check_index(index)]
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"{self.spec.id}: made without render=True, so it cannot draw; "
+                             "make it with semigrad.envs.make(..., render=True)")
+        return env.render()
+
+    @property
+    def render_fps(self) -> float:
+        return float(self._env.envs[0].metadata.get("render_fps") or 25.0)
 
     @property
     def gym_env(self):

@@ -44,6 +44,7 @@ GAMES = {
 CHANNELS = {"asterix": 4, "breakout": 4, "freeway": 7, "seaquest": 10, "space_invaders": 6}
 NUM_ACTIONS = 6  # every MinAtar game takes the full action set
 GRID = 10  # the games' 10 x 10 grid
+CELL = 16  # pixels per grid cell in ``render``
 
 
 def _import_minatar(env_id: str):
@@ -132,6 +133,24 @@ class MinAtarEnv(BatchedEnv):
     def games(self) -> list:
         """The ``minatar.Environment`` of each sub-env (for tests and inspection)."""
         return self._games
+
+    render_fps = 10
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Sub-env ``index``'s grid as ``(160, 160, 3)`` uint8, 16 pixels a cell, coloured as
+        the minatar package's own display: black where empty, else the colour of the highest
+        channel present (the "cubehelix" palette sampled at ``C`` evenly spaced points)."""
+        self.check_index(index)
+        if getattr(self, "_palette", None) is None:
+            from matplotlib import colormaps
+
+            channels = self._obs_shape[0]
+            points = np.linspace(0.0, 1.0, channels + 2)[1:-1]
+            colours = colormaps["cubehelix"](points)[:, :3]
+            self._palette = (np.vstack([np.zeros(3), colours]) * 255).round().astype(np.uint8)
+        state = self._states[index]
+        layer = np.max(state * np.arange(1, state.shape[2] + 1), axis=2)  # 0: empty cell
+        return self._palette[layer].repeat(CELL, axis=0).repeat(CELL, axis=1)
 
     def _obs(self, states: np.ndarray) -> torch.Tensor:
         """``(N, 10, 10, C)`` bool -> ``(N, C * 100)`` uint8 on ``device`` (one copy)."""

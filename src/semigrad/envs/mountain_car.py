@@ -81,6 +81,8 @@ class TorchMountainCar(TensorStateEnv):
     CPU with a float64 state.
     """
 
+    render_fps = 30  # gymnasium's metadata["render_fps"]
+
     spec = SPEC
 
     def __init__(
