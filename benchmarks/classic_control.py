@@ -12,10 +12,10 @@ evaluations after the first solve that are >= the target), then the totals.
         [--envs CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3] [--seeds 0-9]
         [--sb3] [--sb3-seeds 0-2] [--device cpu]
 
-The presets (see docs/presets.md for how they were found) are written out below, one dict of
-``DQNConfig`` fields per env; where semigrad has ``dqn.preset(name)`` for them, that is used.
-Note: semigrad's target_update_interval counts gradient steps and train_freq vector steps
-(num_envs env steps each); SB3's count env steps.
+semigrad runs each env's preset, ``dqn.preset_for_env(env)`` (see docs/presets.md for how
+they were found); the script prints the fields that differ from ``DQNConfig()``. Note:
+semigrad's target_update_interval counts gradient steps and train_freq vector steps (num_envs
+env steps each); SB3's count env steps.
 
 Targets (from the issue): CartPole-v1 >= 475 from its own starts within 50k steps;
 Acrobot-v1 >= -80 by 100k; MountainCar-v0 >= -110 by 120k; LunarLander-v3 >= 200 by 300k.
@@ -37,26 +37,6 @@ from semigrad import config
 from semigrad.algos import dqn
 from semigrad.run import read_metrics
 
-# env id -> (preset name in semigrad, preset fields that differ from DQNConfig() defaults)
-PRESETS: dict[str, tuple[str, dict]] = {
-    "CartPole-v1": ("cartpole", dict(
-        env="CartPole-v1", start_box=(), steps=50_000, hidden=(128, 128), batch_size=256,
-        gradient_steps=2, eval_every=2_500)),
-    "Acrobot-v1": ("acrobot", dict(
-        env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4, alpha_end=0.0,
-        learning_starts=0, epsilon_fraction=0.12, epsilon_end=0.01, n_step=3,
-        gradient_steps=4, target_update_interval=250, eval_every=5_000)),
-    "MountainCar-v0": ("mountaincar", dict(
-        env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
-        hidden=(256, 256), alpha=4e-3, alpha_end=0.0, gamma=0.98, double=False, loss="huber",
-        target_update_interval=300, train_freq=16, gradient_steps=8, epsilon_fraction=0.2,
-        epsilon_end=0.07, eval_every=5_000)),
-    # not tuned (no time): the RL Zoo settings translated as for Acrobot (same Zoo values)
-    "LunarLander-v3": ("lunarlander", dict(
-        env="LunarLander-v3", steps=300_000, hidden=(256, 256), alpha=6.3e-4, alpha_end=0.0,
-        learning_starts=0, epsilon_fraction=0.12, epsilon_end=0.01, n_step=3,
-        eval_every=5_000)),
-}
 TARGETS = {"CartPole-v1": 475.0, "Acrobot-v1": -80.0, "MountainCar-v0": -110.0,
            "LunarLander-v3": 200.0}
 EVAL_EPISODES = 20
@@ -91,14 +71,10 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def semigrad_config(env: str, device: str) -> tuple[dqn.DQNConfig, str]:
-    """``dqn.preset(name)`` where semigrad has it for this env (CartPole: from its own starts;
-    the older exploring-starts "cartpole" preset does not count), else the dict above."""
-    name, fields = PRESETS[env]
-    common = dict(tensorboard=False, device=device, eval_episodes=EVAL_EPISODES)
-    known = dqn.PRESETS.get(name)
-    if known is not None and known.env == env and known.start_box == ():
-        return dqn.preset(name, **common), f"dqn.preset({name!r})"
-    return dqn.DQNConfig(**fields, **common), "the dict in benchmarks/classic_control.py"
+    """The env's preset (CartPole: from its own starts), evaluated as the peers are."""
+    name = dqn.preset_for_env(env)
+    cfg = dqn.preset(name, tensorboard=False, device=device, eval_episodes=EVAL_EPISODES)
+    return cfg, f"dqn.preset({name!r})"
 
 
 def run_semigrad(env: str, seeds: list[int], device: str) -> tuple[dict[int, dict], float]:
@@ -173,8 +149,8 @@ def main() -> None:
     print(describe_machine())
     seeds = parse_seeds(args.seeds)
     for env in [e.strip() for e in args.envs.split(",") if e.strip()]:
-        if env not in PRESETS:
-            parser.error(f"--envs: {env!r} is not one of {', '.join(PRESETS)}")
+        if env not in TARGETS:
+            parser.error(f"--envs: {env!r} is not one of {', '.join(TARGETS)}")
         rows, train_s = run_semigrad(env, seeds, args.device)
         table(f"semigrad DQN, {env}, seeds {args.seeds} in one process", rows, TARGETS[env],
               train_s)
