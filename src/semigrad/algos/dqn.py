@@ -258,7 +258,9 @@ _CLASSIC = {
                         double=False, loss="huber", target_update_interval=300,
                         train_freq=16, gradient_steps=8, epsilon_fraction=0.2,
                         epsilon_end=0.07, eval_every=5_000),
-    # not tuned: the Acrobot preset's translation of the RL Zoo's LunarLander settings
+    # the RL Zoo's LunarLander settings (its Acrobot ones) as the first Acrobot preset
+    # translated them: one gradient step per 4 env steps, 3-step returns, a decaying step size
+    # (seeds 0-9: all >= 200 by 300k steps, docs/presets.md)
     "lunarlander": dict(env="LunarLander-v3", steps=300_000, hidden=(256, 256), alpha=6.3e-4,
                         alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
                         epsilon_end=0.01, n_step=3, eval_every=5_000),
