@@ -10,7 +10,13 @@ evaluations after the first solve that are >= the target), then the totals.
 
     python benchmarks/classic_control.py
         [--envs CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3] [--seeds 0-9]
-        [--sb3] [--sb3-seeds 0-2] [--device cpu]
+        [--single-seeds 0-2] [--sb3] [--sb3-seeds 0-2] [--until-solved] [--device cpu]
+
+``--single-seeds`` also trains those seeds one run at a time (one agent per process, as SB3
+trains), the rows to compare wall time to the threshold with; with ``--sb3`` the script then
+prints the ratio of the median times to solve. ``--until-solved`` stops each SB3 run at its
+first evaluation >= the target (its time to solve is unchanged; its "final" is then that
+evaluation), to save hours; ``--seeds ""`` skips the all-seeds-in-one-process run.
 
 semigrad runs each env's preset, ``dqn.preset_for_env(env)`` (see docs/presets.md for how
 they were found); the script prints the fields that differ from ``DQNConfig()``. Note:
@@ -103,12 +109,17 @@ def run_semigrad(env: str, seeds: list[int], device: str) -> tuple[dict[int, dic
     return rows, total["train_s"]
 
 
-def run_sb3(env_id: str, seed: int) -> dict:
+def run_sb3(env_id: str, seed: int, until_solved: bool = False) -> dict:
     """SB3 with the RL Zoo's hyper-parameters for ``env_id``, the same protocol."""
     hp = dict(RL_ZOO[env_id])
     steps, eval_every = hp.pop("steps"), hp.pop("eval_every")
     return sb3_protocol.run_sb3(env_id, seed, steps, eval_every, TARGETS[env_id], hp,
-                                EVAL_EPISODES)
+                                EVAL_EPISODES, until_solved)
+
+
+def median_time_to_solve(rows: dict[int, dict]) -> float | None:
+    times = [r["time_to_solve_s"] for r in rows.values() if r["solved"]]
+    return statistics.median(times) if times else None
 
 
 def fmt(value, spec: str) -> str:
@@ -127,7 +138,7 @@ def table(name: str, rows: dict[int, dict], target: float, train_s: float | None
     solved = [r for r in rows.values() if r["solved"]]
     finals = [r["final"] for r in rows.values()]
     stable = sum(r["stable"] is not None and r["stable"] >= 0.9 for r in solved)
-    t_med = statistics.median([r["time_to_solve_s"] for r in solved]) if solved else None
+    t_med = median_time_to_solve(rows)
     time_text = (f"training {train_s:.1f} s for all {n} seeds" if train_s is not None
                  else f"training {sum(r['train_s'] for r in rows.values()):.1f} s in all")
     print(f"target {target:g}: solved {len(solved)}/{n}, final >= target "
@@ -141,8 +152,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", default="CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3")
     parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--single-seeds", default="",
+                        help="also train these seeds one run at a time, e.g. 0-2")
     parser.add_argument("--sb3", action="store_true", help="also run SB3 DQN (RL Zoo tuning)")
     parser.add_argument("--sb3-seeds", default=None, help="default: the same as --seeds")
+    parser.add_argument("--until-solved", action="store_true",
+                        help="stop each SB3 run at its first evaluation >= the target")
     parser.add_argument("--device", default="cpu", help="semigrad's torch device (default: cpu)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -151,13 +166,25 @@ def main() -> None:
     for env in [e.strip() for e in args.envs.split(",") if e.strip()]:
         if env not in TARGETS:
             parser.error(f"--envs: {env!r} is not one of {', '.join(TARGETS)}")
-        rows, train_s = run_semigrad(env, seeds, args.device)
-        table(f"semigrad DQN, {env}, seeds {args.seeds} in one process", rows, TARGETS[env],
-              train_s)
+        if seeds:
+            rows, train_s = run_semigrad(env, seeds, args.device)
+            table(f"semigrad DQN, {env}, seeds {args.seeds} in one process", rows,
+                  TARGETS[env], train_s)
+        single = {}
+        for seed in parse_seeds(args.single_seeds):
+            single.update(run_semigrad(env, [seed], args.device)[0])
+        if single:
+            table(f"semigrad DQN, {env}, one seed per run", single, TARGETS[env])
         if args.sb3:
             sb3_seeds = parse_seeds(args.sb3_seeds or args.seeds)
-            sb3 = {s: run_sb3(env, s) for s in sb3_seeds}
-            table(f"Stable-Baselines3 DQN, RL Zoo hyper-parameters, {env}", sb3, TARGETS[env])
+            sb3 = {s: run_sb3(env, s, args.until_solved) for s in sb3_seeds}
+            table(f"Stable-Baselines3 DQN, RL Zoo hyper-parameters, {env}"
+                  f"{' (each run stopped when solved)' if args.until_solved else ''}", sb3,
+                  TARGETS[env])
+            ours, theirs = median_time_to_solve(single), median_time_to_solve(sb3)
+            if ours and theirs:
+                print(f"median time to solve, one seed per run: semigrad {ours:.1f} s, SB3 "
+                      f"{theirs:.1f} s: semigrad {theirs / ours:.1f}x faster")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ def stability(evals: list[float], target: float) -> float | None:
 
 
 def run_sb3(env_id: str, seed: int, steps: int, eval_every: int, target: float,
-            hyper: dict, episodes: int = 20) -> dict:
+            hyper: dict, episodes: int = 20, until_solved: bool = False) -> dict:
     """Train SB3's DQN with ``hyper`` (its own argument names; ``net_arch`` goes to the policy)
-    and evaluate it greedily; the same summary keys as semigrad's rows in the benchmarks."""
+    and evaluate it greedily; the same summary keys as semigrad's rows in the benchmarks.
+    ``until_solved``: stop at the first evaluation >= ``target`` (its time to solve is the
+    same; "final" is then that evaluation)."""
     import gymnasium as gym
     import numpy as np
     from stable_baselines3 import DQN
@@ -51,6 +53,7 @@ def run_sb3(env_id: str, seed: int, steps: int, eval_every: int, target: float,
                 if self.solved_at is None and self.evals[-1] >= target:
                     self.solved_at = (time.perf_counter() - self.t0 - self.eval_s,
                                       self.num_timesteps)
+                    return not until_solved
             return True
 
     hyper = dict(hyper)
