@@ -56,6 +56,7 @@ def write_gif(agent: dqn.Agent, env_id: str, path: Path, seed: int, device: torc
 
     env = envs.make(env_id, num_envs=1, device=device, seed=seed, render=True)
     stride = max(1, math.ceil(env.render_fps / 25))
+    duration_ms = round(1000 * stride / env.render_fps)
     # each frame as a palette image right away: a long Atari game's RGB screens would not fit
     frames = []
     try:
@@ -78,7 +79,7 @@ def write_gif(agent: dqn.Agent, env_id: str, path: Path, seed: int, device: torc
         env.close()
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], loop=0,
-                   duration=round(1000 * stride / env.render_fps))
+                   duration=duration_ms)
     atomic_write_bytes(path, buf.getvalue())
     return steps, finished
 
