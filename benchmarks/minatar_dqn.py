@@ -2,10 +2,13 @@
 ``--frames`` frames on ``--seeds`` at once, against the paper's DQN scores at 5M frames.
 
 For each game it prints each seed's greedy evaluations (``eval_episodes`` episodes every
-``--eval-every`` frames), the mean of its last ``--last`` evaluations, the training time and
-speed, and the paper's DQN score (Young & Tian 2019: a 100-episode moving average at 5M frames,
-mean of 30 runs, read off its learning curves: Asterix ~17, Breakout ~10, Freeway ~50,
-Seaquest ~20, Space Invaders ~43; ../shared/references/dqn-anchors.md). One torch thread.
+``--eval-every`` frames), the mean of its last ``--last`` evaluations, the mean return of its
+last 100 (or so: whole metric rows) training episodes, played epsilon-greedy with epsilon
+0.1 as in the paper, whose curves show that measure (the like-for-like column), the training
+time and speed, and the paper's DQN score (Young & Tian 2019: a 100-episode moving average
+at 5M frames, mean of 30 runs, read off its learning curves: Asterix ~17, Breakout ~10,
+Freeway ~50, Seaquest ~20, Space Invaders ~43; ../shared/references/dqn-anchors.md). One
+torch thread.
 (Not named minatar.py: run as a script, that name would shadow the minatar package.)
 
     python benchmarks/minatar_dqn.py [--games breakout,space-invaders] [--frames 1000000]
@@ -25,9 +28,24 @@ import torch
 from machine import describe_machine
 from semigrad.algos import dqn
 from semigrad.config import parse_seeds
+from semigrad.run import read_metrics
 
 PAPER_DQN_5M = {"asterix": 17, "breakout": 10, "freeway": 50, "seaquest": 20,
                 "space-invaders": 43}
+
+
+def last_training_episodes(run_dir: Path, at_least: int = 100) -> tuple[float, int]:
+    """Mean return of the last ``at_least`` (or a few more: whole metric rows) training
+    episodes of a run, and how many episodes that is."""
+    total, count = 0.0, 0
+    for row in reversed(read_metrics(run_dir)):
+        if row["episode_return"] is None or not row["episodes"]:
+            continue
+        total += row["episode_return"] * row["episodes"]
+        count += int(row["episodes"])
+        if count >= at_least:
+            break
+    return total / max(count, 1), count
 
 
 def main() -> None:
@@ -55,15 +73,18 @@ def main() -> None:
             total = dqn.train(cfg, folder, seeds=seeds, progress=False)
             evals = {s: json.loads((folder / f"seed{s}" / "summary.json").read_text())
                      ["eval_returns"] for s in seeds}
+            training = {s: last_training_episodes(folder / f"seed{s}") for s in seeds}
         print(f"\n{cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
               f"{total['train_s']:.0f} s of training ({total['agent_env_steps_per_s']:,.0f} "
               f"agent frames/s), paper's DQN at 5M frames ~{PAPER_DQN_5M[game]}")
-        print(f"| seed | evaluations (every {args.eval_every:,} frames) "
-              f"| mean of last {args.last} |")
-        print("| ---: | --- | ---: |")
+        print(f"| seed | greedy evaluations (every {args.eval_every:,} frames) "
+              f"| mean of last {args.last} | last ~100 training episodes (epsilon 0.1) |")
+        print("| ---: | --- | ---: | ---: |")
         for s in seeds:
             tail = statistics.fmean(evals[s][-args.last:])
-            print(f"| {s} | {', '.join(f'{v:.1f}' for v in evals[s])} | {tail:.1f} |")
+            mean, count = training[s]
+            print(f"| {s} | {', '.join(f'{v:.1f}' for v in evals[s])} | {tail:.1f} "
+                  f"| {mean:.1f} ({count} episodes) |")
 
 
 if __name__ == "__main__":
