@@ -1,5 +1,6 @@
 """DQN: converges on a tiny MDP, resumes exactly, refuses bad input, guards divergence."""
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -291,6 +292,12 @@ def _strip(rows):
     # optim.lean_step); Polyak targets and a decaying step size on top
     ("MountainCar-v0", "stacked", 3000, [0, 1, 2, 3, 4],
      {"target_update": "polyak", "alpha_end": 0.0, "hidden": (32, 32), "loss": "huber"}),
+    # a convolutional network on the general path (one call per agent, not vmap)
+    pytest.param("MinAtar/Breakout-v1", "vmap", 1000, [0, 1, 2],
+                 {"network": "minatar", "num_envs": 1, "batch_size": 16,
+                  "learning_starts": 200, "buffer_size": 1000},
+                 marks=pytest.mark.skipif(importlib.util.find_spec("minatar") is None,
+                                          reason="needs the pixels extra (make install)")),
 ])
 def test_agent_k_of_a_seeds_run_is_the_single_run_with_seed_k(tmp_path, env_id, backend,
                                                                steps, seeds, extra):
