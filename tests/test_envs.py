@@ -75,6 +75,32 @@ def test_gymnasium_envs_draw_only_when_made_to():
     plain = envs.make("gymnasium:CartPole-v1", num_envs=1, device="cpu")
     with pytest.raises(ValueError, match=r"render=True"):
         plain.render(0)
+    # an env that takes no render_mode: one clear line
+    with pytest.raises(ValueError, match=r"cannot draw itself.*render_mode"):
+        envs.make("corridor_env:Corridor-v0", num_envs=1, device="cpu", render=True)
+
+    class Blind(gym.Env):  # takes a render_mode, draws nothing
+        metadata = {"render_modes": ["rgb_array"]}
+        observation_space = gym.spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, render_mode=None):
+            self.render_mode = render_mode
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(2, dtype=np.float32), {}
+
+        def step(self, action):
+            return np.zeros(2, dtype=np.float32), 0.0, True, False, {}
+
+        def render(self):
+            return None
+
+    gym.register("SemigradTestBlind-v0", entry_point=Blind, max_episode_steps=5)
+    blind = envs.make("SemigradTestBlind-v0", num_envs=1, device="cpu", render=True)
+    blind.reset()
+    with pytest.raises(ValueError, match=r"render\(\) gave NoneType, not an RGB picture"):
+        blind.render(0)
 
 
 def test_unknown_id_suggests_close_names():

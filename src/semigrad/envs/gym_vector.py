@@ -74,6 +74,9 @@ class GymVectorEnv(BatchedEnv):
             )
         except Exception as err:
             message = missing_dependency_message(env_id, err)
+            if message is None and render and "render_mode" in str(err):
+                message = (f"env {env_id!r} cannot draw itself: making it with "
+                           f"render_mode='rgb_array' failed ({type(err).__name__}: {err})")
             if message is None:
                 raise
             raise ValueError(message) from None
@@ -111,7 +114,12 @@ class GymVectorEnv(BatchedEnv):
         if env.render_mode != "rgb_array":
             raise ValueError(f"{self.spec.id}: made without render=True, so it cannot draw; "
                              "make it with semigrad.envs.make(..., render=True)")
-        return env.render()
+        picture = env.render()
+        if not (isinstance(picture, np.ndarray) and picture.ndim == 3 and picture.shape[2] == 3):
+            raise ValueError(f"{self.spec.id}: its render() gave {type(picture).__name__}, not "
+                             "an RGB picture; give the env a render_mode 'rgb_array' that "
+                             "returns an (H, W, 3) array")
+        return picture
 
     @property
     def render_fps(self) -> float:
