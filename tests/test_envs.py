@@ -63,6 +63,8 @@ def test_gymnasium_prefix_forces_gymnasium():
     assert env.spec.backend == "gymnasium"
 
 
+# gymnasium warns about the two deliberately broken envs below; that is expected
+@pytest.mark.filterwarnings("ignore:.*(render_mode|render fps|RGB-array rendering).*:UserWarning")
 def test_gymnasium_envs_draw_only_when_made_to():
     """``render=True`` makes gymnasium's envs with ``render_mode="rgb_array"``: sub-env i's
     picture is then that env's own; without it ``render`` says how to get one."""
