@@ -107,6 +107,8 @@ def test_report_errors(tmp_path):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+# settings that differ in many fields have long labels: the figures must still lay out
+@pytest.mark.filterwarnings("error:Tight layout not applied")
 def test_report_reads_seeds_runs_dedupes_seeds_ranks_per_env_and_lists_unreadable(tmp_path,
                                                                                  capsys):
     """A real --seeds run counts as its seed folders; a copied seed folder counts once with a

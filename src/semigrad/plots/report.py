@@ -20,6 +20,12 @@ def _threshold(ax: Any, threshold: float | None) -> None:
                    label=f"solved ({threshold:g})")
 
 
+def _fit(label: str, width: int) -> str:
+    """``label`` cut to ``width`` characters, ending in "..." when cut: a setting that differs in
+    many fields would push the figure's layout apart (the report's table keeps it whole)."""
+    return label if len(label) <= width else label[:width - 3] + "..."
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     fig.tight_layout()
     out = atomic_savefig(fig, path, dpi=120)
@@ -45,7 +51,7 @@ def setting_curve(label: str, curve: Mapping[str, np.ndarray], path: str | Path,
     _threshold(ax, threshold)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("greedy evaluation return")
-    ax.set_title(label, fontsize=10)
+    ax.set_title(_fit(label, 95), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
@@ -59,7 +65,7 @@ def compare_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: str | P
     for i, (label, c) in enumerate(curves.items()):
         color = colors[i % len(colors)]
         ax.fill_between(c["steps"], c["low"], c["high"], color=color, alpha=0.18)
-        ax.plot(c["steps"], c["iqm"], color=color, linewidth=1.8, label=label)
+        ax.plot(c["steps"], c["iqm"], color=color, linewidth=1.8, label=_fit(label, 70))
     _threshold(ax, threshold)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("greedy evaluation return (IQM over seeds)")
@@ -86,7 +92,8 @@ def performance_profiles(prof: Mapping[str, Any], order: Sequence[str], path: st
         for ax, x, key in ((ax1, prof["taus"], "score"), (ax2, prof["ts"], "solved")):
             frac, low, high = prof[key][label]
             ax.fill_between(x, low, high, color=color, alpha=0.15, step="post")
-            ax.step(x, frac, where="post", color=color, linewidth=1.6, label=label)
+            ax.step(x, frac, where="post", color=color, linewidth=1.6,
+                    label=_fit(label, 60))
     if threshold is not None:
         ax1.axvline(threshold, color="black", linestyle="--", linewidth=1,
                     label=f"solved ({threshold:g})")
