@@ -13,6 +13,7 @@ torch thread.
 
     python benchmarks/minatar_dqn.py [--games breakout,space-invaders] [--frames 1000000]
                                  [--seeds 0-2] [--eval-every 50000] [--device cpu]
+                                 [any DQNConfig field: --n-step 3 --double ...]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from machine import describe_machine
 from semigrad.algos import dqn
-from semigrad.config import parse_seeds
+from semigrad.config import add_config_arguments, config_overrides, parse_seeds
 from semigrad.run import read_metrics
 
 PAPER_DQN_5M = {"asterix": 17, "breakout": 10, "freeway": 50, "seaquest": 20,
@@ -53,21 +54,24 @@ def main() -> None:
     parser.add_argument("--games", default="breakout,space-invaders")
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--seeds", default="0-2")
-    parser.add_argument("--eval-every", type=int, default=50_000)
-    parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--last", type=int, default=3, help="evaluations averaged at the end")
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="keep the runs there (default: a temporary folder)")
+    # any preset field can be changed (--n-step 3, --double, ...); the table says what changed
+    add_config_arguments(parser, dqn.DQNConfig)
     args = parser.parse_args()
+    changed = config_overrides(args, dqn.DQNConfig)
+    for name, instead in (("env", "--games"), ("steps", "--frames")):
+        if name in changed:
+            parser.error(f"--{name} is set per game by this script: use {instead}")
     torch.set_num_threads(1)
     print(describe_machine())
     seeds = list(parse_seeds(args.seeds))
     for game in args.games.split(","):
-        cfg = dqn.preset(f"minatar-{game}", steps=args.frames, eval_every=args.eval_every,
-                         eval_episodes=args.eval_episodes, tensorboard=False,
-                         device=args.device,
-                         epsilon_fraction=min(1.0, 100_000 / args.frames))
+        cfg = dqn.preset(f"minatar-{game}", **{
+            "steps": args.frames, "eval_every": 50_000, "eval_episodes": 30,
+            "tensorboard": False, "device": "cpu",
+            "epsilon_fraction": min(1.0, 100_000 / args.frames), **changed})
         with tempfile.TemporaryDirectory() as tmp:
             folder = (args.run_dir or Path(tmp)) / game
             total = dqn.train(cfg, folder, seeds=seeds, progress=False)
@@ -76,9 +80,11 @@ def main() -> None:
             training = {s: last_training_episodes(folder / f"seed{s}") for s in seeds}
         print(f"\n{cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
               f"{total['train_s']:.0f} s of training ({total['agent_env_steps_per_s']:,.0f} "
-              f"agent frames/s), paper's DQN at 5M frames ~{PAPER_DQN_5M[game]}")
-        print(f"| seed | greedy evaluations (every {args.eval_every:,} frames) "
-              f"| mean of last {args.last} | last ~100 training episodes (epsilon 0.1) |")
+              f"agent frames/s), paper's DQN at 5M frames ~{PAPER_DQN_5M[game]}; "
+              f"preset fields changed: {changed or 'none'}")
+        print(f"| seed | greedy evaluations (every {cfg.eval_every:,} frames) "
+              f"| mean of last {args.last} | last ~100 training episodes (epsilon "
+              f"{cfg.epsilon_end:g}) |")
         print("| ---: | --- | ---: | ---: |")
         for s in seeds:
             tail = statistics.fmean(evals[s][-args.last:])
