@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from backends import learn_on_both_backends
 from chain_env import PixelChainEnv
 from semigrad import envs
 from semigrad.algos import dqn
@@ -125,15 +126,4 @@ def test_one_learning_step_of_the_general_path_equals_the_fast_path_for_the_mina
     frames = (torch.rand(2, m, 25, generator=gen) < 0.3).to(torch.uint8)
     batch = Batch(frames[0], torch.randint(2, (m,), generator=gen), torch.randn(m, generator=gen),
                   frames[1], torch.rand(m, generator=gen) < 0.2, torch.zeros(m, dtype=torch.bool))
-    from dataclasses import replace
-
-    states = [dqn.init_state(replace(cfg, q_backend=b), [0, 1], ["x", "y"], torch.device("cpu"))
-              for b in ("stacked", "vmap")]
-    template = dqn.make_q_network(cfg, 25, 2, (1, 5, 5))
-    for _ in range(3):
-        for st in states:
-            dqn.learn(cfg, st, batch, cfg.gamma)
-    for k in range(2):
-        fast, general = (st.online.agent_state_dict(k, template) for st in states)
-        for name in fast:
-            torch.testing.assert_close(general[name], fast[name], rtol=0, atol=1e-6)
+    learn_on_both_backends(cfg, batch, [0, 1], dqn.make_q_network(cfg, 25, 2, (1, 5, 5)))

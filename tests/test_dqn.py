@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from backends import learn_on_both_backends
 from chain_env import ChainEnv, optimal_q
 from semigrad import envs
 from semigrad.algos import dqn
@@ -333,21 +334,9 @@ def test_general_backend_learning_step_equals_the_fast_path():
     batch = Batch(torch.randn(m, 5, generator=gen), torch.randint(2, (m,), generator=gen),
                   torch.randn(m, generator=gen), torch.randn(m, 5, generator=gen),
                   torch.rand(m, generator=gen) < 0.2, torch.rand(m, generator=gen) < 0.1)
-    states = [dqn.init_state(replace(cfg, q_backend=b), [0, 1, 2], ["x"] * 3, torch.device("cpu"))
-              for b in ("stacked", "vmap")]
-    assert type(states[0].online).__name__ == "StackedMLP"
-    assert type(states[1].online).__name__ == "ModuleEnsemble"
-    template = dqn.make_q_network(cfg, 5, 2)
-    before = [st.online.agent_state_dict(1, template) for st in states]
-    assert all(torch.equal(before[0][n], before[1][n]) for n in before[0])
-    for _ in range(3):
-        for st in states:
-            dqn.learn(cfg, st, batch, cfg.gamma)
-    for k in range(3):
-        fast, general = (st.online.agent_state_dict(k, template) for st in states)
-        for name in fast:
-            torch.testing.assert_close(general[name], fast[name], rtol=0, atol=1e-6)
-        assert not torch.equal(fast[next(iter(fast))], before[0][next(iter(fast))])
+    assert type(dqn.init_state(cfg, [0], ["x"], torch.device("cpu")).online).__name__ \
+        == "StackedMLP"
+    learn_on_both_backends(cfg, batch, [0, 1, 2], dqn.make_q_network(cfg, 5, 2))
 
 
 @pytest.mark.parametrize("seeds", [None, [0, 1]])
