@@ -14,6 +14,7 @@ torch thread.
     python benchmarks/minatar_dqn.py [--games breakout,space-invaders] [--frames 1000000]
                                  [--seeds 0-2] [--eval-every 50000] [--device cpu]
                                  [any DQNConfig field: --n-step 3 --double ...]
+                                 [--run-dir DIR [--figure curves.png [--no-train]]]
 """
 
 from __future__ import annotations
@@ -35,18 +36,76 @@ PAPER_DQN_5M = {"asterix": 17, "breakout": 10, "freeway": 50, "seaquest": 20,
                 "space-invaders": 43}
 
 
-def last_training_episodes(run_dir: Path, at_least: int = 100) -> tuple[float, int]:
-    """Mean return of the last ``at_least`` (or a few more: whole metric rows) training
-    episodes of a run, and how many episodes that is."""
-    total, count = 0.0, 0
-    for row in reversed(read_metrics(run_dir)):
-        if row["episode_return"] is None or not row["episodes"]:
-            continue
-        total += row["episode_return"] * row["episodes"]
-        count += int(row["episodes"])
-        if count >= at_least:
-            break
-    return total / max(count, 1), count
+def training_curve(run_dir: Path, at_least: int = 100) -> list[tuple[int, float, int]]:
+    """At each metric row of a run: ``(frame, mean return of the last at_least (or a few more:
+    whole metric rows) training episodes, how many episodes that is)`` (the paper's curves)."""
+    rows = [r for r in read_metrics(run_dir) if r["episode_return"] is not None
+            and r["episodes"]]
+    curve = []
+    for end in range(len(rows)):
+        total, count = 0.0, 0
+        for row in reversed(rows[:end + 1]):
+            total += row["episode_return"] * row["episodes"]
+            count += int(row["episodes"])
+            if count >= at_least:
+                break
+        curve.append((int(rows[end]["step"]), total / count, count))
+    return curve
+
+
+def seed_dirs(folder: Path) -> dict[int, Path]:
+    """The seed folders of a ``--run-dir`` game folder."""
+    return {int(d.name.removeprefix("seed")): d for d in sorted(folder.glob("seed*"))
+            if (d / "metrics.csv").exists()}
+
+
+def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
+    """One panel per game found under ``run_dir``: each seed's 100-episode training average
+    (epsilon-greedy, the paper's measure; solid) and greedy evaluations (dots), and the
+    paper's DQN score at 5M frames (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from semigrad.run import atomic_savefig
+
+    found = [g for g in games if seed_dirs(run_dir / g)]
+    if not found:
+        raise SystemExit(f"--figure: no runs of {', '.join(games)} under {run_dir}")
+    games = found
+    from matplotlib.lines import Line2D
+
+    fig, axes = plt.subplots(1, len(games), figsize=(3.4 * len(games) + 0.4, 3.6),
+                             squeeze=False)
+    seeds_seen: dict[int, str] = {}
+    for ax, game in zip(axes[0], games, strict=True):
+        for seed, d in seed_dirs(run_dir / game).items():
+            color = seeds_seen.setdefault(seed, f"C{len(seeds_seen)}")
+            curve = training_curve(d)
+            ax.plot([c[0] / 1e6 for c in curve], [c[1] for c in curve], color=color,
+                    linewidth=1.3)
+            evals = [(r["step"], r["eval_return"]) for r in read_metrics(d)
+                     if r["eval_return"] is not None]
+            ax.plot([e[0] / 1e6 for e in evals], [e[1] for e in evals], "o", color=color,
+                    markersize=3, alpha=0.6)
+        ax.axhline(PAPER_DQN_5M[game], color="black", linestyle="--", linewidth=1)
+        ax.set_title(game, fontsize=10)
+        ax.set_xlabel("frames (millions)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("return")
+    handles = [Line2D([], [], color=c, linewidth=4, label=f"seed {s}")
+               for s, c in seeds_seen.items()]
+    handles += [Line2D([], [], color="gray", label="last 100 training episodes (epsilon-greedy)"),
+                Line2D([], [], color="gray", marker="o", linestyle="", label="greedy evaluation"),
+                Line2D([], [], color="black", linestyle="--",
+                       label="paper's DQN at 5M frames (Young & Tian 2019)")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    out = atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def main() -> None:
@@ -57,6 +116,11 @@ def main() -> None:
     parser.add_argument("--last", type=int, default=3, help="evaluations averaged at the end")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="keep the runs there (default: a temporary folder)")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="draw the curves of the --games found under --run-dir to this "
+                             "image, after training")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: with --figure, draw runs already in --run-dir")
     # any preset field can be changed (--n-step 3, --double, ...); the table says what changed
     add_config_arguments(parser, dqn.DQNConfig)
     args = parser.parse_args()
@@ -64,10 +128,22 @@ def main() -> None:
     for name, instead in (("env", "--games"), ("steps", "--frames")):
         if name in changed:
             parser.error(f"--{name} is set per game by this script: use {instead}")
+    games = args.games.split(",")
+    unknown = sorted(set(games) - set(PAPER_DQN_5M))
+    if unknown:
+        parser.error(f"--games: {', '.join(unknown)} unknown; choose from "
+                     f"{', '.join(PAPER_DQN_5M)}")
+    if args.figure and args.run_dir is None:
+        parser.error("--figure draws runs kept with --run-dir: give --run-dir DIR")
+    if args.no_train:
+        if args.figure is None:
+            parser.error("--no-train only draws: give --figure PATH")
+        print(f"wrote {draw_curves(args.run_dir, games, args.figure)}")
+        return
     torch.set_num_threads(1)
     print(describe_machine())
     seeds = list(parse_seeds(args.seeds))
-    for game in args.games.split(","):
+    for game in games:
         cfg = dqn.preset(f"minatar-{game}", **{
             "steps": args.frames, "eval_every": 50_000, "eval_episodes": 30,
             "tensorboard": False, "device": "cpu",
@@ -77,7 +153,7 @@ def main() -> None:
             total = dqn.train(cfg, folder, seeds=seeds, progress=False)
             evals = {s: json.loads((folder / f"seed{s}" / "summary.json").read_text())
                      ["eval_returns"] for s in seeds}
-            training = {s: last_training_episodes(folder / f"seed{s}") for s in seeds}
+            training = {s: training_curve(folder / f"seed{s}")[-1][1:] for s in seeds}
         print(f"\n{cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
               f"{total['train_s']:.0f} s of training ({total['agent_env_steps_per_s']:,.0f} "
               f"agent frames/s), paper's DQN at 5M frames ~{PAPER_DQN_5M[game]}; "
@@ -91,6 +167,8 @@ def main() -> None:
             mean, count = training[s]
             print(f"| {s} | {', '.join(f'{v:.1f}' for v in evals[s])} | {tail:.1f} "
                   f"| {mean:.1f} ({count} episodes) |")
+    if args.figure:
+        print(f"wrote {draw_curves(args.run_dir, games, args.figure)}")
 
 
 if __name__ == "__main__":
