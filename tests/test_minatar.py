@@ -64,6 +64,7 @@ def _run(env, actions):
 
 
 @pytest.mark.parametrize("game,max_steps", [("breakout", None), ("seaquest", None),
+                                            ("asterix", None), ("space_invaders", None),
                                             ("breakout", 16)])
 def test_matches_the_package(game, max_steps):
     n, steps, seed = 3, 300, 11
