@@ -68,6 +68,7 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     from semigrad.run import atomic_savefig
 
@@ -75,8 +76,6 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
     if not found:
         raise SystemExit(f"--figure: no runs of {', '.join(games)} under {run_dir}")
     games = found
-    from matplotlib.lines import Line2D
-
     fig, axes = plt.subplots(1, len(games), figsize=(3.4 * len(games) + 0.4, 3.6),
                              squeeze=False)
     seeds_seen: dict[int, str] = {}
@@ -155,10 +154,12 @@ def main() -> None:
             evals = {s: json.loads((folder / f"seed{s}" / "summary.json").read_text())
                      ["eval_returns"] for s in seeds}
             training = {s: training_curve(folder / f"seed{s}")[-1][1:] for s in seeds}
+        preset = dqn.PRESETS[f"minatar-{game}"]
+        differ = {k: v for k, v in changed.items() if getattr(preset, k) != v}
         print(f"\n{cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
               f"{total['train_s']:.0f} s of training ({total['agent_env_steps_per_s']:,.0f} "
               f"agent frames/s), paper's DQN at 5M frames ~{PAPER_DQN_5M[game]}; "
-              f"preset fields changed: {changed or 'none'}")
+              f"fields that differ from the preset: {differ or 'none'}")
         print(f"| seed | greedy evaluations (every {cfg.eval_every:,} frames) "
               f"| mean of last {args.last} | last ~100 training episodes (epsilon "
               f"{cfg.epsilon_end:g}) |")
