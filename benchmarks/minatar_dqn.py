@@ -146,8 +146,7 @@ def main() -> None:
     for game in games:
         cfg = dqn.preset(f"minatar-{game}", **{
             "steps": args.frames, "eval_every": 50_000, "eval_episodes": 30,
-            "tensorboard": False, "device": "cpu",
-            "epsilon_fraction": min(1.0, 100_000 / args.frames), **changed})
+            "tensorboard": False, "device": "cpu", **changed})
         with tempfile.TemporaryDirectory() as tmp:
             folder = (args.run_dir or Path(tmp)) / game
             total = dqn.train(cfg, folder, seeds=seeds, progress=False)

@@ -352,6 +352,25 @@ def test_a_convolutional_network_trains_with_one_seed_or_many(tmp_path, seeds):
         assert json.loads((d / "summary.json").read_text())["final_eval_return"] == 1.0
 
 
+def test_paper_presets_explore_for_a_fixed_number_of_steps_whatever_steps_is():
+    """MinAtar's 100k frames and Nature DQN's 1M steps of exploration survive ``steps=...``;
+    an explicit ``epsilon_fraction`` wins; the classic presets keep their fraction."""
+    assert dqn.EXPLORATION_STEPS["minatar-breakout"] == 100_000
+    assert dqn.EXPLORATION_STEPS["atari"] == 1_000_000
+    for name, explore in dqn.EXPLORATION_STEPS.items():
+        assert dqn.preset(name) == dqn.PRESETS[name]
+        for steps in (explore * 10, explore * 3, explore // 2):
+            cfg = dqn.preset(name, steps=steps)
+            assert cfg.epsilon_fraction == pytest.approx(min(1.0, explore / steps))
+            end = min(explore, steps)
+            assert dqn.epsilon_at(cfg, end) == pytest.approx(cfg.epsilon_end)
+            assert dqn.epsilon_at(cfg, end // 2) > cfg.epsilon_end + 0.3
+        assert dqn.preset(name, steps=explore, epsilon_fraction=0.5).epsilon_fraction == 0.5
+    cartpole = dqn.PRESETS["cartpole"]
+    assert dqn.preset("cartpole", steps=4 * cartpole.steps).epsilon_fraction == \
+        cartpole.epsilon_fraction
+
+
 def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
     cfg = dqn.preset("cartpole-explore", alpha=5e-4, seed=3)
     assert cfg.start_box == CARTPOLE_START_BOX and cfg.alpha == 5e-4 and cfg.seed == 3

@@ -281,19 +281,32 @@ PRESETS: dict[str, DQNConfig] = {
 }
 DEFAULT_PRESET = "cartpole"
 
+# Presets whose papers fix exploration in env steps, not as a share of the run (MinAtar: 100k
+# frames; Nature DQN: 1M steps): ``preset_fields`` keeps that length when ``steps`` changes,
+# unless the overrides set ``epsilon_fraction`` themselves.
+EXPLORATION_STEPS: dict[str, int] = {
+    **{f"minatar-{name}": 100_000 for name in MINATAR_GAMES}, "atari": 1_000_000}
+
 
 def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Preset ``name``'s fields with ``overrides`` on top, for ``DQNConfig(**...)``.
 
     A preset's ``start_box`` belongs to its env: it is dropped when ``overrides`` name another
-    env and do not set ``start_box`` themselves.
+    env and do not set ``start_box`` themselves. A preset in ``EXPLORATION_STEPS`` explores
+    for that many env steps whatever ``steps`` is (``epsilon_fraction`` is recomputed, at
+    most 1), unless ``overrides`` set ``epsilon_fraction``.
     """
     if name not in PRESETS:
         raise ConfigError(f"preset: {name!r} is not one of {', '.join(sorted(PRESETS))}")
     fields = to_dict(PRESETS[name])
     if overrides.get("env", fields["env"]) != fields["env"] and "start_box" not in overrides:
         fields["start_box"] = ()
-    return {**fields, **overrides}
+    fields.update(overrides)
+    steps = fields["steps"]
+    if (name in EXPLORATION_STEPS and "epsilon_fraction" not in overrides
+            and isinstance(steps, int) and steps > 0):
+        fields["epsilon_fraction"] = min(1.0, EXPLORATION_STEPS[name] / steps)
+    return fields
 
 
 def preset_for_env(env_id: str) -> str | None:
