@@ -1,6 +1,6 @@
 """DQN on MinAtar: the `minatar-<game>` presets (the MinAtar paper's protocol with 3-step
 Double DQN targets; `--n-step 1 --no-double` for the paper's own learner) trained for
-``--frames`` frames on ``--seeds`` at once, against the paper's DQN scores at 5M frames.
+``--frames`` frames on ``--seeds`` at once, against the paper's DQN at 1M and 5M frames.
 
 For each game it prints each seed's greedy evaluations (``eval_episodes`` episodes every
 ``--eval-every`` frames), the mean of its last ``--last`` evaluations, the mean return of its
@@ -8,8 +8,9 @@ last 100 (or so: whole metric rows) training episodes, played epsilon-greedy wit
 0.1 as in the paper, whose curves show that measure (the like-for-like column), the training
 time and speed, and the paper's DQN score (Young & Tian 2019: a 100-episode moving average
 at 5M frames, mean of 30 runs, read off its learning curves: Asterix ~17, Breakout ~10,
-Freeway ~50, Seaquest ~20, Space Invaders ~43; ../shared/references/dqn-anchors.md). One
-torch thread.
+Freeway ~50, Seaquest ~20, Space Invaders ~43; ../shared/references/dqn-anchors.md; and
+at 1M frames, from the same curves: ~7, ~9, ~48, ~1 and ~33, ``PAPER_DQN_1M``). One torch
+thread.
 (Not named minatar.py: run as a script, that name would shadow the minatar package.)
 
     python benchmarks/minatar_dqn.py [--games breakout,space-invaders] [--frames 1000000]
@@ -35,6 +36,23 @@ from semigrad.run import read_metrics
 
 PAPER_DQN_5M = {"asterix": 17, "breakout": 10, "freeway": 50, "seaquest": 20,
                 "space-invaders": 43}
+# The paper's DQN curves over the first 1M frames (100-episode moving average, mean of 30
+# runs), digitised from kenjyoung/MinAtar img/learning_curves.gif @4241f24 every 0.1M frames
+# (the median height of the DQN colour's pixels in each column, through the axis ticks; the
+# same reading gives 19.9, 10.1, 16.6, 50.2 and 43.9 at 4.9M, the ~values above). Asterix
+# at 0.1M is hidden under the other curves. Frames (millions) -> return.
+PAPER_DQN_1M = {
+    "asterix": {0.2: 0.8, 0.3: 0.9, 0.4: 0.9, 0.5: 1.0, 0.6: 1.2, 0.7: 1.6, 0.8: 2.6,
+                0.9: 4.2, 1.0: 7.0},
+    "breakout": {0.1: 4.3, 0.2: 6.1, 0.3: 7.3, 0.4: 8.1, 0.5: 8.3, 0.6: 8.5, 0.7: 8.7,
+                 0.8: 8.8, 0.9: 8.8, 1.0: 9.2},
+    "freeway": {0.1: 5.6, 0.2: 5.6, 0.3: 10.5, 0.4: 22.6, 0.5: 33.8, 0.6: 40.5, 0.7: 44.2,
+                0.8: 46.0, 0.9: 46.9, 1.0: 47.7},
+    "seaquest": {0.1: 0.5, 0.2: 0.7, 0.3: 0.8, 0.4: 0.8, 0.5: 0.8, 0.6: 0.9, 0.7: 0.9,
+                 0.8: 1.0, 0.9: 1.0, 1.0: 1.0},
+    "space-invaders": {0.1: 15.4, 0.2: 21.1, 0.3: 22.9, 0.4: 25.8, 0.5: 27.9, 0.6: 27.9,
+                       0.7: 28.1, 0.8: 29.0, 0.9: 31.0, 1.0: 33.0},
+}
 
 
 def training_curve(run_dir: Path, at_least: int = 100) -> list[tuple[int, float, int]]:
@@ -62,8 +80,8 @@ def seed_dirs(folder: Path) -> dict[int, Path]:
 
 def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
     """One panel per game found under ``run_dir``: each seed's 100-episode training average
-    (epsilon-greedy, the paper's measure; solid) and greedy evaluations (dots), and the
-    paper's DQN score at 5M frames (dashed)."""
+    (epsilon-greedy, the paper's measure; solid) and greedy evaluations (dots), the paper's
+    DQN curve over its first 1M frames (dashed) and its score at 5M frames (dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,7 +107,10 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
                      if r["eval_return"] is not None]
             ax.plot([e[0] / 1e6 for e in evals], [e[1] for e in evals], "o", color=color,
                     markersize=3, alpha=0.6)
-        ax.axhline(PAPER_DQN_5M[game], color="black", linestyle="--", linewidth=1)
+        paper = PAPER_DQN_1M[game]
+        ax.plot(list(paper), list(paper.values()), color="black", linestyle="--",
+                linewidth=1.2)
+        ax.axhline(PAPER_DQN_5M[game], color="black", linestyle=":", linewidth=1)
         ax.set_title(game, fontsize=10)
         ax.set_xlabel("frames (millions)")
         ax.grid(alpha=0.3)
@@ -99,7 +120,8 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
     handles += [Line2D([], [], color="gray", label="last 100 training episodes (epsilon-greedy)"),
                 Line2D([], [], color="gray", marker="o", linestyle="", label="greedy evaluation"),
                 Line2D([], [], color="black", linestyle="--",
-                       label="paper's DQN at 5M frames (Young & Tian 2019)")]
+                       label="paper's DQN, first 1M frames (Young & Tian 2019)"),
+                Line2D([], [], color="black", linestyle=":", label="paper's DQN at 5M frames")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=7,
                frameon=False)
     fig.tight_layout(rect=(0, 0.14, 1, 1))
@@ -157,7 +179,8 @@ def main() -> None:
         differ = {k: v for k, v in changed.items() if getattr(preset, k) != v}
         print(f"\n{cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
               f"{total['train_s']:.0f} s of training ({total['agent_env_steps_per_s']:,.0f} "
-              f"agent frames/s), paper's DQN at 5M frames ~{PAPER_DQN_5M[game]}; "
+              f"agent frames/s), paper's DQN ~{PAPER_DQN_1M[game][1.0]} at 1M frames, "
+              f"~{PAPER_DQN_5M[game]} at 5M; "
               f"fields that differ from the preset: {differ or 'none'}")
         print(f"| seed | greedy evaluations (every {cfg.eval_every:,} frames) "
               f"| mean of last {args.last} | last ~100 training episodes (epsilon "
