@@ -39,6 +39,7 @@ import torch
 
 import sb3_protocol
 from machine import describe_machine
+from sb3_protocol import fmt, parse_seeds
 from semigrad import config
 from semigrad.algos import dqn
 from semigrad.run import read_metrics
@@ -70,10 +71,6 @@ RL_ZOO: dict[str, dict] = {
                            exploration_fraction=0.12, exploration_final_eps=0.1,
                            net_arch=[256, 256]),
 }
-
-
-def parse_seeds(text: str) -> list[int]:
-    return list(config.parse_seeds(text)) if text.strip() else []
 
 
 def semigrad_config(env: str, device: str) -> tuple[dqn.DQNConfig, str]:
@@ -120,10 +117,6 @@ def run_sb3(env_id: str, seed: int, until_solved: bool = False) -> dict:
 def median_time_to_solve(rows: dict[int, dict]) -> float | None:
     times = [r["time_to_solve_s"] for r in rows.values() if r["solved"]]
     return statistics.median(times) if times else None
-
-
-def fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def table(name: str, rows: dict[int, dict], target: float, train_s: float | None = None) -> None:

@@ -30,7 +30,7 @@ import torch
 
 import sb3_protocol
 from machine import describe_machine
-from semigrad import config
+from sb3_protocol import fmt, parse_seeds
 from semigrad.algos import dqn
 from semigrad.config import to_dict
 from semigrad.run import read_metrics
@@ -39,11 +39,6 @@ THRESHOLD = 475.0
 DEVICE = "cpu"  # --device
 PRESET = dqn.DEFAULT_PRESET  # --preset
 EVAL_EVERY, EVAL_EPISODES, TOTAL_STEPS = 2_500, 20, 50_000
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``semigrad.config.parse_seeds``, with an empty text for no seeds."""
-    return list(config.parse_seeds(text)) if text.strip() else []
 
 
 def stability(evals: list[float]) -> float | None:
@@ -68,10 +63,6 @@ def run_sb3(seed: int) -> dict:
              gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
              exploration_fraction=0.16, exploration_final_eps=0.04, net_arch=[256, 256]),
         EVAL_EPISODES)
-
-
-def fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def table(name: str, rows: dict[int, dict]) -> dict:

@@ -9,6 +9,18 @@ from __future__ import annotations
 
 import time
 
+from semigrad import config
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``semigrad.config.parse_seeds``, where an empty text means no seeds (``--sb3-seeds ""``)."""
+    return list(config.parse_seeds(text)) if text.strip() else []
+
+
+def fmt(value, spec: str) -> str:
+    """``value`` in a table cell, "-" for None."""
+    return "-" if value is None else format(value, spec)
+
 
 def stability(evals: list[float], target: float) -> float | None:
     """The share of the evaluations after the first one >= ``target`` that are >= it."""
