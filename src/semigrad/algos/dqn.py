@@ -249,11 +249,11 @@ _CLASSIC = {
     # does without them
     "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2),
     # the RL Zoo's Acrobot settings in semigrad's terms (one gradient step per env step, a
-    # target copy every 250), with 3-step returns and a decaying step size
+    # target copy every 250), with 3-step returns, a decaying step size and dueling heads
     "acrobot": dict(env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4,
                     alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
                     epsilon_end=0.01, n_step=3, gradient_steps=4,
-                    target_update_interval=250, eval_every=5_000),
+                    target_update_interval=250, dueling=True, eval_every=5_000),
     # the RL Zoo's MountainCar settings with 5-step returns, no Double DQN, Huber loss and
     # a decaying step size
     "mountaincar": dict(env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
