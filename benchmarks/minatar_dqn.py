@@ -1,5 +1,5 @@
-"""DQN on MinAtar: the `minatar-<game>` presets (the MinAtar paper's protocol with 3-step
-Double DQN targets; `--n-step 1 --no-double` for the paper's own learner) trained for
+"""DQN on MinAtar: the `minatar-<game>` presets (the MinAtar paper's protocol; Breakout's
+with 3-step Double DQN targets, `--n-step 1 --no-double` for the paper's own learner) trained for
 ``--frames`` frames on ``--seeds`` at once, against the paper's DQN at 1M and 5M frames.
 
 For each game it prints each seed's greedy evaluations (``eval_episodes`` episodes every
