@@ -290,7 +290,8 @@ DEFAULT_PRESET = "cartpole"
 # frames; Nature DQN: 1M steps): ``preset_fields`` keeps that length when ``steps`` changes,
 # unless the overrides set ``epsilon_fraction`` themselves.
 EXPLORATION_STEPS: dict[str, int] = {
-    **{f"minatar-{name}": 100_000 for name in MINATAR_GAMES}, "atari": 1_000_000}
+    name: round(PRESETS[name].epsilon_fraction * PRESETS[name].steps)
+    for name in [*(f"minatar-{game}" for game in MINATAR_GAMES), "atari"]}
 
 
 def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
