@@ -227,8 +227,8 @@ _MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_
 # Where another learner measured better at 1M frames (docs/pixels.md): Breakout with 3-step
 # returns and Double DQN targets (seeds 0-2: 10.3 against 8.8 by the paper's measure). The
 # same change held Asterix at the random policy's score to 600k-740k frames (seeds 0 and 1;
-# one-step: 4.1 at 600k, one-step Double 1.9) and slowed Freeway (18.9 against 37.9 at 500k,
-# seed 0), so the other games keep the paper's learner.
+# one-step: 4.1 at 600k, one-step Double 1.9) and slowed Freeway (seeds 0 and 1 at 500k: 18.9
+# and 5.4 against 37.9 and 41.3), so the other games keep the paper's learner.
 _MINATAR_LEARNER = {"breakout": dict(n_step=3, double=True)}
 MINATAR_GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway",
                  "seaquest": "Seaquest", "space-invaders": "SpaceInvaders"}
