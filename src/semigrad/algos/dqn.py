@@ -250,8 +250,10 @@ ATARI = DQNConfig(env="ALE/Pong-v5", network="nature", num_envs=1, steps=10_000_
 _CLASSIC = {
     # CartPole-v1 from its own starts: the 64x64 learner needs exploring starts (see
     # cartpole-explore); a 128x128 network with batch 256 and 2 gradient steps per iteration
-    # does without them
-    "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2),
+    # does without them; the Huber loss and a step size decaying to 0 end more seeds at 500
+    # (seeds 0-19: final >= 475 on 19 against 17 with MSE and a constant step size)
+    "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2, loss="huber",
+                     alpha_end=0.0),
     # the RL Zoo's Acrobot settings in semigrad's terms (one gradient step per env step, a
     # target copy every 250), with 3-step returns, a decaying step size and dueling heads
     "acrobot": dict(env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4,
