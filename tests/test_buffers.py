@@ -164,3 +164,49 @@ def test_n_step_needs_enough_transitions():
     _add(buf, 0, 2)
     with pytest.raises(ValueError, match="needs more than 4 transitions for n=3"):
         buf.sample_n_step(4, 3, 0.9)
+
+
+def _allocated_bytes(obj) -> int:
+    """Bytes of every tensor an object holds as an attribute (distinct storages once)."""
+    seen, total = set(), 0
+    for value in vars(obj).values():
+        if isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() not in seen:
+            seen.add(value.untyped_storage().data_ptr())
+            total += value.untyped_storage().nbytes()
+    return total
+
+
+@pytest.mark.parametrize("frames", [None, (4, 10, 12)])
+@pytest.mark.parametrize("agents,num_envs", [(1, 1), (3, 4)])
+def test_memory_estimate_equals_the_bytes_the_replay_allocates(frames, agents, num_envs):
+    """The estimate the CLI refuses runs by (``AgentReplay.memory_bytes``) is the storage the
+    buffer really allocates, counted from its tensors: for vector observations (obs and
+    next_obs per transition) and for frame stacks (each frame once, plus the side ring).
+    The only tensors it leaves out are index helpers of a few integers per agent."""
+    from semigrad.buffers import AgentReplay
+
+    capacity, obs_dim = 240, 6 if frames is None else 4 * 10 * 12
+    kw = dict(obs_dtype=torch.float32 if frames is None else torch.uint8, frames=frames,
+              max_episode_steps=50)
+    replay = AgentReplay(agents, capacity, num_envs, obs_dim, torch.device("cpu"), **kw)
+    real = _allocated_bytes(replay.buffer) + _allocated_bytes(replay)
+    estimate = AgentReplay.memory_bytes(agents, capacity, num_envs, obs_dim, **kw)
+    assert estimate <= real <= estimate + 64 * (agents + 4)
+    per_transition = estimate / (agents * capacity)
+    if frames is None:  # two float32 observations, an int64 action, a reward and two flags
+        assert per_transition == 2 * 6 * 4 + 8 + 4 + 2
+    else:  # one 10x12 frame, its age, the same fields, and a small side ring
+        assert 120 + 1 + 8 + 4 + 2 + 8 <= per_transition < 1.2 * (120 + 23)
+
+
+def test_atari_preset_replay_estimate_counts_each_frame_once():
+    """``--preset atari`` (1M transitions of 84x84 frames, stacks of 4): the estimate is the
+    frame replay's ~7.1 GB, not the 52.6 GiB of two stacked observations per transition."""
+    pytest.importorskip("ale_py")
+    from semigrad.algos import dqn
+
+    cfg = dqn.preset("atari", device="cpu")
+    one = dqn.replay_bytes(cfg, 1)
+    assert 84 * 84 * 1_000_000 < one < 7.5e9
+    assert dqn.replay_bytes(cfg, 2) == 2 * one
+    assert dqn.replay_bytes(dqn.preset("cartpole"), 3) == 3 * 50_000 * (2 * 4 * 4 + 14)

@@ -14,6 +14,7 @@ K = 1), each agent sampling from its own transitions only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,23 @@ def gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return t.index_select(0, index.reshape(-1)).view(*index.shape, *t.shape[1:])
 
 
+Layout = dict[str, tuple[tuple[int, ...], torch.dtype, int]]  # name -> (shape, dtype, fill)
+
+
+def _allocate(buffer: ReplayBuffer | FrameStackReplay, layout: Layout) -> None:
+    """Set each of ``layout``'s tensors on ``buffer`` (on ``buffer.device``); zeros come
+    from ``torch.zeros``, whose pages the system commits only when they are written."""
+    for name, (shape, dtype, fill) in layout.items():
+        tensor = torch.zeros(shape, dtype=dtype, device=buffer.device)
+        setattr(buffer, name, tensor.fill_(fill) if fill else tensor)
+
+
+def layout_bytes(layout: Layout) -> int:
+    """Bytes of the tensors ``layout`` describes."""
+    return sum(math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+               for shape, dtype, _ in layout.values())
+
+
 class ReplayBuffer:
     """Ring buffer of ``capacity`` transitions with ``obs_dim``-dimensional observations.
 
@@ -77,13 +95,7 @@ class ReplayBuffer:
         self.num_envs = num_envs
         self.capacity, self.obs_dim = capacity, obs_dim
         self.device = torch.device(device)
-        kw = {"device": self.device}
-        self.obs = torch.zeros(capacity, obs_dim, dtype=obs_dtype, **kw)
-        self.next_obs = torch.zeros(capacity, obs_dim, dtype=obs_dtype, **kw)
-        self.actions = torch.zeros(capacity, dtype=torch.int64, **kw)
-        self.rewards = torch.zeros(capacity, dtype=torch.float32, **kw)
-        self.terminated = torch.zeros(capacity, dtype=torch.bool, **kw)
-        self.truncated = torch.zeros(capacity, dtype=torch.bool, **kw)
+        _allocate(self, self.layout(capacity, obs_dim, obs_dtype))
         self.pos = 0  # next slot to write
         self.size = 0  # filled slots
         self.lag = 0  # steps of a transition's successors that must be stored to sample it
@@ -97,6 +109,17 @@ class ReplayBuffer:
         # NumPy views of the storage for the loop (add and load_state_dict write in place)
         self._arrays = tuple(getattr(self, name).numpy() for name in _FIELDS) if (
             self._kernel is not None) else ()
+
+    @staticmethod
+    def layout(capacity: int, obs_dim: int, obs_dtype: torch.dtype = torch.float32
+               ) -> Layout:
+        """The storage ``__init__`` allocates: ``{name: (shape, dtype, fill value)}``."""
+        return {"obs": ((capacity, obs_dim), obs_dtype, 0),
+                "next_obs": ((capacity, obs_dim), obs_dtype, 0),
+                "actions": ((capacity,), torch.int64, 0),
+                "rewards": ((capacity,), torch.float32, 0),
+                "terminated": ((capacity,), torch.bool, 0),
+                "truncated": ((capacity,), torch.bool, 0)}
 
     def __len__(self) -> int:
         return self.size
@@ -244,6 +267,20 @@ class AgentReplay:
         self._offsets = torch.arange(agents, device=device).unsqueeze(1) * num_envs  # (K, 1)
         self._stride = (agents - 1) * num_envs  # slot j -> j + (j // N) (K - 1) N + k N
 
+    @staticmethod
+    def memory_bytes(agents: int, capacity: int, num_envs: int, obs_dim: int,
+                     obs_dtype: torch.dtype = torch.float32,
+                     frames: tuple[int, int, int] | None = None,
+                     max_episode_steps: int | None = None) -> int:
+        """Bytes ``AgentReplay(...)`` with these arguments allocates, read off the storage
+        layout of the buffer it builds (nothing is allocated)."""
+        if frames is None:
+            layout = ReplayBuffer.layout(agents * capacity, obs_dim, obs_dtype)
+        else:
+            layout = FrameStackReplay.layout(agents * capacity, frames, agents * num_envs,
+                                             max_episode_steps)
+        return layout_bytes(layout)
+
     def add(self, *transitions: torch.Tensor) -> None:
         """``obs, actions, rewards, next_obs, terminated, truncated`` with ``K * N`` rows each."""
         self.buffer.add(*transitions)
@@ -323,33 +360,41 @@ class FrameStackReplay:
         self.capacity, self.num_envs = capacity, num_envs
         self.obs_dim = self.stack * self.frame_size
         self.device = torch.device(device)
-        kw = {"device": self.device}
-        self.frames = torch.zeros(capacity, self.frame_size, dtype=torch.uint8, **kw)
-        self.ages = torch.zeros(capacity, dtype=torch.uint8, **kw)
-        self.actions = torch.zeros(capacity, dtype=torch.int64, **kw)
-        self.rewards = torch.zeros(capacity, dtype=torch.float32, **kw)
-        self.terminated = torch.zeros(capacity, dtype=torch.bool, **kw)
-        self.truncated = torch.zeros(capacity, dtype=torch.bool, **kw)
-        per_env = capacity // num_envs
-        side = num_envs * (2 + (per_env // max_episode_steps if max_episode_steps else 0))
-        self.final_frames = torch.zeros(side, self.frame_size, dtype=torch.uint8, **kw)
-        self.final_of = torch.full((capacity,), -1, dtype=torch.int64, **kw)  # slot -> side
-        self.final_owner = torch.full((side,), -1, dtype=torch.int64, **kw)  # side -> slot
+        _allocate(self, self.layout(capacity, frames, num_envs, max_episode_steps))
         self.final_pos = 0
-        self._age = torch.zeros(num_envs, dtype=torch.uint8, **kw)  # of the next obs per env
         self._steps = torch.arange(self.stack, device=self.device)
         self.pos = self.size = 0
         self.lag = 1  # a transition's next_obs is its successor's obs
         self.lead = self.stack - 1  # obs needs S - 1 older frames, overwritten at the old end
+
+    @staticmethod
+    def layout(capacity: int, frames: tuple[int, int, int], num_envs: int = 1,
+               max_episode_steps: int | None = None
+               ) -> Layout:
+        """The storage ``__init__`` allocates: ``{name: (shape, dtype, fill value)}``: the
+        newest frame of each slot and its age, the per-transition fields, and the side ring of
+        final frames (one per truncation: at most one per episode per environment)."""
+        _, height, width = (int(d) for d in frames)
+        frame_size = height * width
+        per_env = capacity // num_envs
+        side = num_envs * (2 + (per_env // max_episode_steps if max_episode_steps else 0))
+        return {"frames": ((capacity, frame_size), torch.uint8, 0),
+                "ages": ((capacity,), torch.uint8, 0),
+                "actions": ((capacity,), torch.int64, 0),
+                "rewards": ((capacity,), torch.float32, 0),
+                "terminated": ((capacity,), torch.bool, 0),
+                "truncated": ((capacity,), torch.bool, 0),
+                "final_frames": ((side, frame_size), torch.uint8, 0),
+                "final_of": ((capacity,), torch.int64, -1),  # slot -> side-ring index
+                "final_owner": ((side,), torch.int64, -1),  # side-ring index -> slot
+                "_age": ((num_envs,), torch.uint8, 0)}  # of the next obs per env
 
     def __len__(self) -> int:
         return self.size
 
     def nbytes(self) -> int:
         """Bytes of storage (frames and per-transition fields; the side ring included)."""
-        return sum(t.numel() * t.element_size() for t in (
-            self.frames, self.ages, self.actions, self.rewards, self.terminated,
-            self.truncated, self.final_frames, self.final_of, self.final_owner))
+        return sum(getattr(self, name).nbytes for name in self._STATE)
 
     def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         """Write N transitions; ``obs``/``next_obs`` ``(N, S * H * W)`` uint8 stacks (only the

@@ -118,6 +118,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %
         annotation = hints[f.name]
         if annotation is bool:
             group.add_argument(

@@ -443,6 +443,15 @@ class DQNState:
         return torch.no_grad() if self.online.needs_autograd else torch.inference_mode()
 
 
+def replay_layout(cfg: DQNConfig, env: envs.BatchedEnv) -> dict[str, Any]:
+    """``AgentReplay``'s arguments but ``agents`` and ``device``, for ``cfg`` on ``env``."""
+    return dict(capacity=cfg.buffer_size // cfg.num_envs * cfg.num_envs,
+                num_envs=cfg.num_envs, obs_dim=env.obs_dim, obs_dtype=env.obs_dtype,
+                # frame-stack envs (Atari): each frame stored once
+                frames=env.obs_shape if getattr(env, "frame_stack", 1) > 1 else None,
+                max_episode_steps=env.spec.max_episode_steps)
+
+
 def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
                device: torch.device) -> DQNState:
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
@@ -453,11 +462,7 @@ def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
     return DQNState(
         online=online, target=online.clone(), optimizer=optimizer,
         optimizer_step=optimizer_step(optimizer, online.params),
-        replay=AgentReplay(k, cfg.buffer_size // cfg.num_envs * cfg.num_envs, cfg.num_envs,
-                           env.obs_dim, device, env.obs_dtype,
-                           # frame-stack envs (Atari): each frame stored once
-                           frames=env.obs_shape if getattr(env, "frame_stack", 1) > 1 else None,
-                           max_episode_steps=env.spec.max_episode_steps),
+        replay=AgentReplay(k, device=device, **replay_layout(cfg, env)),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         loss_fn=per_agent_q_loss(device),
         acc=torch.zeros(k, 5, dtype=torch.float64, device=device),
@@ -844,14 +849,19 @@ def _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progres
     return total
 
 
-def estimate_memory(cfg: DQNConfig, agents: int) -> int:
-    """Bytes the replay of ``agents`` agents will take; raises ``ConfigError`` (with the
-    estimate) when it exceeds the memory this machine has available."""
+def replay_bytes(cfg: DQNConfig, agents: int) -> int:
+    """Bytes the replay of ``agents`` agents will allocate (from the buffer's own layout)."""
     probe = envs.make(cfg.env, num_envs=1, device="cpu")
-    obs_bytes = probe.obs_dim * torch.empty(0, dtype=probe.obs_dtype).element_size()
-    probe.close()
-    per_transition = 2 * obs_bytes + 8 + 4 + 2  # obs, next_obs, action, reward, flags
-    need = agents * (cfg.buffer_size // cfg.num_envs * cfg.num_envs) * per_transition
+    try:
+        return AgentReplay.memory_bytes(agents, **replay_layout(cfg, probe))
+    finally:
+        probe.close()
+
+
+def estimate_memory(cfg: DQNConfig, agents: int) -> int:
+    """``replay_bytes``; raises ``ConfigError`` (with the estimate) when it exceeds the
+    memory this machine has available."""
+    need = replay_bytes(cfg, agents)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         have = torch.cuda.mem_get_info(device)[0]
