@@ -228,7 +228,8 @@ def test_train_eval_plot_commands_write_their_files(tmp_path, capsys):
     assert (tmp_path / "plot" / "curves.png").stat().st_size > 1000
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, a scheduler's stop
+def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path, stop):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "semigrad", "train", "--run-dir", str(run_dir), "--no-progress",
@@ -238,7 +239,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
     deadline = time.monotonic() + 60
     while not (run_dir / "checkpoint_last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "checkpoint saved" in out and "--resume" in out and "Traceback" not in err

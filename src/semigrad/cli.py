@@ -18,6 +18,7 @@ import torch
 
 import semigrad
 from semigrad import commands
+from semigrad.run import SigtermAsCtrlC
 
 
 def command_modules() -> list[ModuleType]:
@@ -70,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if threads < 1:
                 raise ValueError(f"--threads: expected >= 1, got {threads}")
             torch.set_num_threads(threads)
-        return int(args._run(args) or 0)
+        with SigtermAsCtrlC():
+            return int(args._run(args) or 0)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError,
             IsADirectoryError) as err:
         print(f"semigrad {args.command}: error: {err}", file=sys.stderr)
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # read-only folder, disk full, a folder where a file goes, ...
         print(f"semigrad {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
         print(f"semigrad {args.command}: interrupted", file=sys.stderr)
         return 130
 

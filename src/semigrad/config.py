@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -62,7 +64,7 @@ def parse_int(text: str) -> int:
     """An integer from the command line: ``50000``, ``5e4`` or ``50_000`` (an integral value
     written as a float is taken; ``1.5`` is refused)."""
     try:
-        return int(text)
+        return _int64(int(text), text)
     except ValueError:
         pass
     try:
@@ -71,7 +73,41 @@ def parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if not math.isfinite(value) or value != int(value):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(value)
+    return _int64(int(value), text)
+
+
+def _int64(value: int, text: str) -> int:
+    if not -MAX_SEED - 1 <= value <= MAX_SEED:  # what torch and NumPy hold
+        raise argparse.ArgumentTypeError(f"expected an integer of at most 2^63-1, got {text!r}")
+    return value
+
+
+MAX_COUNT = 10**12  # env steps, episodes, sizes: a larger count is a typo (1e12 steps: years)
+
+
+def parse_count(text: str, low: int = 0, high: int = MAX_COUNT) -> int:
+    """A count from the command line (``parse_int``) within ``low..high``."""
+    value = parse_int(text)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high:_}, got {text!r}"
+                                         .replace("_", ","))
+    return value
+
+
+def count_arg(low: int = 0, high: int = MAX_COUNT) -> Any:
+    """An argparse ``type`` for a count within ``low..high``."""
+    parse = functools.partial(parse_count, low=low, high=high)
+    parse.__name__ = "count"  # argparse names the type in its messages
+    return parse
+
+
+def parse_path(text: str) -> Path:
+    """A file or folder name from the command line; an empty one is refused (``Path("")`` is
+    the current folder, which a typo such as ``--run-dir "$UNSET"`` would fill with files)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a file or folder name, got {text!r}; give '.' to mean this folder")
+    return Path(text)
 
 
 def parse_float(text: str) -> float:
@@ -100,7 +136,7 @@ def _arg_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
     return _ARG_PARSERS.get(annotation, annotation), {}
 
 
-_ARG_PARSERS = {int: parse_int, float: parse_float}
+_ARG_PARSERS = {int: parse_count, float: parse_float}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:

@@ -87,10 +87,16 @@ def first_episode_returns(env: envs.BatchedEnv,
                        "time limit")
 
 
+MAX_PARALLEL_EPISODES = 10_000  # greedy episodes played at once (one env each)
+
+
 def evaluate(policy: Callable[[torch.Tensor], torch.Tensor], env_id: str, episodes: int,
              seed: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Returns ``(episodes,)``: the first episode of each of ``episodes`` fresh envs of
     ``env_id`` seeded ``seed``, all played in parallel by ``policy (N, obs_dim) -> (N,)``."""
+    if not 1 <= episodes <= MAX_PARALLEL_EPISODES:
+        raise ValueError(f"episodes: expected 1..{MAX_PARALLEL_EPISODES} (they are played at "
+                         f"once, one env each), got {episodes}")
     env = envs.make(env_id, num_envs=episodes, device=device, seed=seed)
     try:
         return first_episode_returns(env, policy)

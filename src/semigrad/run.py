@@ -39,31 +39,51 @@ from typing import Any
 RUNS_ROOT = Path("runs")
 
 
-class CtrlC:
-    """While installed, Ctrl-C (SIGINT) sets ``requested`` instead of raising
-    ``KeyboardInterrupt``, so a training loop can finish its iteration, save and exit cleanly.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what schedulers (Slurm) send
 
-    ``install()`` returns the flag; ``restore()`` puts the previous handler back. Outside the
+
+class CtrlC:
+    """While installed, Ctrl-C (SIGINT) and SIGTERM set ``requested`` instead of ending the
+    process, so a training loop can finish its iteration, save and exit cleanly.
+
+    ``install()`` returns the flag; ``restore()`` puts the previous handlers back. Outside the
     main thread (where Python cannot set signal handlers) it does nothing but hold the flag.
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> CtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._request)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._request)
         return self
 
     def _request(self, signum: int, frame: Any) -> None:
         self.requested = True
 
     def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+
+class SigtermAsCtrlC:
+    """A context in which SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does, so work that
+    handles Ctrl-C (a checkpoint, a clean message) handles a scheduler's stop the same way."""
+
+    def __enter__(self) -> SigtermAsCtrlC:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def _umask() -> int:

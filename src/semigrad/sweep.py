@@ -553,6 +553,8 @@ def run_sweep(
     continues it (``spec`` must be the one it was created with). ``on_outcome(name, outcome)``
     is called in this process as each trial ends. Writes ``summary.json`` before returning.
     """
+    if num_cpus is not None and num_cpus < 1:
+        raise ValueError(f"num_cpus: expected >= 1 (or none: every CPU), got {num_cpus}")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise ValueError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got "
                          f"{cpus_per_trial} and {gpus_per_trial}")

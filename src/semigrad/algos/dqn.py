@@ -48,6 +48,7 @@ from tqdm import tqdm
 from semigrad import envs, policies, run
 from semigrad.buffers import AgentReplay, Batch
 from semigrad.config import (
+    MAX_COUNT,
     MAX_SEED,
     ConfigError,
     check_choice,
@@ -157,7 +158,8 @@ class DQNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer, got {value!r}")
-            check_range(name, value, 0 if name == "learning_starts" else 1)
+            check_range(name, value, 0 if name == "learning_starts" else 1,
+                        policies.MAX_PARALLEL_EPISODES if name == "eval_episodes" else MAX_COUNT)
         if self.steps <= self.learning_starts:
             raise ConfigError(f"steps: {self.steps} is not more than learning_starts "
                               f"({self.learning_starts}): the run would only play randomly; "

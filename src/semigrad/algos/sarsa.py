@@ -42,7 +42,7 @@ from torch import nn
 from semigrad import envs, policies
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.algos.td0 import OPTIMIZERS, make_optimizer
-from semigrad.config import MAX_SEED, check_choice, check_range, to_dict
+from semigrad.config import MAX_COUNT, MAX_SEED, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
 from semigrad.losses import (
     expected_sarsa_targets,
@@ -99,10 +99,10 @@ class SarsaConfig:
 
     def __post_init__(self) -> None:
         envs.check_env_id(self.env)
-        check_range("eval_episodes", self.eval_episodes, 1)
+        check_range("eval_episodes", self.eval_episodes, 1, policies.MAX_PARALLEL_EPISODES)
         check_range("seed", self.seed, 0, MAX_SEED)
-        check_range("num_envs", self.num_envs, 1)
-        check_range("steps", self.steps, 1)
+        check_range("num_envs", self.num_envs, 1, MAX_COUNT)
+        check_range("steps", self.steps, 1, MAX_COUNT)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("alpha", self.alpha, 0.0, low_open=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -116,8 +116,8 @@ class SarsaConfig:
         check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
         check_range("epsilon_fraction", self.epsilon_fraction, 0.0, 1.0)
         check_range("r_max", self.r_max, 0.0, low_open=True)
-        check_range("guard_every", self.guard_every, 1)
-        check_range("log_every", self.log_every, 1)
+        check_range("guard_every", self.guard_every, 1, MAX_COUNT)
+        check_range("log_every", self.log_every, 1, MAX_COUNT)
 
 
 def make_q_network(config: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Module:

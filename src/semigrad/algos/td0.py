@@ -48,7 +48,7 @@ from torch import nn
 
 from semigrad import envs
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
-from semigrad.config import MAX_SEED, ConfigError, check_choice, check_range, to_dict
+from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
 from semigrad.losses import bootstrap, td_targets, value_loss
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
@@ -113,8 +113,8 @@ class TD0Config:
     def __post_init__(self) -> None:
         envs.check_env_id(self.env)
         check_range("seed", self.seed, 0, MAX_SEED)
-        check_range("num_envs", self.num_envs, 1)
-        check_range("steps", self.steps, 1)
+        check_range("num_envs", self.num_envs, 1, MAX_COUNT)
+        check_range("steps", self.steps, 1, MAX_COUNT)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("alpha", self.alpha, 0.0, low_open=True)
         check_range("alpha_end", self.alpha_end, 0.0)
@@ -125,8 +125,8 @@ class TD0Config:
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_range("notebook_alpha", self.notebook_alpha, 0.0, low_open=True)
         check_range("r_max", self.r_max, 0.0, low_open=True)
-        check_range("guard_every", self.guard_every, 1)
-        check_range("log_every", self.log_every, 1)
+        check_range("guard_every", self.guard_every, 1, MAX_COUNT)
+        check_range("log_every", self.log_every, 1, MAX_COUNT)
         try:
             envs.check_start_box(self.env, self.start_box)
         except ValueError as err:

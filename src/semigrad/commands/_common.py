@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from semigrad.config import MAX_SEED, parse_int
+from semigrad.config import MAX_SEED, count_arg, parse_int, parse_path
 from semigrad.run import atomic_write_json, format_summary, prepare_run_dir
 
 
@@ -19,9 +19,9 @@ def add_run_arguments(
     """Add ``--seed``, ``--run-dir``, ``--threads`` and (optionally) ``--device``."""
     parser.add_argument("--seed", type=parse_int, default=default_seed,
                         help=f"random seed fixing everything random (default: {default_seed})")
-    parser.add_argument("--run-dir", type=Path, default=None,
+    parser.add_argument("--run-dir", type=parse_path, default=None,
                         help="output folder (default: a new folder under runs/)")
-    parser.add_argument("--threads", type=parse_int, default=1,
+    parser.add_argument("--threads", type=count_arg(1, 4096), default=1,
                         help="torch CPU threads (default: 1, the fastest for semigrad's small "
                              "networks; more only contend on a busy machine)")
     if device:

@@ -10,6 +10,7 @@ import torch
 from semigrad import envs, policies
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
+from semigrad.config import count_arg, parse_path
 from semigrad.devices import resolve_device
 from semigrad.run import atomic_write_bytes, check_output_file, format_summary
 
@@ -31,12 +32,15 @@ Box2D, the game screen for Atari, the coloured grid for MinAtar.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("train_dir", type=Path, metavar="RUN_DIR", help="a semigrad train run")
-    parser.add_argument("--episodes", type=int, default=20, help="greedy episodes (default: 20)")
+    parser.add_argument("train_dir", type=parse_path, metavar="RUN_DIR",
+                        help="a semigrad train run")
+    parser.add_argument("--episodes", type=count_arg(1, policies.MAX_PARALLEL_EPISODES),
+                        default=20, help="greedy episodes, played at once (default: 20, at most "
+                        f"{policies.MAX_PARALLEL_EPISODES})")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint to load (default: best)")
-    parser.add_argument("--gif", type=Path, default=None, help="write one episode as a GIF")
-    parser.add_argument("--gif-steps", type=int, default=5_000,
+    parser.add_argument("--gif", type=parse_path, default=None, help="write one episode as a GIF")
+    parser.add_argument("--gif-steps", type=count_arg(1), default=5_000,
                         help="cut the GIF's episode after this many steps (default: 5000)")
     add_run_arguments(parser)
 

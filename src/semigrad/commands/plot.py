@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
+from semigrad.config import parse_path
 from semigrad.run import new_run_dir, read_json, read_metrics
 
 NAME = "plot"
@@ -13,7 +13,7 @@ HELP = "learning curves of one or many training runs in one figure"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+    parser.add_argument("runs", type=parse_path, nargs="+", metavar="RUN_DIR",
                         help="run directories holding metrics.csv")
     parser.add_argument("--title", default="", help="figure title")
     add_run_arguments(parser, device=False)

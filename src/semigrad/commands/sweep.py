@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from semigrad import sweep
-from semigrad.config import add_config_arguments, config_overrides
+from semigrad.config import add_config_arguments, config_overrides, count_arg, parse_path
 from semigrad.run import format_summary, new_run_dir, read_json
 
 NAME = "sweep"
@@ -44,16 +43,16 @@ def _add_execution_arguments(parser: argparse.ArgumentParser, suppress: bool) ->
     def default(value):
         return argparse.SUPPRESS if suppress else value
 
-    parser.add_argument("--resume", type=Path, metavar="SWEEP_DIR", default=default(None),
+    parser.add_argument("--resume", type=parse_path, metavar="SWEEP_DIR", default=default(None),
                         help="continue the sweep in SWEEP_DIR (only unfinished trials run)")
-    parser.add_argument("--file", type=Path, metavar="SWEEP_FILE", default=default(None),
+    parser.add_argument("--file", type=parse_path, metavar="SWEEP_FILE", default=default(None),
                         help="sweep file (.toml, .yaml): algo, preset, seeds, config, grid")
-    parser.add_argument("--run-dir", type=Path, default=default(None),
+    parser.add_argument("--run-dir", type=parse_path, default=default(None),
                         help="sweep folder (default: a new folder under runs/)")
     parser.add_argument("--address", default=default(None),
                         help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                              "(default: a new local Ray instance)")
-    parser.add_argument("--num-cpus", type=int, default=default(None),
+    parser.add_argument("--num-cpus", type=count_arg(1, 1_000_000), default=default(None),
                         help=f"CPUs of the local Ray instance (default: all, {os.cpu_count()})")
     parser.add_argument("--cpus-per-trial", type=float, default=default(1.0),
                         help="CPUs reserved per trial; also its torch threads (default: 1)")

@@ -12,7 +12,7 @@ from semigrad.algos.guard import value_bound
 from semigrad.algos.monte_carlo import NOTEBOOK_PROBE, cartpole_values
 from semigrad.algos.td0 import CARTPOLE, TD0Config, train
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
-from semigrad.config import add_config_arguments, config_from_args, to_dict
+from semigrad.config import add_config_arguments, config_from_args, count_arg, to_dict
 from semigrad.devices import resolve_device
 
 NAME = "td0"
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="X,X_DOT,THETA,THETA_DOT",
                         help="an extra probe state (repeatable); the defaults include the "
                              f"notebook's {list(NOTEBOOK_PROBE)}")
-    parser.add_argument("--mc-rollouts", type=int, default=2000,
+    parser.add_argument("--mc-rollouts", type=count_arg(2, 1_000_000), default=2000,
                         help="Monte Carlo rollouts per probe state (default: 2000)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     add_config_arguments(parser, TD0Config)

@@ -14,6 +14,7 @@ from semigrad.config import (
     add_config_arguments,
     config_from_args,
     config_overrides,
+    parse_path,
     parse_seeds,
     to_dict,
 )
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(dqn.PRESETS), default=None,
                         help="starting configuration (default: the preset of --env's id when "
                              f"there is one, else {dqn.DEFAULT_PRESET} without --env)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", default=None,
+    parser.add_argument("--resume", type=parse_path, metavar="RUN_DIR", default=None,
                         help="continue the interrupted run in RUN_DIR (a single run or a "
                              "--seeds run's top directory)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
