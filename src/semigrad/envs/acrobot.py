@@ -5,8 +5,9 @@ The dynamics, constants, reward, termination and time limit are gymnasium's ``Ac
 torque noise), the task of Sutton (1996) and of Sutton & Barto (1998, 1st ed., Section 11.3 "The
 Acrobot"; the case studies of the 2nd edition, 2018, Chapter 16, no longer include it), written
 as batched tensor math with no Python loop over environments and no host<->device
-synchronisation in ``step``. On the CPU the
-same step runs by default as one compiled loop (``semigrad.envs.acrobot_kernel``).
+synchronisation in ``step``. On the CPU the same step runs by default as one compiled loop
+(``semigrad.envs.acrobot_kernel``); the constants of both are in
+``semigrad.envs.acrobot_physics``.
 
 - Two links of length ``l1 = l2 = 1``, mass ``m1 = m2 = 1``, centre of mass at ``lc1 = lc2 = 0.5``,
   moments of inertia ``I1 = I2 = 1``, ``g = 9.8``. State ``s = (theta1, theta2, dtheta1,
@@ -64,22 +65,23 @@ import math
 
 import torch
 
+from semigrad.envs.acrobot_physics import (
+    DT,
+    GRAVITY,
+    INIT_HIGH,
+    INIT_LOW,
+    LINK_COM_POS_1,
+    LINK_COM_POS_2,
+    LINK_LENGTH_1,
+    LINK_MASS_1,
+    LINK_MASS_2,
+    LINK_MOI,
+    MAX_EPISODE_STEPS,
+    MAX_VEL_1,
+    MAX_VEL_2,
+    TORQUES,
+)
 from semigrad.envs.base import EnvSpec, TensorStateEnv, compiled_step
-
-# gymnasium.envs.classic_control.acrobot.AcrobotEnv's constants.
-DT = 0.2
-LINK_LENGTH_1 = 1.0
-LINK_MASS_1 = 1.0
-LINK_MASS_2 = 1.0
-LINK_COM_POS_1 = 0.5
-LINK_COM_POS_2 = 0.5
-LINK_MOI = 1.0
-GRAVITY = 9.8
-MAX_VEL_1 = 4 * math.pi
-MAX_VEL_2 = 9 * math.pi
-TORQUES = (-1.0, 0.0, 1.0)
-MAX_EPISODE_STEPS = 500
-INIT_LOW, INIT_HIGH = -0.1, 0.1
 
 # The reserve of initial states is redrawn one component (row) per step, so all of it every 4
 # steps: at most the shortest episode from the initial box (tests/test_classic_envs.py).

@@ -21,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-from semigrad.envs.acrobot import (
+from semigrad.envs.acrobot_physics import (
     DT,
     GRAVITY,
     LINK_COM_POS_1,

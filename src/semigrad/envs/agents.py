@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import torch
 
-from semigrad.envs import make
 from semigrad.envs.base import BatchedEnv
 from semigrad.envs.cartpole import AgentsCartPole, TorchCartPole
+from semigrad.envs.registry import make
 from semigrad.seeding import agent_generators
 
 

@@ -16,7 +16,7 @@ uniform over all seven states whatever the current one, so the behaviour state d
 policy's transition matrix ``P_pi``, ``v_pi``, the ``mu``-weighted projection ``Pi`` onto the
 feature span, VE and PBE (section 11.4). ``BairdEnv`` is the same MDP behind semigrad's batched
 environment interface (``semigrad.envs.base``); ``make("Baird-v0")`` / ``make("BairdNotebook-v0")``
-build it once this module is imported.
+build it (``semigrad.envs`` registers both ids with ``register_baird``).
 
 Variants (``VARIANTS``): ``"book"`` as above; ``"notebook"``, the course notebook's version
 (seed 001): ``v_hat(s) = 2 w_s + w_8`` for all seven states, gamma 0.95, one-step episodes whose
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import torch
 
 from semigrad.devices import resolve_device
-from semigrad.envs import register
 from semigrad.envs.base import BatchedEnv, EnvSpec, EpisodeCounter
 
 NUM_STATES = 7
@@ -292,5 +291,8 @@ def _factory(variant: str, env_id: str):
     return build
 
 
-register("Baird-v0", _factory("book", "Baird-v0"))
-register("BairdNotebook-v0", _factory("notebook", "BairdNotebook-v0"))
+def register_baird(register) -> None:
+    """``register(env_id, factory)`` ``Baird-v0`` (the book's variant) and
+    ``BairdNotebook-v0`` (the notebook's)."""
+    register("Baird-v0", _factory("book", "Baird-v0"))
+    register("BairdNotebook-v0", _factory("notebook", "BairdNotebook-v0"))

@@ -4,7 +4,8 @@ The dynamics, constants, thresholds, reward and time limit are gymnasium's ``Car
 (Barto, Sutton & Anderson 1983; Sutton & Barto 2018, Example 3.4), written as batched tensor
 math with no Python loop over environments and no host<->device synchronisation in ``step``
 (on the CPU, where eager tensor operations cost more in dispatch than in arithmetic, the same
-step runs by default as one compiled loop, ``semigrad.envs.cartpole_kernel``):
+step runs by default as one compiled loop, ``semigrad.envs.cartpole_kernel``; the constants
+of both are in ``semigrad.envs.cartpole_physics``):
 
 - state ``s = (x, x_dot, theta, theta_dot)``, action 0 pushes left and 1 right with
   ``F = -10`` / ``+10`` N; with ``M = m_cart + m_pole`` and ``l`` the half pole length::
@@ -48,21 +49,21 @@ from collections.abc import Sequence
 import torch
 
 from semigrad.envs.base import EnvSpec, TensorStateEnv, compiled_step
+from semigrad.envs.cartpole_physics import (
+    FORCE_MAG,
+    GRAVITY,
+    HALF_LENGTH,
+    INIT_HIGH,
+    INIT_LOW,
+    MASS_POLE,
+    MAX_EPISODE_STEPS,
+    POLEMASS_LENGTH,
+    TAU,
+    THETA_THRESHOLD,
+    TOTAL_MASS,
+    X_THRESHOLD,
+)
 from semigrad.seeding import AgentUniforms
-
-# gymnasium.envs.classic_control.cartpole.CartPoleEnv's constants.
-GRAVITY = 9.8
-MASS_CART = 1.0
-MASS_POLE = 0.1
-TOTAL_MASS = MASS_CART + MASS_POLE
-HALF_LENGTH = 0.5
-POLEMASS_LENGTH = MASS_POLE * HALF_LENGTH
-FORCE_MAG = 10.0
-TAU = 0.02
-X_THRESHOLD = 2.4
-THETA_THRESHOLD = 12 * 2 * math.pi / 360
-MAX_EPISODE_STEPS = 500
-INIT_LOW, INIT_HIGH = -0.05, 0.05
 
 # The reserve of initial states is redrawn one component (row) per step, so all of it every 4
 # steps: at most the shortest episode from the initial box (8 steps).

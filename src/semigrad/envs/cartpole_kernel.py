@@ -20,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-from semigrad.envs.cartpole import (
+from semigrad.envs.cartpole_physics import (
     FORCE_MAG,
     GRAVITY,
     HALF_LENGTH,

@@ -4,7 +4,8 @@ The dynamics, constants, reward, termination and time limit are gymnasium's ``Mo
 (``gymnasium.envs.classic_control.mountain_car``), the task of Moore (1990) as given by Sutton
 & Barto (2018, 2nd ed., Example 10.1 "Mountain Car Task"), written as batched tensor math with
 no Python loop over environments and no host<->device synchronisation in ``step``. On the CPU
-the same step runs by default as one compiled loop (``semigrad.envs.mountain_car_kernel``).
+the same step runs by default as one compiled loop (``semigrad.envs.mountain_car_kernel``);
+the constants of both are in ``semigrad.envs.mountain_car_physics``.
 
 - State ``s = (x, v)``: the car's position on the curve ``sin(3 x)`` and its velocity. Action 0,
   1, 2 accelerates left, not at all, right. One step, in this order::
@@ -41,17 +42,18 @@ from __future__ import annotations
 import torch
 
 from semigrad.envs.base import EnvSpec, TensorStateEnv, compiled_step
-
-# gymnasium.envs.classic_control.mountain_car.MountainCarEnv's constants.
-MIN_POSITION = -1.2
-MAX_POSITION = 0.6
-MAX_SPEED = 0.07
-GOAL_POSITION = 0.5
-GOAL_VELOCITY = 0.0
-FORCE = 0.001
-GRAVITY = 0.0025
-MAX_EPISODE_STEPS = 200
-INIT_LOW, INIT_HIGH = -0.6, -0.4
+from semigrad.envs.mountain_car_physics import (
+    FORCE,
+    GOAL_POSITION,
+    GOAL_VELOCITY,
+    GRAVITY,
+    INIT_HIGH,
+    INIT_LOW,
+    MAX_EPISODE_STEPS,
+    MAX_POSITION,
+    MAX_SPEED,
+    MIN_POSITION,
+)
 
 # The reserve of initial positions is redrawn whole every 8 steps: at most the shortest
 # episode, ceil((GOAL_POSITION - INIT_HIGH) / MAX_SPEED) = 13 steps.

@@ -20,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-from semigrad.envs.mountain_car import (
+from semigrad.envs.mountain_car_physics import (
     FORCE,
     GOAL_POSITION,
     GOAL_VELOCITY,
