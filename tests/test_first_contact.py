@@ -71,3 +71,118 @@ def test_sigterm_ends_a_sarsa_run_as_ctrl_c_does(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "semigrad sarsa: interrupted" in err and "Traceback" not in err
+
+
+TINY = ["--env", "TestChain-v0", "--steps", "600", "--eval-every", "300", "--learning-starts",
+        "100", "--hidden", "8", "--no-progress", "--no-tensorboard", "--device", "cpu"]
+
+
+def _register_chain():
+    from chain_env import ChainEnv
+    from semigrad import envs
+
+    envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
+
+
+NETS = '''
+import torch
+
+
+def good(obs_dim, num_actions):
+    return torch.nn.Linear(obs_dim, num_actions)
+
+
+def one_too_many(obs_dim, num_actions):
+    return torch.nn.Linear(obs_dim, num_actions + 1)
+'''
+
+
+def test_network_factory_is_found_in_the_current_folder_as_env_modules_are(
+        tmp_path, monkeypatch, capsys):
+    """``--network module:function`` looks in the current folder (as ``--env module:ID``
+    does), and a factory with one output too many is one clear error before any folder is
+    made, naming the shape it must return (it was 'actions must be 0 or 1, got 2' from the
+    env, after the run folder was made)."""
+    _register_chain()
+    (tmp_path / "semigrad_test_nets_here.py").write_text(NETS)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--network", "semigrad_test_nets_here:one_too_many",
+                 "--run-dir", "bad", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "network: semigrad_test_nets_here:one_too_many maps TestChain-v0 observations " \
+           "(2, 5) to (2, 3); it must return Q-values of shape (batch, 2)" in err
+    assert not (tmp_path / "bad").exists()
+    assert main(["train", "--network", "semigrad_test_nets_here:good", "--run-dir", "good",
+                 *TINY]) == 0
+    assert (tmp_path / "good" / "summary.json").exists()
+
+
+def test_a_run_that_fails_at_its_start_leaves_a_reusable_folder(tmp_path, monkeypatch):
+    """A failure before the first checkpoint leaves no half-made run: the next run into the
+    same folder starts (it was neither reusable nor resumable)."""
+    from chain_env import ChainEnv
+    from semigrad import envs
+    from semigrad.algos import dqn
+
+    class Broken(ChainEnv):
+        def step(self, actions):
+            if self.steps_done >= 30:
+                raise RuntimeError("the simulator crashed")
+            return super().step(actions)
+
+    envs.register("TestChainBroken-v0",
+                  lambda **kw: Broken(env_id="TestChainBroken-v0", **kw))
+    cfg = dqn.DQNConfig(env="TestChainBroken-v0", steps=600, eval_every=300,
+                        learning_starts=100, hidden=(8,), tensorboard=True, device="cpu")
+    for seeds in (None, [0, 1]):
+        run_dir = tmp_path / f"run{seeds}"
+        with pytest.raises(RuntimeError, match="simulator crashed"):
+            dqn.train(cfg, run_dir, seeds=seeds, progress=False)
+        assert {p.name for p in run_dir.iterdir()} <= {".lock"}
+        from dataclasses import replace
+        done = dqn.train(replace(cfg, env="TestChain-v0"), run_dir, seeds=seeds,
+                         progress=False)
+        assert done["status"] == "finished"
+
+
+def test_a_folder_holding_another_run_is_refused_and_kept(tmp_path):
+    """The clean-up above never touches a run that was there before."""
+    from semigrad.algos import dqn
+
+    _register_chain()
+    cfg = dqn.DQNConfig(env="TestChain-v0", steps=600, eval_every=300, learning_starts=100,
+                        hidden=(8,), tensorboard=False, device="cpu")
+    dqn.train(cfg, tmp_path, progress=False, stop_after=300)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        dqn.train(cfg, tmp_path, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+
+
+def test_a_loaded_agent_acts_on_one_observation_or_a_batch(tmp_path):
+    """``load_agent(...).act(obs)`` on one 1-D observation (as SB3's ``predict`` takes it) was
+    an IndexError; it is the batch's answer for that row, as a tensor, a NumPy array or a
+    list."""
+    import numpy as np
+    import torch
+
+    from semigrad.algos import dqn
+
+    _register_chain()
+    cfg = dqn.DQNConfig(env="TestChain-v0", steps=600, eval_every=300, learning_starts=100,
+                        hidden=(8,), tensorboard=False, device="cpu")
+    dqn.train(cfg, tmp_path, progress=False)
+    agent = dqn.load_agent(tmp_path, "last")
+    batch = torch.eye(5)
+    q, actions = agent.q_values(batch), agent.act(batch)
+    assert q.shape == (5, 2) and actions.shape == (5,)
+    for i in range(5):
+        for one in (batch[i], batch[i].numpy(), batch[i].tolist(), np.eye(5)[i]):
+            assert agent.act(one).shape == ()
+            # a batch of one runs another matmul kernel than a batch of five: the same
+            # values to a few float32 ulps, not bit for bit
+            torch.testing.assert_close(agent.q_values(one), q[i], rtol=1e-6, atol=1e-6)
+            assert agent.act(one).item() == agent.q_values(one).argmax().item()
+        assert abs(q[i, 0] - q[i, 1]) < 1e-4 or agent.act(batch[i]).item() == actions[i].item()
+    with pytest.raises(ValueError, match=r"one observation \(obs_dim,\) or a batch"):
+        agent.act(torch.zeros(2, 1, 5))

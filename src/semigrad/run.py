@@ -181,6 +181,22 @@ def holds_run(path: Path) -> str | None:
     return next((name for name in RUN_FILES if (path / name).exists()), None)
 
 
+def remove_unstarted_run(run_dir: Path, agent_dirs: Sequence[Path] = ()) -> None:
+    """Remove what a run wrote before it failed at its start (no checkpoint yet): its
+    ``RUN_FILES`` and ``tb/`` in ``run_dir`` and in each of ``agent_dirs`` (the folders it
+    made for its agents, removed when left empty but for ``.lock``), so the next run into
+    ``run_dir`` starts cleanly instead of meeting a run it can neither reuse nor resume."""
+    import shutil
+
+    for folder in (run_dir, *agent_dirs):
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+        shutil.rmtree(folder / "tb", ignore_errors=True)
+    for folder in agent_dirs:
+        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".lock"}:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def prepare_run_dir(
     run_dir: str | os.PathLike | None, command: str, seed: int | None = None,
     resume: bool = False,

@@ -30,7 +30,6 @@ evaluation, metrics, checkpoints. Step counts are transitions per agent, summed 
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import statistics
@@ -57,6 +56,7 @@ from semigrad.config import (
     to_dict,
 )
 from semigrad.devices import resolve_device
+from semigrad.importing import import_user_module
 from semigrad.losses import LOSS_KINDS, per_agent_q_loss
 from semigrad.nets import (
     ACTIVATIONS,
@@ -76,6 +76,7 @@ from semigrad.run import (
     atomic_save_torch,
     atomic_write_json,
     read_json,
+    remove_unstarted_run,
     stats_over,
     truncate_metrics,
 )
@@ -203,7 +204,7 @@ def network_factory(spec: str) -> Callable[[int, int], nn.Module]:
     if not colon or not module or not name:
         raise ConfigError(f"network: expected 'mlp' or 'package.module:function', got {spec!r}")
     try:
-        factory = getattr(importlib.import_module(module), name)
+        factory = getattr(import_user_module(module), name)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"network: cannot import {spec!r} ({type(err).__name__}: {err})") \
             from None
@@ -659,6 +660,8 @@ class Agent:
     """A trained DQN agent: its online network and config, acting greedily.
 
     ``q_values(obs (B, obs_dim)) -> (B, A)``; ``act(obs) -> (B,)`` int64 greedy actions.
+    One observation ``(obs_dim,)`` (as SB3's ``predict`` takes it) gives ``(A,)`` and a 0-d
+    action. ``obs``: a tensor, NumPy array or list.
     """
 
     def __init__(self, net: nn.Module, cfg: DQNConfig, device: torch.device, meta: dict):
@@ -667,10 +670,15 @@ class Agent:
     @torch.no_grad()
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         obs = torch.as_tensor(obs, device=self.device)
-        return self.net(obs.float() if obs.is_floating_point() else obs)
+        if obs.dim() not in (1, 2):
+            raise ValueError(f"obs: expected one observation (obs_dim,) or a batch (B, obs_dim), "
+                             f"got shape {tuple(obs.shape)}")
+        q = self.net((obs.float() if obs.is_floating_point() else obs).reshape(
+            -1, obs.shape[-1]))
+        return q[0] if obs.dim() == 1 else q
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.q_values(obs).argmax(dim=1)
+        return self.q_values(obs).argmax(dim=-1)
 
     __call__ = act
 
@@ -753,9 +761,23 @@ def train(
         estimate_memory(cfg, len(seeds))  # refuses what will not fit, before anything is made
         run_dir.mkdir(parents=True, exist_ok=True)
     locked = RunLock.acquire(run_dir)  # one process per run folder (re-entrant in-process)
+    held = [] if resume else [p for d in {run_dir, *dirs} for p in (
+        d / "metrics.csv", d / "checkpoint_last.pt", d / "summary.json") if p.exists()]
+    if held:
+        if locked:
+            RunLock.release(run_dir)
+        raise FileExistsError(f"{held[0].parent}: already holds a run ({held[0].name}); "
+                              "continue it with --resume (resume=True) or train into a new "
+                              "folder")
     try:
         return _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progress,
                       stop_after)
+    except TrainingDiverged:
+        raise  # its summary.json says so
+    except BaseException:
+        if not resume and not last_path.exists():  # no half-made run: the folder is reusable
+            remove_unstarted_run(run_dir, [] if single else dirs)
+        raise
     finally:
         if locked:
             RunLock.release(run_dir)
@@ -771,13 +793,6 @@ def _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progres
         for d in dirs:
             truncate_metrics(d, st.env_steps)
     else:
-        held = [p for d in {run_dir, *dirs}
-                for p in (d / "metrics.csv", d / "checkpoint_last.pt", d / "summary.json")
-                if p.exists()]
-        if held:
-            raise FileExistsError(f"{held[0].parent}: already holds a run ({held[0].name}); "
-                                  "continue it with --resume (resume=True) or train into a new "
-                                  "folder")
         st = init_state(cfg, seeds, dirs, device)
         _write_configs(cfg, run_dir, dirs, seeds, single)
     threshold = st.env.spec.reward_threshold
@@ -860,9 +875,37 @@ def replay_bytes(cfg: DQNConfig, agents: int) -> int:
         probe.close()
 
 
+def check_network(cfg: DQNConfig) -> None:
+    """One ``ConfigError`` unless ``cfg.network`` maps a batch of ``cfg.env``'s observations
+    ``(B, obs_dim)`` to Q-values ``(B, num_actions)``: a factory with a wrong head would
+    otherwise fail later, in the env, with actions it cannot take."""
+    probe = envs.make(cfg.env, num_envs=2, device="cpu", seed=0)
+    try:
+        obs = probe.reset()
+        torch.manual_seed(0)
+        net = make_q_network(cfg, probe.obs_dim, probe.num_actions, probe.obs_shape)
+        try:
+            with torch.no_grad():
+                q = net(obs)
+        except Exception as err:  # the user's module: whatever it raises, said in one line
+            raise ConfigError(f"network: {cfg.network} failed on a batch of {cfg.env} "
+                              f"observations {tuple(obs.shape)} ({type(err).__name__}: "
+                              f"{err})") from None
+        want = (obs.shape[0], probe.num_actions)
+        if not isinstance(q, torch.Tensor) or tuple(q.shape) != want:
+            got = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
+            raise ConfigError(f"network: {cfg.network} maps {cfg.env} observations "
+                              f"{tuple(obs.shape)} to {got}; it must return Q-values of shape "
+                              f"(batch, {probe.num_actions}), one per action")
+    finally:
+        probe.close()
+
+
 def estimate_memory(cfg: DQNConfig, agents: int) -> int:
-    """``replay_bytes``; raises ``ConfigError`` (with the estimate) when it exceeds the
-    memory this machine has available."""
+    """Check the network (``check_network``) and return ``replay_bytes``; raises
+    ``ConfigError`` (with the estimate) when that exceeds the memory this machine has
+    available."""
+    check_network(cfg)
     need = replay_bytes(cfg, agents)
     device = resolve_device(cfg.device)
     if device.type == "cuda":

@@ -17,9 +17,6 @@ This module registers nothing itself and imports no env module that registers: t
 from __future__ import annotations
 
 import difflib
-import importlib
-import os
-import sys
 from collections.abc import Callable
 
 import torch
@@ -28,6 +25,7 @@ from semigrad.devices import resolve_device
 from semigrad.envs import cartpole
 from semigrad.envs.base import BatchedEnv
 from semigrad.envs.gym_vector import GymVectorEnv
+from semigrad.importing import import_user_module
 
 GYMNASIUM_PREFIX = "gymnasium:"
 
@@ -68,11 +66,8 @@ def _import_env_module(module: str, env_id: str) -> None:
 
     The current directory is searched last, as ``python -m`` searches it (a console script such
     as ``semigrad`` does not)."""
-    cwd = os.getcwd()
-    if not any(isinstance(p, str) and os.path.abspath(p or os.curdir) == cwd for p in sys.path):
-        sys.path.append(cwd)
     try:
-        importlib.import_module(module)
+        import_user_module(module)
     except Exception as err:
         raise ValueError(f"env: cannot import module {module!r} for {env_id!r} "
                          f"({_one_line(err)})") from None
