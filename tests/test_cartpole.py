@@ -93,14 +93,22 @@ def test_compiled_loop_and_tensor_ops_give_the_same_episodes(box):
     assert ends[0] > 500 and (ends[1] > 0 or box)  # balancing envs reach the time limit
 
 
-def test_compiled_loop_sine_and_cosine_are_libms_to_an_ulp():
-    """Polynomials inside the pole's range (|theta| < 0.25), libm beyond."""
+def test_compiled_loop_sine_and_cosine_are_within_an_ulp_of_exact():
+    """Polynomials inside the pole's range (|theta| < 0.25), libm beyond: within 1 ulp of the
+    correctly rounded value (mpmath at 80 bits, rounded to float64), not of NumPy's sine,
+    whose SIMD forms are themselves up to an ulp off on some CPUs. The error argument: the
+    kernel is within 0.59 ulp of the exact value here and the reference within 0.5, so the
+    two float64 numbers are at most 1 ulp apart."""
+    import mpmath
+
     from semigrad.envs.cartpole_kernel import SMALL_ANGLE, sin_cos
 
-    angles = np.concatenate([np.linspace(-0.3, 0.3, 200_001), [SMALL_ANGLE, -SMALL_ANGLE, 3.0]])
+    angles = np.concatenate([np.linspace(-0.3, 0.3, 50_001), [SMALL_ANGLE, -SMALL_ANGLE, 3.0]])
     got = np.array([sin_cos(t) for t in angles])
-    np.testing.assert_allclose(got[:, 0], np.sin(angles), rtol=0, atol=6e-17)
-    np.testing.assert_allclose(got[:, 1], np.cos(angles), rtol=0, atol=2.3e-16)
+    with mpmath.workprec(80):
+        exact = np.array([(float(mpmath.sin(t)), float(mpmath.cos(t))) for t in angles])
+    ulps = np.abs(got - exact) / np.spacing(np.abs(exact))
+    assert ulps.max() <= 1.0, (angles[ulps.argmax(0)], ulps.max(0))
 
 
 def test_compiled_loop_rejects_bad_actions_without_changing_anything():

@@ -48,7 +48,6 @@ def test_the_replay_stores_frames_as_uint8():
     assert st.replay.buffer.obs.dtype == torch.uint8
     assert st.replay.buffer.next_obs.dtype == torch.uint8
     assert type(st.online).__name__ == "StackedConvNet"  # the MinAtar network's fast path
-    assert dqn.estimate_memory(DQNConfig(**PIXEL_CHAIN), 1) == 4000 * (2 * 25 + 14)
 
 
 @pytest.mark.parametrize("seeds", [None, [0, 1]])
@@ -115,9 +114,10 @@ def test_agent_k_of_a_pixel_run_is_the_single_run(tmp_path, backend):  # differe
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
-def test_one_learning_step_of_the_general_path_equals_the_fast_path_for_the_minatar_net():
-    """The vmap path's batched convolutions round differently from the K = 1 call (so longer
-    runs drift apart across K on that path); one learning step of both paths agrees to 1e-6."""
+def test_learning_steps_of_the_general_path_equal_the_fast_path_for_the_minatar_net():
+    """The general path (autograd through conv2d, agent by agent) and the fast path (the
+    convolution as a layer on patches, backward written out) give the same losses and
+    gradients at every learning step, to float64 rounding (``backends.GRAD_ATOL``)."""
     from semigrad.buffers import Batch
 
     cfg = DQNConfig(**PIXEL_CHAIN)
