@@ -8,11 +8,27 @@ import torch
 
 from semigrad.cli import main
 
+COMMANDS = {"baird", "eval", "grad", "plot", "report", "sarsa", "sweep", "td0", "train"}
 
-def test_python_m_semigrad_help():
+
+def test_python_m_semigrad_help_lists_every_command():
+    """``python -m semigrad --help`` is the ``semigrad`` command's help (not ``__main__.py``'s),
+    and lists every command, each with its one-line description (commands are found by
+    scanning ``semigrad.commands``: one that fails to load or lacks ``NAME`` would be
+    missing)."""
     out = subprocess.run([sys.executable, "-m", "semigrad", "--help"],
                          capture_output=True, text=True, check=True)
-    assert "grad" in out.stdout
+    assert out.stdout.startswith("usage: semigrad ")
+    listed = {}
+    for line in out.stdout.split("positional arguments:")[1].split("options:")[0].splitlines():
+        words = line.split(maxsplit=1)
+        if line.startswith("    ") and not line.startswith("     ") and words:
+            listed[words[0]] = words[1] if len(words) > 1 else ""
+    assert set(listed) == COMMANDS, listed
+    assert all(listed.values()), listed  # a description beside every command
+    # without a command: the help again, and a non-zero exit
+    bare = subprocess.run([sys.executable, "-m", "semigrad"], capture_output=True, text=True)
+    assert bare.returncode == 2 and bare.stdout == out.stdout
 
 
 def test_grad_default_is_the_seed_example(tmp_path, capsys):

@@ -67,13 +67,23 @@ def test_gymnasium_prefix_forces_gymnasium():
 @pytest.mark.filterwarnings("ignore:.*(render_mode|render fps|RGB-array rendering).*:UserWarning")
 def test_gymnasium_envs_draw_only_when_made_to():
     """``render=True`` makes gymnasium's envs with ``render_mode="rgb_array"``: sub-env i's
-    picture is then that env's own; without it ``render`` says how to get one."""
+    picture is then that of gymnasium's env run on its own with sub-env i's seed and actions
+    (pixel for pixel: the same renderer on the same state); without it ``render`` says how to
+    get one."""
     env = envs.make("gymnasium:CartPole-v1", num_envs=2, device="cpu", seed=3, render=True)
+    refs = [gym.make("CartPole-v1", render_mode="rgb_array") for _ in range(2)]
     env.reset()
-    env.step(torch.tensor([0, 1]))
-    for i in range(2):
-        np.testing.assert_array_equal(env.render(i), env.gym_env.envs[i].render())
-    assert env.render(1).shape == (400, 600, 3) and env.render_fps == 50
+    for i, ref in enumerate(refs):
+        ref.reset(seed=3 + i)
+    for _ in range(4):  # the two carts pushed apart, the poles falling opposite ways
+        env.step(torch.tensor([0, 1]))
+        for i, ref in enumerate(refs):
+            ref.step(i)
+    pictures = [env.render(i) for i in range(2)]
+    for picture, ref in zip(pictures, refs, strict=True):
+        np.testing.assert_array_equal(picture, ref.render())
+    assert not np.array_equal(*pictures)  # so a picture of the wrong sub-env fails
+    assert pictures[1].shape == (400, 600, 3) and env.render_fps == 50
     plain = envs.make("gymnasium:CartPole-v1", num_envs=1, device="cpu")
     with pytest.raises(ValueError, match=r"render=True"):
         plain.render(0)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semigrad import losses
+from semigrad import envs, losses
 from semigrad.losses import (
     expected_sarsa_targets,
     q_learning_loss,
@@ -229,7 +229,40 @@ def test_value_loss_rejects_bad_delta():
         value_loss(torch.zeros(2), torch.zeros(2), "huber", huber_delta=0.0)
 
 
-def test_public_names_exist():
-    for name in ("taken_action_values", "q_learning_targets", "q_learning_loss",
-                 "q_learning_loss_per_sample"):
-        assert callable(getattr(losses, name))
+def test_the_readme_tour_takes_an_envs_step_as_it_comes():
+    """The README's tour: ``q_learning_loss`` on a batched env's step as the env returns it
+    (float32 observations and rewards, bool terminated, ``final_obs`` past an auto-reset),
+    on a step where some episodes end: the loss of the taken actions against reward + gamma
+    max next Q with no bootstrap past a termination, d loss / d q only at the taken actions,
+    and a gradient for every parameter of the network."""
+    env = envs.make("CartPole-v1", num_envs=8, device="cpu", seed=0)
+    torch.manual_seed(0)
+    online, target = QNetwork(env.obs_dim, env.num_actions), QNetwork(env.obs_dim,
+                                                                      env.num_actions)
+    obs = env.reset()
+    for _ in range(100):  # greedy actions push one way: episodes end within a few dozen steps
+        q = online(obs)
+        q.retain_grad()
+        actions = q.argmax(dim=1)
+        next_obs, reward, terminated, truncated, info = env.step(actions)
+        if terminated.any():
+            break
+        obs = next_obs
+    assert terminated.any() and not terminated.all()
+    with torch.no_grad():
+        next_q = target(info["final_obs"])
+    loss = losses.q_learning_loss(q, actions, reward, next_q, terminated, gamma=0.99)
+    loss.backward()
+    # the reference in float64 from the same float32 inputs. The numbers are of size ~1
+    # (rewards 1, untrained Q-values ~0.1, errors ~1): the float32 target, error, square and
+    # mean each round once, a few u = 6e-8 apiece, so 1e-6 bounds the difference
+    rows = torch.arange(8)
+    target_value = reward.double() + 0.99 * (~terminated) * next_q.double().max(1).values
+    errors = q.detach().double()[rows, actions] - target_value
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss.double(), (errors**2).mean(), rtol=0, atol=1e-6)
+    taken = torch.zeros_like(q, dtype=torch.bool)
+    taken[rows, actions] = True
+    assert torch.all(q.grad[~taken] == 0) and torch.all(q.grad[taken] != 0)
+    torch.testing.assert_close(q.grad[taken].double(), 2 * errors / 8, rtol=0, atol=1e-6)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in online.parameters())
