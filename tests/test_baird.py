@@ -18,6 +18,7 @@ from semigrad.algos.gtd import (
     run_baird,
     sampled_increments,
     summarize,
+    verdict_line,
 )
 from semigrad.cli import main
 from semigrad.config import ConfigError
@@ -234,6 +235,21 @@ def test_sampled_tdc_stays_bounded_figure_11_5_left():
     traj = run_baird(BairdConfig(method="tdc", update="sampled"), seed=0, device="cpu",
                      progress=False)
     assert traj.weights.abs().max() < 15 and traj.sqrt_ve[-1, 0] < 3
+    assert summarize(traj)["status"] == "bounded"
+
+
+def test_sampled_emphatic_td_is_called_unstable_not_bounded():
+    """Sampled emphatic TD on Baird: no exponential trend, but |w| and sqrt(VE) swing to
+    hundreds of times their start (its follow-on trace is heavy-tailed, Sutton & Barto 11.8):
+    the verdict says so instead of 'bounded'."""
+    config = BairdConfig(method="etd", update="sampled")
+    traj = run_baird(config, seed=0, device="cpu", progress=False)
+    summary = summarize(traj)
+    assert summary["status"] == "unstable"
+    assert summary["peak_sqrt_ve"] > 10 * float(traj.sqrt_ve[0, 0])
+    assert summary["peak_sqrt_ve"] == float(traj.sqrt_ve[:, 0].max())
+    line = verdict_line(summary, config)
+    assert "unstable" in line and "bounded" not in line
 
 
 def test_expected_emphatic_td_figure_11_6():

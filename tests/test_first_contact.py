@@ -186,3 +186,93 @@ def test_a_loaded_agent_acts_on_one_observation_or_a_batch(tmp_path):
         assert abs(q[i, 0] - q[i, 1]) < 1e-4 or agent.act(batch[i]).item() == actions[i].item()
     with pytest.raises(ValueError, match=r"one observation \(obs_dim,\) or a batch"):
         agent.act(torch.zeros(2, 1, 5))
+
+
+def _tiny_seeds_run(tmp_path):
+    _register_chain()
+    run_dir = tmp_path / "many"
+    assert main(["train", "--seeds", "0,1", "--run-dir", str(run_dir), *TINY]) == 0
+    return run_dir
+
+
+def test_plot_reads_a_seeds_run_and_says_no_resume_for_its_own_folder(tmp_path, capsys):
+    """`plot` on a --seeds folder draws each seed (it asked 'is this a semigrad train run?');
+    an output folder that holds a plot is refused without suggesting --resume (plot has
+    none)."""
+    import json
+
+    run_dir = _tiny_seeds_run(tmp_path)
+    out = tmp_path / "plot"
+    assert main(["plot", str(run_dir), "--run-dir", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["runs"] == [str(run_dir)]
+    assert (out / "curves.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["plot", str(run_dir), "--run-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a finished run" in err and "--resume" not in err
+
+
+def test_plot_of_a_folder_that_is_no_run_says_what_it_reads(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    assert main(["plot", str(tmp_path / "x"), "--run-dir", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "no metrics.csv, nor a --seeds run's seedK/ folders or a sweep's trials/" in err
+
+
+def test_resuming_one_seed_of_a_seeds_run_points_to_the_top_folder(tmp_path, capsys):
+    run_dir = _tiny_seeds_run(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir / "seed1")]) == 2
+    err = capsys.readouterr().err
+    assert "one seed of a --seeds run" in err and f"--resume {run_dir}" in err
+
+
+def test_eval_of_a_folder_with_a_foreign_config_names_no_none(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.json").write_text("{}")
+    assert main(["eval", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "None" not in err and "names no semigrad command" in err
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch, capsys):
+    """ENOSPC arrives without a file name (at fsync or a buffered write): the error names
+    the file being written, and the file that was there is kept."""
+    import errno
+    import os
+
+    assert main(["grad", "--run-dir", str(tmp_path / "g")]) == 0
+    capsys.readouterr()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["grad", "--run-dir", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "h" / "config.json") in err and "No space left on device" in err
+    assert "files written before are kept" in err
+
+
+def test_eval_gif_that_cannot_be_written_fails_before_the_episodes(tmp_path, monkeypatch,
+                                                                    capsys):
+    import errno
+    import os
+
+    from semigrad import policies
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run_dir), *TINY, "--env", "CartPole-v1"]) == 0
+    played = []
+    monkeypatch.setattr(policies, "evaluate", lambda *a, **k: played.append(a))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    gif = tmp_path / "a.gif"
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--gif", str(gif), "--episodes", "50"]) == 2
+    assert played == []  # no episode played before the GIF failed
+    assert str(gif) in capsys.readouterr().err and not gif.exists()

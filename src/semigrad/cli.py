@@ -18,6 +18,7 @@ import torch
 
 import semigrad
 from semigrad import commands
+from semigrad.config import renamed_hint
 from semigrad.run import SigtermAsCtrlC
 
 
@@ -34,6 +35,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, with a usage error as one line (the usage is one ``--help`` away)."""
 
     def error(self, message: str):
+        if message.startswith("unrecognized arguments:"):  # an old option name: its new one
+            message += "".join(renamed_hint(a.partition("=")[0]) for a in message.split()[2:]
+                               if a.startswith("--"))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -24,6 +24,23 @@ class ConfigError(ValueError):
     """A config field holds a value outside its allowed range."""
 
 
+# config fields renamed in checkpoint format 2 (one vocabulary with TD(0), SARSA and Baird):
+# old name -> new name, for readers of old runs and for hints on old command lines
+RENAMED_FIELDS = {"lr": "alpha", "lr_final_fraction": "alpha_end", "total_steps": "steps",
+                  "eps_start": "epsilon_start", "eps_end": "epsilon_end",
+                  "eps_fraction": "epsilon_fraction"}
+
+
+def renamed_hint(name: str) -> str:
+    """``"; --lr is now --alpha"`` for an old field or option name, else ``""``."""
+    new = RENAMED_FIELDS.get(name.lstrip("-").replace("-", "_"))
+    if new is None:
+        return ""
+    if name.startswith("--"):
+        return f"; {name} is now --{new.replace('_', '-')}"
+    return f"; {name!r} is now {new!r}"
+
+
 def check_range(
     name: str,
     value: float,
@@ -139,19 +156,30 @@ def _arg_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
 _ARG_PARSERS = {int: parse_count, float: parse_float}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
-    """Add one ``--field-name`` option per field of ``config_cls`` (default: the field's own).
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type,
+                         defaults: Any = None, defaults_from: str = "") -> None:
+    """Add one ``--field-name`` option per field of ``config_cls``; its help shows the field's
+    own default, or the value in ``defaults`` (a config instance: what runs when the option is
+    left out, e.g. a preset's, named ``defaults_from`` in the group title).
 
     Options default to ``argparse.SUPPRESS`` so that ``config_from_args`` can tell what the
     user set from what they left alone.
     """
     hints = typing.get_type_hints(config_cls)
-    group = parser.add_argument_group(f"{config_cls.__name__} fields")
+    title = f"{config_cls.__name__} fields"
+    if defaults is not None:
+        title += f" (defaults: {defaults_from})"
+    group = parser.add_argument_group(title)
     for f in dataclasses.fields(config_cls):
         if f.metadata.get("cli") is False:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, tuple):  # as typed: --hidden 128 128
+            default = " ".join(map(str, default)) or "none"
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
         help_text = help_text.replace("%", "%%")  # argparse formats help with %

@@ -13,15 +13,18 @@ so a process killed mid-write leaves either the old file or the new one, never h
 The rules every command's run directory follows (``prepare_run_dir``):
 
 - a folder holds one run: a folder that already holds a run's files is only continued by a
-  resume; anything else is refused with a message naming ``--resume`` and a new folder;
+  resume; anything else is refused with a message naming a new folder (and ``--resume``
+  where the command has one);
 - a process that writes into a folder holds an exclusive lock on it (``RunLock``, released
   when the process ends, also when it is killed), so a second process gets a clear error;
-- the folder is checked for writing before any work starts;
+- the folder is checked for writing before any work starts, and a write error (a full disk)
+  names the file;
 - files are created with the usual permissions (``0666`` minus the umask), not ``0600``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -32,7 +35,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,18 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would create; mkstemp makes 0600
 
 
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An ``OSError`` raised inside (disk full, say) names ``path`` when it names no file."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, f"cannot write {path.name} ({err.strerror})",
+                      str(path)) from err
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)
@@ -107,6 +122,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # disk full, quota, ...: the error names the file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        with naming(path):
+            raise err from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -199,13 +218,14 @@ def remove_unstarted_run(run_dir: Path, agent_dirs: Sequence[Path] = ()) -> None
 
 def prepare_run_dir(
     run_dir: str | os.PathLike | None, command: str, seed: int | None = None,
-    resume: bool = False,
+    resume: bool = False, resumable: bool = False,
 ) -> Path:
     """The run directory a command writes to: ``run_dir`` (created if missing) or a new one,
     checked for writing and locked for this process (``RunLock``).
 
     A ``run_dir`` that already holds a run (a finished one, or an interrupted one: any of
-    ``RUN_FILES``) is refused unless ``resume``, so two runs never mix in one folder. A path
+    ``RUN_FILES``) is refused unless ``resume``, so two runs never mix in one folder; the error
+    suggests ``--resume`` where the command has one (``resumable``). A path
     that is a file, or a folder that cannot be written, is one clear error.
     """
     path = new_run_dir(command, seed) if run_dir is None else Path(run_dir)
@@ -216,8 +236,9 @@ def prepare_run_dir(
         if held:
             what = ("a finished run (summary.json)" if held == "summary.json"
                     else f"a run ({held})")
-            raise FileExistsError(f"--run-dir {path}: already holds {what}; continue an "
-                                  "interrupted run with --resume, or pick a new folder")
+            fix = ("continue an interrupted run with --resume, or pick a new folder"
+                   if resumable else "pick a new folder (or remove this one)")
+            raise FileExistsError(f"--run-dir {path}: already holds {what}; {fix}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -328,8 +349,9 @@ class MetricsLog:
     def log(self, row: Mapping[str, Any]) -> None:
         """Append one row; ``row["step"]`` is the x-axis for TensorBoard."""
         clean = {k: ("" if v is None else _json_ready(v)) for k, v in row.items()}
-        self._csv.writerow(clean)
-        self._fh.flush()
+        with naming(self.path):
+            self._csv.writerow(clean)
+            self._fh.flush()
         if self._tb is not None:  # one event per row (add_scalar per value costs ~30 us each)
             from tensorboard.compat.proto.summary_pb2 import Summary
 
@@ -343,7 +365,8 @@ class MetricsLog:
     def flush(self) -> None:
         """Put every row logged so far on disk, TensorBoard's queued events included (call it
         before a checkpoint, so the checkpoint never covers rows a kill could lose)."""
-        self._fh.flush()
+        with naming(self.path):
+            self._fh.flush()
         if self._tb is not None:
             self._tb.flush()
 

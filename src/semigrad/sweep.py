@@ -4,7 +4,7 @@ A sweep folder holds::
 
     SWEEP_DIR/config.json         the sweep: algorithm, preset, overrides, grid, seeds
     SWEEP_DIR/trials/NAME/        one run directory per trial, as `semigrad train` writes it
-                                  (NAME is e.g. ``lr=0.001,gamma=0.99,seed=3``)
+                                  (NAME is e.g. ``alpha=0.001,gamma=0.99,seed=3``)
     SWEEP_DIR/summary.json        the outcome of every trial (written when the sweep returns)
     SWEEP_DIR/.tune/              Ray Tune's own bookkeeping
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from semigrad.config import ConfigError, parse_seeds, to_dict
+from semigrad.config import ConfigError, parse_seeds, renamed_hint, to_dict
 from semigrad.run import atomic_write_json, read_json
 
 TRIALS = "trials"
@@ -124,7 +124,7 @@ def format_value(value: Any) -> str:
 
 
 def setting_label(setting: Mapping[str, Any]) -> str:
-    """``lr=0.001,gamma=0.99`` for ``{"lr": 0.001, "gamma": 0.99}``."""
+    """``alpha=0.001,gamma=0.99`` for ``{"alpha": 0.001, "gamma": 0.99}``."""
     return ",".join(f"{k}={format_value(v)}" for k, v in setting.items())
 
 
@@ -137,7 +137,7 @@ def _coerce(config_cls: type, name: str, value: Any) -> Any:
         if name == "seed":
             raise ValueError("seed: give seeds with --seeds (e.g. --seeds 0-9), not in the grid")
         close = difflib.get_close_matches(name, list(fields), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = renamed_hint(name) or (f"; did you mean {close[0]!r}?" if close else "")
         raise ValueError(f"{name}: not a field of {config_cls.__name__}{hint}")
     annotation = typing.get_type_hints(config_cls)[name]
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -176,11 +176,12 @@ def _coerce_scalar(kind: type, value: Any) -> Any:
 
 
 def parse_grid_item(text: str) -> tuple[str, list[str]]:
-    """``"lr=1e-3,3e-4"`` -> ``("lr", ["1e-3", "3e-4"])`` (dashes in the name become ``_``)."""
+    """``"alpha=1e-3,3e-4"`` -> ``("alpha", ["1e-3", "3e-4"])`` (dashes in the name become
+    ``_``)."""
     name, sep, values = text.partition("=")
     items = [v.strip() for v in values.split(",") if v.strip()]
     if not sep or not name.strip() or not items:
-        raise ValueError(f"--grid: cannot read {text!r}; use NAME=V1,V2,... e.g. lr=1e-3,3e-4")
+        raise ValueError(f"--grid: cannot read {text!r}; use NAME=V1,V2,... e.g. alpha=1e-3,3e-4")
     return name.strip().replace("-", "_"), items
 
 

@@ -49,6 +49,7 @@ from semigrad.buffers import AgentReplay, Batch
 from semigrad.config import (
     MAX_COUNT,
     MAX_SEED,
+    RENAMED_FIELDS,
     ConfigError,
     check_choice,
     check_range,
@@ -85,10 +86,6 @@ from semigrad.seeding import AgentUniforms, agent_generators
 CHECKPOINT_FORMAT = "semigrad-dqn-2"  # the whole training state of K agents (resumable)
 WEIGHTS_FORMAT = "semigrad-dqn-2-weights"  # one agent's online network (what eval loads)
 OLD_FORMATS = ("semigrad-dqn-1", "semigrad-dqn-1-many", "semigrad-dqn-1-weights")
-# config fields renamed with format 2 (one vocabulary with TD(0), SARSA and Baird)
-RENAMED = {"lr": "alpha", "lr_final_fraction": "alpha_end", "total_steps": "steps",
-           "eps_start": "epsilon_start", "eps_end": "epsilon_end",
-           "eps_fraction": "epsilon_fraction"}
 METRIC_COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_return",
                   "eval_std", "loss", "mean_q", "epsilon", "alpha", "gradient_steps")
 
@@ -640,10 +637,10 @@ def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
     """A ``DQNConfig`` from ``config.json``'s or a checkpoint's fields (lists back to tuples;
     ``command`` and ``seeds`` ignored), with one clear error for another format."""
     names = {f for f in DQNConfig.__dataclass_fields__}
-    old = sorted(set(saved) & set(RENAMED))
+    old = sorted(set(saved) & set(RENAMED_FIELDS))
     if old:
         raise ValueError(f"config: written by an earlier semigrad (fields {old}; this version "
-                         f"names them {[RENAMED[k] for k in old]}, checkpoint format "
+                         f"names them {[RENAMED_FIELDS[k] for k in old]}, checkpoint format "
                          f"{CHECKPOINT_FORMAT}); train again with this version")
     unknown = sorted(set(saved) - names - {"command", "seeds"})
     if unknown:
@@ -693,9 +690,12 @@ def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
         raise ValueError(f"which: expected 'best' or 'last', got {which!r}")
     saved = read_json(run_dir / "config.json")
     if saved.get("command") != "train" or "seeds" in saved:
-        what = f"'semigrad {saved.get('command')}'" + (" --seeds" if "seeds" in saved else "")
-        raise ValueError(f"{run_dir}: a {what} run, not one `semigrad train` run; give a "
-                         "train run directory (of a --seeds run: one of its seedN folders)")
+        command = saved.get("command")
+        what = ("a folder whose config.json names no semigrad command" if command is None
+                else f"a 'semigrad {command}" + (" --seeds'" if "seeds" in saved else "'")
+                + " run")
+        raise ValueError(f"{run_dir}: {what}, not one `semigrad train` run; give a train run "
+                         "directory (of a --seeds run: one of its seedN folders)")
     cfg = config_from_dict(saved)
     path = run_dir / f"checkpoint_{which}.pt"
     if not path.exists():

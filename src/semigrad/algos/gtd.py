@@ -243,6 +243,9 @@ def log_norm(w: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(w / scale, dim=-1).log() + scale.squeeze(-1).log()
 
 
+UNSTABLE_FACTOR = 10  # |w| or sqrt(VE) this many times its start: no longer "bounded"
+
+
 def summarize(traj: BairdTrajectory, run: int = 0) -> dict:
     """Verdict of one run: ``diverged`` / ``converged`` / ``bounded``, with its numbers.
 
@@ -250,8 +253,11 @@ def summarize(traj: BairdTrajectory, run: int = 0) -> dict:
     exponentially: its log grew over the third quarter of the run and, at least half as fast,
     over the last quarter (the growth rate over the second half is reported as the number of
     steps ``|w|`` takes to double). ``converged``: ``w`` moved less than 1e-6 of
-    ``max(|w|, 1)`` per step over the last tenth. ``bounded``: neither. All values are the
-    last finite ones.
+    ``max(|w|, 1)`` per step over the last tenth. ``unstable``: neither, but ``|w|`` or
+    sqrt(VE) rose above ``UNSTABLE_FACTOR`` times its start at some step (no exponential
+    trend, but swings a fixed point does not make: sampled emphatic TD's heavy-tailed
+    follow-on trace, Sutton & Barto 11.8). ``bounded``: none of these. All values are the last
+    finite ones; ``peak_norm_w`` and ``peak_sqrt_ve`` are the largest over the run.
     """
     w = traj.weights[:, run]
     logs = log_norm(w)
@@ -267,10 +273,15 @@ def summarize(traj: BairdTrajectory, run: int = 0) -> dict:
     quarter = half + (last - half) // 2
     third_q, fourth_q = float(logs[quarter] - logs[half]), float(logs[last] - logs[quarter])
     grew = logs[last] > logs[0] + math.log(2) and third_q > 0 and fourth_q >= 0.5 * third_q
+    ve = traj.sqrt_ve[: last + 1, run]
+    peak_log, peak_ve = float(logs[: last + 1].max()), float(ve.max())
     if overflow is not None or grew:
         status = "diverged"
     elif drift <= math.log(1e-6) + max(float(logs[last]), 0.0):
         status = "converged"
+    elif (peak_log > float(logs[0]) + math.log(UNSTABLE_FACTOR)
+          or peak_ve > UNSTABLE_FACTOR * max(float(ve[0]), 1e-12)):
+        status = "unstable"
     else:
         status = "bounded"
     return {
@@ -284,6 +295,8 @@ def summarize(traj: BairdTrajectory, run: int = 0) -> dict:
         "doubling_steps": math.log(2) / rate if rate > 0 else None,
         "sqrt_ve": float(traj.sqrt_ve[last, run]),
         "sqrt_pbe": float(traj.sqrt_pbe[last, run]),
+        "peak_norm_w": math.exp(peak_log),
+        "peak_sqrt_ve": peak_ve,
     }
 
 
@@ -297,6 +310,12 @@ def verdict_line(summary: dict, config: BairdConfig) -> str:
         return (f"{name}: diverged: {when}|w| doubles every {summary['doubling_steps']:.3g} "
                 f"{unit} (x{summary['growth_per_step']:.6g} per {unit[:-1]}), |w| = "
                 f"{10 ** summary['log10_norm_w']:.4g} at step {summary['last_finite_step']}, "
+                f"w8 = {summary['w8']:.4g}")
+    if summary["status"] == "unstable":
+        return (f"{name}: unstable: no exponential growth, but |w| reached "
+                f"{summary['peak_norm_w']:.4g} and sqrt(VE) {summary['peak_sqrt_ve']:.4g} "
+                f"(more than {UNSTABLE_FACTOR}x their start); after "
+                f"{summary['last_finite_step']} {unit} sqrt(VE) = {summary['sqrt_ve']:.4g}, "
                 f"w8 = {summary['w8']:.4g}")
     return (f"{name}: {summary['status']}: after {summary['last_finite_step']} {unit} "
             f"sqrt(VE) = {summary['sqrt_ve']:.4g}, sqrt(PBE) = {summary['sqrt_pbe']:.4g}, "

@@ -14,13 +14,14 @@ from semigrad.run import atomic_write_json, format_summary, prepare_run_dir
 
 
 def add_run_arguments(
-    parser: argparse.ArgumentParser, *, default_seed: int = 0, device: bool = True
+    parser: argparse.ArgumentParser, *, default_seed: int = 0, device: bool = True,
+    root: str = "runs",
 ) -> None:
     """Add ``--seed``, ``--run-dir``, ``--threads`` and (optionally) ``--device``."""
     parser.add_argument("--seed", type=parse_int, default=default_seed,
                         help=f"random seed fixing everything random (default: {default_seed})")
     parser.add_argument("--run-dir", type=parse_path, default=None,
-                        help="output folder (default: a new folder under runs/)")
+                        help=f"output folder (default: a new folder under {root}/)")
     parser.add_argument("--threads", type=count_arg(1, 4096), default=1,
                         help="torch CPU threads (default: 1, the fastest for semigrad's small "
                              "networks; more only contend on a busy machine)")

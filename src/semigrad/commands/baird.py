@@ -31,8 +31,8 @@ DESCRIPTION = """\
 Run one learning rule on Baird's counterexample (Sutton & Barto, 2nd ed., Figure 11.1) from
 the book's start weights w = (1,1,1,1,1,1,10,1), and write the weight trajectory
 (weights.csv: step, w1..w8, sqrt_ve, sqrt_pbe), a figure in the style of the book (baird.png)
-and a one-line verdict: diverged (and how fast |w| grows) or converged / bounded (final
-sqrt(VE), sqrt(PBE)). Step sizes default to the book's figures.
+and a one-line verdict: diverged (and how fast |w| grows), unstable (its peaks), converged or
+bounded (final sqrt(VE), sqrt(PBE)). Step sizes default to the book's figures.
 
   semigrad baird                                   # Figure 11.2 right: semi-gradient DP diverges
   semigrad baird --method tdc --update sampled     # Figure 11.5 left

@@ -105,18 +105,17 @@ def run(args: argparse.Namespace) -> int:
         run_dir = start_run(args, NAME, {"train_dir": str(args.train_dir), "env": cfg.env,
                                          "checkpoint": args.checkpoint,
                                          "episodes": args.episodes})
+    gif = {}
+    if args.gif is not None:  # first: a file that cannot be written (a full disk) fails early
+        steps, finished = write_gif(agent, cfg.env, args.gif, args.seed, device, args.gif_steps)
+        gif = {"gif": str(args.gif), "gif_steps": steps, "gif_episode_finished": finished}
     returns = policies.evaluate(agent.act, cfg.env, args.episodes, seed=args.seed,
                                 device=device)
     summary = {"env": cfg.env, "episodes": args.episodes,
                "mean_return": returns.mean().item(),
                "std_return": returns.std(unbiased=False).item(),
                "min_return": returns.min().item(), "max_return": returns.max().item(),
-               "returns": returns.tolist()}
-    if args.gif is not None:
-        summary["gif"] = str(args.gif)
-        steps, finished = write_gif(agent, cfg.env, args.gif, args.seed, device, args.gif_steps)
-        summary["gif_steps"] = steps
-        summary["gif_episode_finished"] = finished
+               "returns": returns.tolist(), **gif}
     title = f"semigrad eval ({args.checkpoint} checkpoint)"
     shown = {k: v for k, v in summary.items() if k != "returns"}
     if run_dir is None:

@@ -33,7 +33,7 @@ A sweep file (TOML; YAML the same with pyyaml installed):
   [config]                      # overrides of the preset, for every trial
   steps = 20000
   [grid]                        # every combination
-  lr = [1e-3, 3e-4]
+  alpha = [1e-3, 3e-4]
   gamma = [0.99, 0.999]
 """
 

@@ -25,13 +25,23 @@ HELP = "train DQN (default: the tuned CartPole-v1 preset)"
 
 
 def _presets_text() -> str:
-    lines = ["presets (--preset NAME; any field below overrides it):"]
-    default = to_dict(dqn.DQNConfig())
+    """The presets as a table of the fields that tell them apart."""
+    head = ("preset", "env", "steps", "envs", "network", "batch", "alpha", "n-step", "double",
+            "loss")
+    rows = [head]
     for name, cfg in dqn.PRESETS.items():
-        changed = {k: v for k, v in to_dict(cfg).items() if v != default[k]}
-        lines.append(f"  {name:<12} env={cfg.env}, steps={cfg.steps}, "
-                     f"num_envs={cfg.num_envs}, alpha={cfg.alpha:g}, batch_size={cfg.batch_size}"
-                     + (f", {changed}" if changed else ""))
+        net = (f"mlp {'x'.join(map(str, cfg.hidden))}" if cfg.network == "mlp"
+               else cfg.network) + (" dueling" if cfg.dueling else "")
+        rows.append((name + (" *" if name == dqn.DEFAULT_PRESET else ""), cfg.env,
+                     f"{cfg.steps:,}", str(cfg.num_envs), net, str(cfg.batch_size),
+                     f"{cfg.alpha:g}" + ("->0" if cfg.alpha_end == 0 else ""), str(cfg.n_step),
+                     "yes" if cfg.double else "no", cfg.loss))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["presets (--preset NAME; without it, --env ID takes the preset tuned for ID; any "
+             "field option\noverrides; * runs without --preset and --env; every field: "
+             "docs/presets.md):"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -55,7 +65,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(dqn.PRESETS), default=None,
+    parser.add_argument("--preset", choices=sorted(dqn.PRESETS), default=None, metavar="NAME",
                         help="starting configuration (default: the preset of --env's id when "
                              f"there is one, else {dqn.DEFAULT_PRESET} without --env)")
     parser.add_argument("--resume", type=parse_path, metavar="RUN_DIR", default=None,
@@ -67,12 +77,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default=None, metavar="SEEDS",
                         help="train one agent per seed at once in this process, e.g. 0-31 or "
                              "0,3,5 (see docs/many_seeds.md)")
-    add_config_arguments(parser, dqn.DQNConfig)
+    add_config_arguments(parser, dqn.DQNConfig, dqn.PRESETS[dqn.DEFAULT_PRESET],
+                         f"the {dqn.DEFAULT_PRESET} preset's, what runs without --preset "
+                         "and --env")
 
 
 def _resumed(args: argparse.Namespace) -> tuple[dqn.DQNConfig, list[int] | None, Path]:
     """``--resume RUN_DIR``: the saved config and seeds (options given must not change them)."""
     run_dir = args.resume
+    parent = run_dir.resolve().parent / "config.json"
+    if parent.is_file() and run_dir.name in {f"seed{s}" for s in
+                                             read_json(parent).get("seeds") or []}:
+        raise ValueError(f"--resume {run_dir}: one seed of a --seeds run, whose agents train "
+                         f"and resume together; resume the whole run: semigrad train --resume "
+                         f"{run_dir.parent}")
     saved = read_json(run_dir / "config.json")
     if saved.get("command") != "train":
         raise ValueError(f"--resume {run_dir}: not a `semigrad train` run (command "
@@ -120,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                   "tune them, e.g. with semigrad sweep dqn)", file=sys.stderr)
         dqn.estimate_memory(cfg, len(seeds or [cfg.seed]))  # before any folder is made
         run_dir = prepare_run_dir(args.run_dir, "train" if seeds is None else "train-seeds",
-                                  None if seeds else cfg.seed)
+                                  None if seeds else cfg.seed, resumable=True)
 
     try:
         summary = dqn.train(cfg, run_dir, seeds=seeds, resume=args.resume is not None,
