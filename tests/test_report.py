@@ -1,16 +1,31 @@
-"""semigrad report on hand-made run folders: grouping, unsolved runs, counts, files."""
+"""semigrad report on hand-made and real run folders: grouping, unsolved runs, counts, files;
+SARSA and TD(0) runs; one figure panel per environment."""
 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from chain_env import ChainEnv
 from semigrad import envs, report, stats
 from semigrad.cli import main
+from semigrad.envs import EnvSpec
+from semigrad.plots import report as figures
 from semigrad.run import atomic_write_json
 
 envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
+
+
+class SolvableChain(ChainEnv):
+    """The chain with a reward threshold (0.5: reach the end), so that a run can solve it."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw, env_id="TestSolvableChain-v0")
+        self.spec = EnvSpec("TestSolvableChain-v0", self.length, 2, 0.5, self.max_steps, "test")
+
+
+envs.register("TestSolvableChain-v0", lambda **kw: SolvableChain(**kw))
 
 THRESHOLD = 475.0
 
@@ -138,3 +153,117 @@ def test_report_reads_seeds_runs_dedupes_seeds_ranks_per_env_and_lists_unreadabl
     assert by_env["TestChain-v0"]["rank"] == 1 and by_env["CartPole-v1"]["rank"] == 1
     assert "| env |" in out and "ranked within their environment" in out
     assert summary["unreadable"][0]["path"].endswith("broken")
+
+
+def sarsa_run(path, seed, alpha="0.01"):
+    """A real `semigrad sarsa` run on the solvable chain (it solves it in 4,000 steps)."""
+    assert main(["sarsa", "--env", "TestSolvableChain-v0", "--steps", "4000", "--alpha", alpha,
+                 "--gamma", "0.9", "--log-every", "1000", "--eval-episodes", "5", "--seed",
+                 str(seed), "--no-plots", "--device", "cpu", "--run-dir", str(path)]) == 0
+
+
+def test_report_reads_sarsa_runs_that_solved(tmp_path, capsys):
+    """SARSA evaluates once, after training: a solved run has no time to solve in its summary.
+    It is read (not 'unreadable'), counted as solved, and its time to solve shows as not
+    measured ('-'), not as a number or inf."""
+    folder = tmp_path / "runs"
+    for seed in (0, 1):
+        sarsa_run(folder / f"s{seed}", seed)
+        summary = json.loads((folder / f"s{seed}" / "summary.json").read_text())
+        assert summary["solved"] and "time_to_solve_s" not in summary
+    capsys.readouterr()
+    assert main(["report", str(folder), "--reps", "200"]) == 0
+    out, err = capsys.readouterr()
+    assert "unreadable" not in err
+    row = next(ln for ln in out.splitlines() if ln.startswith("| 1 "))
+    # nothing differs between the runs: the label is the algorithm's name
+    assert row == "| 1 | sarsa | 2 | 1.0 [1.0, 1.0] | 1.0 [1.0, 1.0] | 2/2 | - | - | - |"
+    assert "SARSA evaluates its greedy policy once" in out
+    saved = json.loads((folder / "report" / "summary.json").read_text())["settings"][0]
+    assert (saved["solved"], saved["solve_time_iqm"], saved["algorithm"]) == (2, None, "sarsa")
+    assert (folder / "report" / "performance_profile.png").stat().st_size > 10_000
+
+
+def test_report_summarises_td0_runs_by_their_monte_carlo_error(tmp_path, capsys):
+    """TD(0) runs get their own table: per run the RMS of (v_hat - MC) / MC over the probes of
+    its summary.json, IQM over seeds; the curve is that error over training (metrics.csv)."""
+    folder = tmp_path / "runs"
+    for alpha in ("0.003", "0.01"):
+        for seed in (0, 1):
+            assert main(["td0", "--steps", "800", "--num-envs", "4", "--alpha", alpha,
+                         "--log-every", "400", "--mc-rollouts", "4", "--no-plots", "--seed",
+                         str(seed), "--device", "cpu",
+                         "--run-dir", str(folder / f"a{alpha}-s{seed}")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(folder), "--reps", "200"]) == 0
+    out, err = capsys.readouterr()
+    assert "not summarised" not in err and "TD(0): prediction error" in out
+    settings = report.aggregate(folder, reps=200)
+    assert sorted(s.label for s in settings) == ["alpha=0.003", "alpha=0.01"]
+    for s in settings:
+        per_run = []
+        for run in s.runs:
+            probes = json.loads((run.path / "summary.json").read_text())["probes"]
+            rel = [(p["v_hat"] - p["mc_value"]) / p["mc_value"] for p in probes]
+            per_run.append(math.sqrt(sum(r * r for r in rel) / len(rel)))
+        assert s.kind == "prediction" and s.finished == 2
+        assert s.error_relative_rms[0] == pytest.approx(np.mean(per_run))  # IQM of 2 = mean
+        assert s.curve["steps"].tolist() == [0, 400, 800]
+        assert s.curve["iqm"][-1] == pytest.approx(s.error_relative_rms[0], rel=1e-6)
+        row = next(ln for ln in out.splitlines() if f"| {s.label} | 2 |" in ln)
+        assert row.startswith(f"| {s.rank} ") and f"{100 * s.error_relative_rms[0]:.1f}% [" in row
+    best, second = settings
+    assert best.error_relative_rms[0] <= second.error_relative_rms[0]
+    assert (folder / "report" / "prediction_error.png").stat().st_size > 10_000
+    assert not (folder / "report" / "learning_curves.png").exists()  # no returns to show
+
+
+def test_report_figures_have_one_panel_per_env_and_labels_of_the_differing_fields(
+        tmp_path, capsys, monkeypatch):
+    """Two environments whose settings differ in many fields (as presets do) and, within each,
+    in alpha only: each figure has one panel (or row) per environment, and its legend names
+    alpha only; an environment with DQN and SARSA runs says which is which."""
+    folder = tmp_path / "runs"
+    common = ["--steps", "600", "--eval-every", "300", "--learning-starts", "100", "--seeds",
+              "0-1", "--no-progress", "--no-tensorboard", "--device", "cpu"]
+    per_env = {"TestChain-v0": ["--hidden", "8", "--batch-size", "32", "--gamma", "0.9",
+                                "--n-step", "1", "--target-update-interval", "50"],
+               "TestSolvableChain-v0": ["--hidden", "16", "--batch-size", "64", "--gamma",
+                                        "0.95", "--n-step", "3", "--target-update-interval",
+                                        "100"]}
+    for env, fields in per_env.items():
+        for alpha in ("0.001", "0.003"):
+            assert main(["train", "--env", env, "--alpha", alpha, *fields, *common,
+                         "--run-dir", str(folder / f"{env}-{alpha}")]) == 0
+    sarsa_run(folder / "sarsa", 0)
+    seen = []
+    save = figures._save
+
+    def record(fig, path):
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        seen.append((path.name, [(ax.get_title(), [t.get_text() for t in ax.get_legend().texts]
+                                  if ax.get_legend() else []) for ax in panels]))
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", record)
+    capsys.readouterr()
+    assert main(["report", str(folder), "--reps", "200"]) == 0
+    out = capsys.readouterr().out
+    figs = dict(seen)
+    chain, solvable = ["alpha=0.001", "alpha=0.003"], ["dqn: alpha=0.001", "dqn: alpha=0.003"]
+    assert [(title, sorted(legend)) for title, legend in figs["learning_curves.png"]] == [
+        ("TestChain-v0", chain), ("TestSolvableChain-v0", sorted([*solvable, "solved (0.5)"]))]
+    profile = figs["performance_profile.png"]
+    assert [title for title, _ in profile] == [
+        "TestChain-v0: performance profile", "TestChain-v0: time to solve (unsolved runs never "
+        "count)", "TestSolvableChain-v0: performance profile", "TestSolvableChain-v0: time to "
+        "solve (unsolved runs never count)"]
+    assert sorted(profile[0][1]) == chain
+    assert sorted(profile[2][1]) == sorted([*solvable, "sarsa", "solved (0.5)"])
+    for label in (*chain, *solvable):
+        assert f"| {label} | 2 |" in out
+    assert "batch_size" not in out and "| TestSolvableChain-v0 | sarsa | 1 |" in out
+    # the per-setting figures name their environment (and the algorithm: DQN and SARSA here)
+    assert sorted(name[3:] for name in figs if name[:2].isdigit()) == [
+        "TestChain-v0-dqn-alpha=0.001.png", "TestChain-v0-dqn-alpha=0.003.png",
+        "TestSolvableChain-v0-dqn-alpha=0.001.png", "TestSolvableChain-v0-dqn-alpha=0.003.png"]

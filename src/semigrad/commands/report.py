@@ -13,16 +13,22 @@ from semigrad.run import atomic_write_text, read_json
 NAME = "report"
 HELP = "aggregate a folder of runs (a sweep or not): IQM, median, bootstrap CIs, figures"
 DESCRIPTION = """\
-Find every `semigrad train` run below DIR, group the runs whose configs differ only in the seed
-into settings, and for each setting compute the interquartile mean (IQM) and median of the final
-score and of the time to solve, with stratified bootstrap confidence intervals (Agarwal et al.,
-2021, "Deep RL at the Edge of the Statistical Precipice"). Writes report.md (a table ranked by
-IQM, also printed), summary.json (every number), learning_curves.png (IQM per setting with CI
-bands), curves/*.png (one per setting, single seeds shown), performance_profile.png.
-Runs that never solved count as +inf time to solve; diverged and unfinished runs are left out
-and counted. A seed found twice in one setting counts once (with a warning); settings of
-different environments are ranked separately; unreadable folders are listed. A `--seeds` run
-counts as its seedN/ folders. An earlier report is replaced only with --force.
+Find every run below DIR (`semigrad train`, `sarsa` and `td0` runs, in a sweep or not), group
+the runs whose configs differ only in the seed into settings, and summarise each setting over
+its seeds with interquartile means (IQM) and stratified bootstrap confidence intervals (Agarwal
+et al., 2021, "Deep RL at the Edge of the Statistical Precipice"):
+- DQN and SARSA: the final greedy return (IQM, median) and the time to solve (IQM, median);
+  runs that never solved count as +inf. SARSA evaluates its greedy policy once, after
+  training: its time to solve is not measured.
+- TD(0): its own table, the error of v_hat against the Monte Carlo values at the probe states
+  (RMS relative, largest relative, RMS), lower is better.
+Writes report.md (the tables, ranked within each environment, also printed), summary.json
+(every number), learning_curves.png and performance_profile.png (one panel per environment;
+legends name the config fields that differ), prediction_error.png (TD(0): the error over
+training), curves/*.png (one per setting, single seeds shown).
+Diverged and unfinished runs are left out and counted. A seed found twice in one setting counts
+once (with a warning); unreadable folders are listed. A `--seeds` run counts as its seedN/
+folders. An earlier report is replaced only with --force.
 
   semigrad report runs/sweep-20261121-101500
   semigrad report runs/ --reps 10000 --run-dir my-report
@@ -75,23 +81,39 @@ def run(args: argparse.Namespace) -> int:
     from semigrad.plots import report as figures
 
     ci_text = f"{args.confidence:.0%} stratified bootstrap CI"
-    threshold = report.threshold_of(settings)
-    curves = {s.label: s.curve for s in settings if s.curve is not None}
+    thresholds = report.thresholds(settings)
+    several_envs = len({s.env for s in settings}) > 1
+    several_algos = len({s.algorithm for s in settings}) > 1
     pngs = []
-    if curves:
-        pngs.append(figures.compare_curves(curves, run_dir / "learning_curves.png", threshold,
-                                           ci_text))
-        for i, s in enumerate(settings, 1):
-            if s.curve is not None:
-                slug = re.sub(r"[^A-Za-z0-9=,.+_-]", "-", s.label)[:120]
-                pngs.append(figures.setting_curve(s.label, s.curve,
-                                                  run_dir / "curves" / f"{i:02d}-{slug}.png",
-                                                  threshold, ci_text))
+    for kind, name, extra in (("control", "learning_curves.png", {}),
+                              ("prediction", "prediction_error.png",
+                               {"ylabel": "RMS relative error of v_hat vs MC", "percent": True,
+                                "title": "TD(0) prediction error: IQM over seeds"})):
+        panels = {env: {s.label: s.curve for s in group if s.curve is not None}
+                  for env, group in report.by_env([s for s in settings if s.kind == kind]).items()}
+        panels = {env: curves for env, curves in panels.items() if curves}
+        if panels:
+            pngs.append(figures.compare_curves(
+                panels, run_dir / name, thresholds if kind == "control" else None, ci_text,
+                **extra))
+    for i, s in enumerate(settings, 1):
+        if s.curve is None:
+            continue
+        named = s.label == s.algorithm or s.label.startswith(f"{s.algorithm}: ")
+        title = (f"{s.env}: " if several_envs else "") + (
+            f"{s.algorithm}: " if several_algos and not named else "") + s.label
+        slug = re.sub(r"[^A-Za-z0-9=,.+_-]", "-", title.replace(": ", "-"))[:120]
+        extra = ({"ylabel": "RMS relative error of v_hat vs MC", "percent": True}
+                 if s.kind == "prediction" else {})
+        pngs.append(figures.setting_curve(title, s.curve,
+                                          run_dir / "curves" / f"{i:02d}-{slug}.png",
+                                          thresholds.get(s.env) if s.kind == "control"
+                                          else None, ci_text, **extra))
     prof = report.profiles(settings, args.reps, args.confidence, args.seed)
     if prof:
-        pngs.append(figures.performance_profiles(prof, [s.label for s in settings],
-                                                 run_dir / "performance_profile.png", threshold,
-                                                 ci_text))
+        pngs.append(figures.performance_profiles(
+            prof, run_dir / "performance_profile.png", thresholds, ci_text,
+            no_times="SARSA evaluates once, after training:\nno time to solve"))
     print(table)
     for s in settings:
         for copy in s.duplicates:
@@ -99,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{s.label!r} ({s.runs[0].path}); counted once", file=sys.stderr)
     if others:
         kinds = sorted({kind for _, kind in others})
-        print(f"note: {len(others)} {'/'.join(kinds)} run(s) not summarised (prediction runs: "
-              "no return to rank)", file=sys.stderr)
+        print(f"note: {len(others)} {'/'.join(kinds)} run(s) not summarised (report reads "
+              f"{', '.join(report.RUN_COMMANDS)} runs)", file=sys.stderr)
     for path, reason in unreadable:
         print(f"warning: {path}: unreadable, left out ({reason})", file=sys.stderr)
     finish_run(run_dir, "semigrad report",
