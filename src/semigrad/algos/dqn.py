@@ -224,11 +224,8 @@ _MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_
                 loss="huber", max_grad_norm=0.0, target_update_interval=1_000,
                 epsilon_start=1.0, epsilon_end=0.1, epsilon_fraction=100_000 / 5_000_000,
                 learning_starts=5_000, eval_every=100_000, eval_episodes=30, log_every=10_000)
-# Where another learner measured better at 1M frames (docs/pixels.md): Breakout with 3-step
-# returns and Double DQN targets (seeds 0-2: 10.3 against 8.8 by the paper's measure). The
-# same change held Asterix at the random policy's score to 600k-740k frames (seeds 0 and 1;
-# one-step: 4.1 at 600k, one-step Double 1.9) and slowed Freeway (seeds 0 and 1 at 500k: 18.9
-# and 5.4 against 37.9 and 41.3), so the other games keep the paper's learner.
+# Breakout takes 3-step returns and Double DQN targets, where they measured better at 1M
+# frames; the other games keep the paper's learner (docs/pixels.md has the measurements).
 _MINATAR_LEARNER = {"breakout": dict(n_step=3, double=True)}
 MINATAR_GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway",
                  "seaquest": "Seaquest", "space-invaders": "SpaceInvaders"}
@@ -245,13 +242,11 @@ ATARI = DQNConfig(env="ALE/Pong-v5", network="nature", num_envs=1, steps=10_000_
                   epsilon_fraction=0.1, learning_starts=50_000, eval_every=250_000,
                   eval_episodes=10, log_every=10_000)
 
-# Classic control, tuned on seeds 0-9 with 10 agents per process (docs/presets.md): each
-# preset trains from the env's own initial states, as the peers' do.
+# Classic control, each from the env's own initial states as the peers train; what was
+# measured to choose them, and what else was tried, is in docs/presets.md.
 _CLASSIC = {
-    # CartPole-v1 from its own starts: the 64x64 learner needs exploring starts (see
-    # cartpole-explore); a 128x128 network with batch 256 and 2 gradient steps per iteration
-    # does without them; the Huber loss and a step size decaying to 0 end more seeds at 500
-    # (seeds 0-19: final >= 475 on 19 against 17 with MSE and a constant step size)
+    # CartPole-v1: a 128x128 network, batch 256, 2 gradient steps per iteration, the Huber loss
+    # and a step size decaying to 0
     "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2, loss="huber",
                      alpha_end=0.0),
     # the RL Zoo's Acrobot settings in semigrad's terms (one gradient step per env step, a
@@ -260,17 +255,15 @@ _CLASSIC = {
                     alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
                     epsilon_end=0.01, n_step=3, gradient_steps=4,
                     target_update_interval=250, dueling=True, eval_every=5_000),
-    # the RL Zoo's MountainCar settings with 5-step returns, no Double DQN, Huber loss and
-    # a decaying step size; a 128x128 dueling network (the same 10/10 as 256x256 in a third of
-    # the training time for ten seeds, half for one)
+    # the RL Zoo's MountainCar settings with 5-step returns, no Double DQN, the Huber loss, a
+    # decaying step size and a 128x128 dueling network
     "mountaincar": dict(env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
                         hidden=(128, 128), dueling=True, alpha=4e-3, alpha_end=0.0, gamma=0.98,
                         double=False, loss="huber", target_update_interval=300,
                         train_freq=16, gradient_steps=8, epsilon_fraction=0.2,
                         epsilon_end=0.07, eval_every=5_000),
-    # the RL Zoo's LunarLander settings (its Acrobot ones) as the first Acrobot preset
-    # translated them: one gradient step per 4 env steps, 3-step returns, a decaying step size
-    # (seeds 0-9: all >= 200 by 300k steps, docs/presets.md)
+    # the RL Zoo's LunarLander settings (its Acrobot ones) translated as for Acrobot: one
+    # gradient step per 4 env steps, 3-step returns, a decaying step size
     "lunarlander": dict(env="LunarLander-v3", steps=300_000, hidden=(256, 256), alpha=6.3e-4,
                         alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
                         epsilon_end=0.01, n_step=3, eval_every=5_000),
@@ -280,7 +273,7 @@ _CLASSIC = {
 PRESETS: dict[str, DQNConfig] = {
     **{name: DQNConfig(**fields) for name, fields in _CLASSIC.items()},
     # CartPole-v1 with exploring starts (training only; evaluation on the env's own starts):
-    # the 4x cheaper 64x64 learner solves fast with them, but peers do not use them
+    # the 64x64 learner of DQNConfig(), on work the peers do not do
     "cartpole-explore": DQNConfig(start_box=CARTPOLE_START_BOX),
     **{f"minatar-{name}": DQNConfig(env=f"MinAtar/{game}-v1",
                                     **{**_MINATAR, **_MINATAR_LEARNER.get(name, {})})
