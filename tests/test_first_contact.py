@@ -13,6 +13,7 @@ from semigrad.cli import main
     ["eval", ""],
     ["plot", ""],
     ["sweep", "--run-dir", "", "dqn"],
+    ["report", ""],
 ])
 def test_an_empty_path_is_refused_and_nothing_is_written(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -31,6 +32,7 @@ def test_an_empty_path_is_refused_and_nothing_is_written(argv, tmp_path, monkeyp
     (["eval", "runs/x", "--episodes", "0"], "expected an integer in 1..10,000"),
     (["sweep", "--num-cpus", "0", "dqn"], "expected an integer in 1..1,000,000"),
     (["td0", "--mc-rollouts", "1e9"], "expected an integer in 2..1,000,000"),
+    (["report", ".", "--reps", "1e8"], "expected an integer in 100..100,000"),
     (["train", "--threads", "0"], "expected an integer in 1..4,096"),
     (["train", "--seed", "1e30"], "expected an integer of at most 2^63-1"),
 ])

@@ -307,4 +307,5 @@ def test_sarsa_and_td0_sweep_and_report_like_dqn(ray_address, tmp_path, capsys):
     assert main(["report", str(folder), "--reps", "200"]) == 0
     out, err = capsys.readouterr()
     assert "| alpha=0.001 | 2 |" in out and "| alpha=0.003 | 2 |" in out
-    assert "2 td0 run(s) not summarised" in err
+    assert "TD(0): prediction error" in out  # its own table, from the Monte Carlo errors
+    assert "| gamma=0.9 | 1 |" in out and "| gamma=0.95 | 1 |" in out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
+from semigrad.config import count_arg, parse_path
 from semigrad.run import atomic_write_text, read_json
 
 NAME = "report"
@@ -36,8 +36,9 @@ folders. An earlier report is replaced only with --force.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", type=Path, metavar="DIR", help="folder holding run directories")
-    parser.add_argument("--reps", type=int, default=2000,
+    parser.add_argument("folder", type=parse_path, metavar="DIR",
+                        help="folder holding run directories")
+    parser.add_argument("--reps", type=count_arg(100, 100_000), default=2000,
                         help="bootstrap resamples (default: 2000)")
     parser.add_argument("--confidence", type=float, default=0.95,
                         help="confidence level of the intervals (default: 0.95)")
@@ -50,8 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from semigrad import report
 
-    if args.reps < 100:
-        raise ValueError(f"--reps: expected >= 100, got {args.reps}")
     if not 0.5 <= args.confidence < 1:
         raise ValueError(f"--confidence: expected a value in [0.5, 1), got {args.confidence}")
     if args.run_dir is None:
