@@ -55,8 +55,8 @@ def learn_on_both_backends(cfg: dqn.DQNConfig, batch: Batch, seeds: Sequence[int
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # the networks are made in float64
     try:
-        states = [dqn.init_state(replace(cfg, q_backend=b), list(seeds), ["x"] * len(seeds),
-                                 torch.device("cpu")) for b in ("stacked", "vmap")]
+        states = [dqn.init(replace(cfg, q_backend=b), list(seeds), torch.device("cpu"))
+                  for b in ("stacked", "vmap")]
     finally:
         torch.set_default_dtype(default)
     fast, general = states

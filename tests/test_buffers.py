@@ -206,7 +206,7 @@ def test_atari_preset_replay_estimate_counts_each_frame_once():
     from semigrad.algos import dqn
 
     cfg = dqn.preset("atari", device="cpu")
-    one = dqn.replay_bytes(cfg, 1)
+    one = dqn.memory_bytes(cfg, 1)
     assert 84 * 84 * 1_000_000 < one < 7.5e9
-    assert dqn.replay_bytes(cfg, 2) == 2 * one
-    assert dqn.replay_bytes(dqn.preset("cartpole"), 3) == 3 * 50_000 * (2 * 4 * 4 + 14)
+    assert dqn.memory_bytes(cfg, 2) == 2 * one
+    assert dqn.memory_bytes(dqn.preset("cartpole"), 3) == 3 * 50_000 * (2 * 4 * 4 + 14)

@@ -44,7 +44,7 @@ def test_minatar_and_nature_networks_take_flat_uint8_frames(dueling):
 
 
 def test_the_replay_stores_frames_as_uint8():
-    st = dqn.init_state(DQNConfig(**PIXEL_CHAIN), [0], ["x"], torch.device("cpu"))
+    st = dqn.init(DQNConfig(**PIXEL_CHAIN), [0], torch.device("cpu"))
     assert st.replay.buffer.obs.dtype == torch.uint8
     assert st.replay.buffer.next_obs.dtype == torch.uint8
     assert type(st.online).__name__ == "StackedConvNet"  # the MinAtar network's fast path

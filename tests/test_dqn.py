@@ -18,14 +18,13 @@ from semigrad.algos import dqn
 from semigrad.algos.dqn import (
     CARTPOLE_START_BOX,
     DQNConfig,
-    TrainingDiverged,
-    load_checkpoint,
     preset_fields,
     train,
 )
 from semigrad.cli import main
 from semigrad.config import ConfigError
 from semigrad.run import read_metrics
+from semigrad.trainer import TrainingDiverged, load_checkpoint
 
 envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
 envs.register("TestChainNaN-v0", lambda **kw: ChainEnv(nan_after=400, env_id="TestChainNaN-v0",
@@ -80,7 +79,7 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
         (dict(alpha=float("inf")), "alpha: expected a finite number, got inf"),
         (dict(buffer_size=10), "buffer_size: 10 is too small"),
         (dict(env="CartPole-v9"), "did you mean 'CartPole-v1'"),
-        (dict(batch_size=0), "batch_size: 0 is outside the allowed range [1, inf)"),
+        (dict(batch_size=0), "batch_size: 0 is outside the allowed range [1, 1e+12]"),
         (dict(loss="l1"), "loss: 'l1' is not one of"),
         (dict(hidden=()), "hidden: expected one or more widths"),
         (dict(env="gymnasium:CartPole-v1", start_box=(1, 1, 0.1, 1)), "CartPole-v1 (semigrad"),
@@ -336,7 +335,7 @@ def test_general_backend_learning_steps_equal_the_fast_path():
     batch = Batch(torch.randn(m, 5, generator=gen), torch.randint(2, (m,), generator=gen),
                   torch.randn(m, generator=gen), torch.randn(m, 5, generator=gen),
                   torch.rand(m, generator=gen) < 0.2, torch.rand(m, generator=gen) < 0.1)
-    assert type(dqn.init_state(cfg, [0], ["x"], torch.device("cpu")).online).__name__ \
+    assert type(dqn.init(cfg, [0], torch.device("cpu")).online).__name__ \
         == "StackedMLP"
     learn_on_both_backends(cfg, batch, [0, 1, 2], dqn.make_q_network(cfg, 5, 2))
 
@@ -391,10 +390,30 @@ def test_preset_call_and_load_agent_are_the_python_api(tmp_path):
         assert agent.act(torch.eye(5)).dtype == torch.int64
 
 
-def test_old_checkpoint_format_is_a_clear_error(tmp_path):
-    torch.save({"format": "semigrad-dqn-1", "online": {}}, tmp_path / "checkpoint_last.pt")
-    with pytest.raises(ValueError, match="earlier semigrad .*semigrad-dqn-1.*train again"):
+@pytest.mark.parametrize("fmt", ["semigrad-dqn-1", "semigrad-dqn-2"])
+def test_old_checkpoint_format_is_a_clear_error(tmp_path, fmt):
+    torch.save({"format": fmt, "online": {}}, tmp_path / "checkpoint_last.pt")
+    with pytest.raises(ValueError, match=f"earlier semigrad .*{fmt}.*train again"):
         load_checkpoint(tmp_path / "checkpoint_last.pt")
+
+
+def test_weights_an_earlier_version_wrote_still_load(tmp_path):
+    """The best weights of a run written before the trainer (format semigrad-dqn-2-weights,
+    the network under "online", config.json without "algo") load as they are."""
+    import json
+
+    train(DQNConfig(**{**CHAIN, "steps": 600, "eval_every": 300}), tmp_path, progress=False)
+    new = torch.load(tmp_path / "checkpoint_best.pt", weights_only=True)
+    assert new["format"] == "semigrad-weights-3" and new["algo"] == "dqn"
+    torch.save({"format": "semigrad-dqn-2-weights", "config": new["config"],
+                "online": new["weights"], "env_steps": new["env_steps"]},
+               tmp_path / "checkpoint_best.pt")
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                      if k != "algo"}))
+    agent = dqn.load_agent(tmp_path, "best")
+    for name, value in agent.net.state_dict().items():
+        assert torch.equal(value, new["weights"][name])
 
 
 def test_rerun_into_an_interrupted_folder_without_resume_is_refused(tmp_path, capsys):

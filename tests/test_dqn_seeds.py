@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from chain_env import ChainEnv, optimal_q
-from semigrad import envs, policies
+from semigrad import envs, policies, trainer
 from semigrad.algos import dqn
 from semigrad.algos.dqn import DQNConfig, learn, train
 from semigrad.buffers import AgentReplay, Batch, ReplayBuffer
@@ -58,7 +58,7 @@ def _weights(run_dir):
 
 
 def init_many(cfg, seeds, device=CPU):
-    return dqn.init_state(cfg, seeds, ["unused"] * len(seeds), device)
+    return dqn.init(cfg, seeds, device)
 
 
 def _without_time(rows):
@@ -315,7 +315,7 @@ def test_evaluation_is_policies_evaluate_for_each_agent():
     seeds = [10, 20, 30]
     st = init_many(DQNConfig(env="CartPole-v1", hidden=(16,), device="cpu"), seeds, CPU)
     template = dqn.make_q_network(DQNConfig(hidden=(16,)), 4, 2)
-    returns = dqn.evaluate_agents(st.online, "CartPole-v1", 6, [s + 1 for s in seeds], CPU)
+    returns = trainer.evaluate_agents(st.online, "CartPole-v1", 6, [s + 1 for s in seeds], CPU)
     for k, s in enumerate(seeds):
         net = copy.deepcopy(template)
         net.load_state_dict(st.online.agent_state_dict(k, template))
@@ -402,7 +402,7 @@ def test_resume_equals_uninterrupted(tmp_path, env_id, box):
         assert _without_time(read_metrics(d_full)) == _without_time(read_metrics(d_part))
         assert all(torch.equal(x, y) for x, y in zip(_weights(d_full).values(),
                                                       _weights(d_part).values(), strict=True))
-    a, b = (dqn.load_checkpoint(tmp_path / n / "checkpoint_last.pt") for n in ("full", "part"))
+    a, b = (trainer.load_checkpoint(tmp_path / n / "checkpoint_last.pt") for n in ("full", "part"))
     for key in ("online", "target"):
         assert all(torch.equal(x, y) for x, y in zip(a[key], b[key], strict=True))
 
@@ -411,7 +411,7 @@ def test_env_without_saved_state_resumes_with_new_episodes_and_a_warning(tmp_pat
     cfg = DQNConfig(**{**CHAIN, "env": "TestChainStatelessMany-v0", "steps": 1200,
                        "eval_every": 400, "hidden": (16,)})
     train(cfg, tmp_path, seeds=[1, 2], progress=False, stop_after=600)
-    assert dqn.load_checkpoint(tmp_path / "checkpoint_last.pt")["env"] is None
+    assert trainer.load_checkpoint(tmp_path / "checkpoint_last.pt")["env"] is None
     with pytest.warns(UserWarning, match="cannot save its state"):
         done = train(cfg, tmp_path, seeds=[1, 2], progress=False, resume=True)
     assert [d["status"] for d in done["per_seed"]] == ["finished"] * 2

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from semigrad import trainer
 from semigrad.algos import dqn
 from semigrad.buffers import FrameStackReplay
 from semigrad.run import read_metrics
@@ -33,7 +34,7 @@ def test_atari_dqn_keeps_frames_once_trains_two_seeds_and_resumes_exactly(tmp_pa
 
     monkeypatch.setattr(atari.AtariEnv, "__init__", short)
     cfg = dqn.preset("atari", env="ALE/Pong-v5", **TINY)
-    st = dqn.init_state(cfg, [0, 1], ["x", "y"], torch.device("cpu"))
+    st = dqn.init(cfg, [0, 1], torch.device("cpu"))
     assert isinstance(st.replay.buffer, FrameStackReplay)
     assert st.replay.buffer.frames.shape == (2 * 400, 84 * 84)  # one frame per transition
     full = dqn.train(cfg, tmp_path / "full", seeds=[0, 1], progress=False)
@@ -45,7 +46,7 @@ def test_atari_dqn_keeps_frames_once_trains_two_seeds_and_resumes_exactly(tmp_pa
     for s in (0, 1):
         assert _strip(read_metrics(tmp_path / "full" / f"seed{s}")) == \
             _strip(read_metrics(tmp_path / "part" / f"seed{s}"))
-    a, b = (dqn.load_checkpoint(tmp_path / d / "checkpoint_last.pt") for d in ("full", "part"))
+    a, b = (trainer.load_checkpoint(tmp_path / d / "checkpoint_last.pt") for d in ("full", "part"))
     assert all(torch.equal(x, y) for x, y in zip(a["online"], b["online"], strict=True))
     summary = json.loads((tmp_path / "full" / "seed0" / "summary.json").read_text())
     assert summary["env_steps"] == 300 and -21 <= summary["final_eval_return"] <= 21

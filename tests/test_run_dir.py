@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from semigrad import run
+from semigrad import run, trainer
 from semigrad.algos import dqn
 from semigrad.cli import main
 
@@ -122,7 +122,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path):
     kept = [r["wall_s"] for r in rows][: len(walls)]
     assert all(b >= a for a, b in zip(kept, [r["wall_s"] for r in rows][1:], strict=False))
     assert _scalars(part) == _scalars(full)
-    a, b = (dqn.load_checkpoint(d / "checkpoint_last.pt") for d in (full, part))
+    a, b = (trainer.load_checkpoint(d / "checkpoint_last.pt") for d in (full, part))
     assert all(torch.equal(x, y) for x, y in zip(a["online"], b["online"], strict=True))
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (full, part))
     for key in ("eval_returns", "env_steps", "gradient_steps", "final_eval_return", "solved"):
@@ -163,26 +163,24 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_written(tmp_path, ca
     exit 2, and the files written before (config, first checkpoint) are intact."""
     import errno
 
-    from semigrad.algos import dqn as dqn_module
-
     run_dir = tmp_path / "r"
-    real_save = dqn_module.save_checkpoint
+    real_save = trainer.save_checkpoint
     calls = []
 
-    def save_then_fill_the_disk(path, cfg, st):
+    def save_then_fill_the_disk(path, r):
         calls.append(path)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_save(path, cfg, st)
+        real_save(path, r)
 
-    monkeypatch.setattr(dqn_module, "save_checkpoint", save_then_fill_the_disk)
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_fill_the_disk)
     argv = ["train", "--no-progress", "--device", "cpu", "--hidden", "8", "--steps", "2000",
             "--eval-every", "500", "--eval-episodes", "2", "--learning-starts", "200",
             "--no-tensorboard", "--run-dir", str(run_dir)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and str(run_dir) in err[0]
-    assert dqn.load_checkpoint(run_dir / "checkpoint_last.pt")["counters"]["env_steps"] == 500
+    assert trainer.load_checkpoint(run_dir / "checkpoint_last.pt")["counters"]["env_steps"] == 500
     assert json.loads((run_dir / "config.json").read_text())["steps"] == 2000
     monkeypatch.undo()
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0  # and it goes on

@@ -71,9 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         threads = getattr(args, "threads", None)
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"--threads: expected >= 1, got {threads}")
+        if threads is not None:  # 1.. by its argparse type
             torch.set_num_threads(threads)
         with SigtermAsCtrlC():
             return int(args._run(args) or 0)

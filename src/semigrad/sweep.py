@@ -64,13 +64,14 @@ class Algo:
 
 
 def _dqn() -> Algo:
+    from semigrad import trainer
     from semigrad.algos import dqn
 
     def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
         return dqn.train(cfg, run_dir, resume=resume, progress=False)
 
     return Algo(dqn.DQNConfig, dqn.PRESETS, dqn.DEFAULT_PRESET, dqn.preset_fields, "train",
-                train, dqn.TrainingDiverged)
+                train, trainer.TrainingDiverged)
 
 
 class _NeverRaised(Exception):

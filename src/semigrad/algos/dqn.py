@@ -21,30 +21,27 @@ the single run with seed k (``tests/test_dqn.py``). The pieces come from the low
   transition bootstraps from the true final observation);
 - environments: ``semigrad.envs.make_agents``; exploration and greedy evaluation:
   ``semigrad.policies``; randomness: ``semigrad.seeding.AgentUniforms``;
-- the run directory (metrics, checkpoints, summaries): ``semigrad.run``.
+- the run harness (evaluation, metrics, checkpoints, resume, summaries): ``semigrad.trainer``,
+  which calls this module's protocol functions (``init``, ``iterate``, ...; see there).
 
 One iteration: act epsilon-greedily in N envs per agent -> store the transitions -> every
-``train_freq`` iterations, ``gradient_steps`` updates -> every ``eval_every`` env steps, greedy
-evaluation, metrics, checkpoints. Step counts are transitions per agent, summed over its envs.
+``train_freq`` iterations, ``gradient_steps`` updates. Step counts are transitions per agent,
+summed over its envs.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import statistics
-import time
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from semigrad import envs, policies, run
+from semigrad import envs, policies, trainer
 from semigrad.buffers import AgentReplay, Batch
 from semigrad.config import (
     MAX_COUNT,
@@ -53,7 +50,6 @@ from semigrad.config import (
     ConfigError,
     check_choice,
     check_range,
-    parse_seeds,
     to_dict,
 )
 from semigrad.devices import resolve_device
@@ -70,24 +66,8 @@ from semigrad.nets import (
     q_ensemble,
 )
 from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
-from semigrad.run import (
-    CtrlC,
-    MetricsLog,
-    RunLock,
-    atomic_save_torch,
-    atomic_write_json,
-    read_json,
-    remove_unstarted_run,
-    stats_over,
-    truncate_metrics,
-)
 from semigrad.seeding import AgentUniforms, agent_generators
-
-CHECKPOINT_FORMAT = "semigrad-dqn-2"  # the whole training state of K agents (resumable)
-WEIGHTS_FORMAT = "semigrad-dqn-2-weights"  # one agent's online network (what eval loads)
-OLD_FORMATS = ("semigrad-dqn-1", "semigrad-dqn-1-many", "semigrad-dqn-1-weights")
-METRIC_COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_return",
-                  "eval_std", "loss", "mean_q", "epsilon", "alpha", "gradient_steps")
+from semigrad.trainer import TrainingDiverged, load_agent  # noqa: F401 (semigrad's API)
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -323,10 +303,6 @@ def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
     return DQNConfig(**preset_fields(name, overrides))
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss or Q-value became non-finite; the message names the steps and the quantity."""
-
-
 def epsilon_at(cfg: DQNConfig, env_steps: int) -> float:
     """Linear from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_fraction * steps``."""
     return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
@@ -373,21 +349,7 @@ def make_ensemble(cfg: DQNConfig, seeds: Sequence[int], env: envs.BatchedEnv,
     return q_ensemble(nets, device, cfg.q_backend, cfg.activation)
 
 
-# ----------------------------------------------------------------------------- state, update
-
-
-@dataclass
-class AgentRecord:
-    """One agent's bookkeeping: its run directory, evaluations and health."""
-
-    seed: int
-    run_dir: Path
-    evals: list[float] = field(default_factory=list)
-    best_eval: float = -math.inf
-    solved_at: dict | None = None
-    error: str | None = None  # set when its loss or Q-values went non-finite
-    checked: tuple[int, int] = (0, 0)  # env and gradient steps of its last finite metric row
-    metrics: MetricsLog | None = None
+# ----------------------------------------------------------------------------- state
 
 
 @dataclass
@@ -404,17 +366,10 @@ class DQNState:
     uniforms: AgentUniforms
     loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     acc: torch.Tensor  # (K, 5) sums since the last metric row: returns, episodes, loss, Q, updates
-    records: list[AgentRecord]
     num_actions: int
-    env_steps: int = 0  # per agent
     iterations: int = 0
     gradient_steps: int = 0  # per agent
-    next_eval: int = 0
-    next_log: int = 0
-    train_s: float = 0.0
-    eval_s: float = 0.0
-    wall_s: float = 0.0  # before this process (resumed runs): wall times are cumulative
-    started: float = field(default_factory=time.perf_counter)  # this process's start
+    epsilon: float = 1.0  # of the last iteration
 
     def rows(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Each agent's rows of the target and online parameters (views, made once)."""
@@ -423,13 +378,9 @@ class DQNState:
                                for net in (self.target, self.online))
         return self._rows
 
-    def wall(self) -> float:
-        """Wall seconds of the whole run, earlier processes of a resumed run included."""
-        return self.wall_s + time.perf_counter() - self.started
-
     @property
     def agents(self) -> int:
-        return len(self.records)
+        return self.acc.shape[0]
 
     def grad_mode(self):
         """Acting and learning need no autograd tape, except the general backend's forward."""
@@ -445,8 +396,8 @@ def replay_layout(cfg: DQNConfig, env: envs.BatchedEnv) -> dict[str, Any]:
                 max_episode_steps=env.spec.max_episode_steps)
 
 
-def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
-               device: torch.device) -> DQNState:
+def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState:
+    """The K agents' fresh state: agent k seeded ``seeds[k]``."""
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
     online = make_ensemble(cfg, seeds, env, device)
     optimizer = torch.optim.Adam(online.params, lr=cfg.alpha,
@@ -458,15 +409,32 @@ def init_state(cfg: DQNConfig, seeds: Sequence[int], dirs: Sequence[Path],
         replay=AgentReplay(k, device=device, **replay_layout(cfg, env)),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         loss_fn=per_agent_q_loss(device),
-        acc=torch.zeros(k, 5, dtype=torch.float64, device=device),
-        records=[AgentRecord(s, Path(d)) for s, d in zip(seeds, dirs, strict=True)],
-        num_actions=env.num_actions, next_eval=cfg.eval_every, next_log=cfg.log_every,
+        acc=torch.zeros(k, 2 + len(HEALTH) + 1, dtype=torch.float64, device=device),
+        num_actions=env.num_actions,
     )
 
 
-def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> None:
+# ----------------------------------------------------------------------------- the algorithm
+
+
+def iterate(cfg: DQNConfig, st: DQNState, env_steps: int) -> int:
+    """One iteration from ``env_steps`` env steps per agent: one epsilon-greedy step in each
+    agent's N envs, then every ``train_freq`` iterations ``gradient_steps`` updates. Returns
+    the env steps per agent it took (N)."""
+    st.epsilon = epsilon_at(cfg, env_steps)
+    n = act(cfg, st, st.epsilon)
+    env_steps += n
+    if (env_steps >= max(cfg.learning_starts, cfg.n_step * cfg.num_envs)
+            and st.iterations % cfg.train_freq == 0):
+        st.optimizer.param_groups[0]["lr"] = alpha_at(cfg, env_steps)
+        for _ in range(cfg.gradient_steps):
+            update(cfg, st)
+    return n
+
+
+def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> int:
     """One environment step of every agent's N envs, epsilon-greedy; the transitions go to
-    the replay and finished episodes' returns to ``st.acc``."""
+    the replay and finished episodes' returns to ``st.acc``. Returns N."""
     k = st.agents
     n = st.obs.shape[0] // k
     with st.grad_mode():
@@ -479,8 +447,8 @@ def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> None:
     returns = info["episode_return"].view(k, n)
     st.acc[:, 0] += returns.nan_to_num().sum(dim=1)
     st.acc[:, 1] += (~returns.isnan()).sum(dim=1)
-    st.env_steps += n
     st.iterations += 1
+    return n
 
 
 def update(cfg: DQNConfig, st: DQNState) -> None:
@@ -497,8 +465,8 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
 def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tensor) -> None:
     """The gradient step of all K agents on ``batch`` (``K * B`` transitions, agent k's at rows
     ``k B .. k B + B - 1``; ``gamma`` a float or ``(K * B,)``): the (Double) Q-learning loss,
-    per-agent clipping, Adam, target update. No host sync: a non-finite loss stays in
-    ``st.acc`` until the next metric row reads it."""
+    per-agent clipping, Adam (at the step size ``iterate`` set), target update. No host sync:
+    a non-finite loss stays in ``st.acc`` until the next metric row reads it."""
     with st.grad_mode():
         k = st.agents
         shape = (k, batch.actions.shape[0] // k, *batch.obs.shape[1:])
@@ -510,7 +478,6 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tenso
                                             next_q_target, batch.terminated, gamma,
                                             next_q_online, cfg.loss)
         st.online.backward(cache, grad_q)
-        st.optimizer.param_groups[0]["lr"] = alpha_at(cfg, st.env_steps)
         if cfg.max_grad_norm > 0:
             clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
         st.optimizer_step()
@@ -526,65 +493,67 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tenso
         st.acc[:, 4] += 1
 
 
-@torch.no_grad()
-def evaluate_agents(online: StackedMLP | ModuleEnsemble, env_id: str, episodes: int,
-                    seeds: Sequence[int], device: torch.device) -> torch.Tensor:
-    """Greedy returns ``(K, episodes)``: agent k plays ``episodes`` envs seeded ``seeds[k]``
-    (those ``policies.evaluate`` would make for it), one episode each, all in parallel."""
-    k = len(seeds)
-    env = envs.make_agents(env_id, episodes, seeds, device)
-    try:
-        returns = policies.first_episode_returns(
-            env, lambda obs: online(obs.view(k, episodes, *obs.shape[1:]))
-            .argmax(dim=2).reshape(-1))
-    finally:
-        env.close()
-    return returns.view(k, episodes)
+# ----------------------------------------------------------------------------- for the trainer
+
+NAME = "dqn"
+Config = DQNConfig
+HEALTH = ("loss", "mean Q-value")  # st.acc[:, 2:4]; st.acc[:, 4] counts the updates
+METRIC_COLUMNS = ("loss", "mean_q", "epsilon", "alpha", "gradient_steps")
 
 
-# ----------------------------------------------------------------------------- checkpoints
+def metric_values(cfg: DQNConfig, st: DQNState, sums: Sequence[float],
+                  env_steps: int) -> dict[str, Any]:
+    loss_sum, q_sum, updates = sums
+    return {"loss": loss_sum / updates if updates else None,
+            "mean_q": q_sum / updates if updates else None, "epsilon": st.epsilon,
+            "alpha": alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
 
 
-_COUNTERS = ("env_steps", "iterations", "gradient_steps", "next_eval", "next_log", "train_s",
-             "eval_s", "wall_s")
-_RECORD_FIELDS = ("evals", "best_eval", "solved_at", "error", "checked")
+def gradient_steps(st: DQNState) -> int:
+    return st.gradient_steps
 
 
-def save_checkpoint(path: Path, cfg: DQNConfig, st: DQNState) -> None:
-    """Write the K agents' whole training state to ``path`` atomically (loads with
-    ``weights_only=True``): what ``train(..., resume=True)`` continues from."""
-    atomic_save_torch(path, {
-        "format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
-        "seeds": [r.seed for r in st.records],
-        "online": st.online.params, "target": st.target.params,
-        "buffers": getattr(st.online, "buffers", []),
-        "optimizer": st.optimizer.state_dict(), "replay": st.replay.buffer.state_dict(),
-        "env": st.env.state_dict(), "obs": st.obs, "uniforms": st.uniforms.state_dict(),
-        "acc": st.acc, "counters": {**{k: getattr(st, k) for k in _COUNTERS},
-                                    "wall_s": st.wall()},
-        "records": [{f: getattr(r, f) for f in _RECORD_FIELDS} for r in st.records],
-    })
+def grad_mode(st: DQNState):
+    return st.grad_mode()
 
 
-def save_weights(path: Path, cfg: DQNConfig, state_dict: dict, **extra: Any) -> None:
-    """One agent's online network (``load_agent`` reads it), atomically."""
-    atomic_save_torch(path, {"format": WEIGHTS_FORMAT, "config": to_dict(cfg),
-                             "online": state_dict, **extra})
+def q_values(st: DQNState, obs: torch.Tensor) -> torch.Tensor:
+    """The K online networks on ``obs (K, E, ...)``: ``(K, E, A)``."""
+    return st.online(obs)
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu",
-                    expected: Sequence[str] = (CHECKPOINT_FORMAT,)) -> dict:
-    """A DQN checkpoint of a format in ``expected`` (``semigrad.run.load_checkpoint``)."""
-    return run.load_checkpoint(path, expected, OLD_FORMATS, device, "DQN ")
+def make_network(cfg: DQNConfig, env: envs.BatchedEnv) -> nn.Module:
+    return make_q_network(cfg, env.obs_dim, env.num_actions, env.obs_shape)
 
 
-def restore_state(payload: dict, cfg: DQNConfig, seeds: Sequence[int],
-                  dirs: Sequence[Path], device: torch.device) -> DQNState:
-    """``init_state``'s state, overwritten with a checkpoint's."""
-    if list(payload["seeds"]) != list(seeds):
-        raise ValueError(f"seeds: the checkpoint holds seeds {payload['seeds']}, "
-                         f"got {list(seeds)}")
-    st = init_state(cfg, seeds, dirs, device)
+def agent_state_dict(st: DQNState, k: int, template: nn.Module) -> dict:
+    """Agent k's online network as ``template``'s state dict."""
+    return st.online.agent_state_dict(k, template)
+
+
+def weights_from_state(cfg: DQNConfig, payload: dict, template: nn.Module) -> dict:
+    """Agent 0's online network from a whole-state checkpoint, as ``template``'s state dict."""
+    ens = q_ensemble([template], payload["online"][0].device, cfg.q_backend, cfg.activation)
+    if isinstance(ens, ModuleEnsemble):
+        ens = ModuleEnsemble(payload["online"], payload["buffers"], template)
+    else:
+        ens.params = list(payload["online"])  # StackedMLP or StackedConvNet: the saved layout
+    return ens.agent_state_dict(0, template)
+
+
+def state_dict(st: DQNState) -> dict:
+    """The K agents' whole state (networks, Adam, replay, envs, random streams, counters)."""
+    return {"online": st.online.params, "target": st.target.params,
+            "buffers": getattr(st.online, "buffers", []),
+            "optimizer": st.optimizer.state_dict(), "replay": st.replay.buffer.state_dict(),
+            "env": st.env.state_dict(), "obs": st.obs, "uniforms": st.uniforms.state_dict(),
+            "iterations": st.iterations, "gradient_steps": st.gradient_steps,
+            "epsilon": st.epsilon}
+
+
+def load_state_dict(cfg: DQNConfig, st: DQNState, payload: dict, seeds: Sequence[int],
+                    device: torch.device) -> DQNState:
+    """``init``'s state ``st``, overwritten with a checkpoint's."""
     with torch.no_grad():
         for params, saved in ((st.online.params, payload["online"]),
                               (st.target.params, payload["target"]),
@@ -599,31 +568,16 @@ def restore_state(payload: dict, cfg: DQNConfig, seeds: Sequence[int],
         st.obs = payload["obs"].to(device)
     else:  # the env could not save its episodes in progress: new ones, from fresh seeds
         warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
-                      "so it will not match an uninterrupted run exactly", stacklevel=3)
+                      "so it will not match an uninterrupted run exactly", stacklevel=4)
         st.env.close()
         steps = payload["counters"]["env_steps"]
         st.env = envs.make_agents(cfg.env, cfg.num_envs, [s + 1 + steps for s in seeds],
                                   device, cfg.start_box)
         st.obs = st.env.reset()
     st.uniforms.load_state_dict(payload["uniforms"])
-    st.acc.copy_(payload["acc"])
-    for key, value in payload["counters"].items():
-        setattr(st, key, value)
-    for rec, saved in zip(st.records, payload["records"], strict=True):
-        for f in _RECORD_FIELDS:
-            setattr(rec, f, tuple(saved[f]) if f == "checked" else saved[f])
+    st.iterations, st.gradient_steps = payload["iterations"], payload["gradient_steps"]
+    st.epsilon = payload["epsilon"]
     return st
-
-
-def config_differences(saved: dict, cfg: DQNConfig) -> list[str]:
-    """Fields where ``cfg`` differs from a checkpoint's config, as ``name: saved -> given``."""
-    given = to_dict(cfg)
-    return [f"{k}: {saved.get(k)!r} (checkpoint) vs {v!r} (given)"
-            for k, v in given.items() if k != "seed" and _norm(saved.get(k)) != _norm(v)]
-
-
-def _norm(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
@@ -633,9 +587,9 @@ def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
     old = sorted(set(saved) & set(RENAMED_FIELDS))
     if old:
         raise ValueError(f"config: written by an earlier semigrad (fields {old}; this version "
-                         f"names them {[RENAMED_FIELDS[k] for k in old]}, checkpoint format "
-                         f"{CHECKPOINT_FORMAT}); train again with this version")
-    unknown = sorted(set(saved) - names - {"command", "seeds"})
+                         f"names them {[RENAMED_FIELDS[k] for k in old]}); train again with "
+                         "this version")
+    unknown = sorted(set(saved) - names - {"command", "algo", "seeds"})
     if unknown:
         raise ValueError(f"config: fields {unknown} are not DQNConfig's; the run was written by "
                          "another semigrad version or command")
@@ -643,223 +597,7 @@ def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
                         for k, v in saved.items() if k in names})
 
 
-# ----------------------------------------------------------------------------- loading an agent
-
-
-class Agent:
-    """A trained DQN agent: its online network and config, acting greedily.
-
-    ``q_values(obs (B, obs_dim)) -> (B, A)``; ``act(obs) -> (B,)`` int64 greedy actions.
-    One observation ``(obs_dim,)`` (as SB3's ``predict`` takes it) gives ``(A,)`` and a 0-d
-    action. ``obs``: a tensor, NumPy array or list.
-    """
-
-    def __init__(self, net: nn.Module, cfg: DQNConfig, device: torch.device, meta: dict):
-        self.net, self.cfg, self.device, self.meta = net.eval(), cfg, device, meta
-
-    @torch.no_grad()
-    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = torch.as_tensor(obs, device=self.device)
-        if obs.dim() not in (1, 2):
-            raise ValueError(f"obs: expected one observation (obs_dim,) or a batch (B, obs_dim), "
-                             f"got shape {tuple(obs.shape)}")
-        q = self.net((obs.float() if obs.is_floating_point() else obs).reshape(
-            -1, obs.shape[-1]))
-        return q[0] if obs.dim() == 1 else q
-
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.q_values(obs).argmax(dim=-1)
-
-    __call__ = act
-
-
-def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
-               device: str | torch.device = "cpu") -> Agent:
-    """The agent trained in ``run_dir`` (a single run, or one ``seedN`` folder of a ``--seeds``
-    run), with its best (highest greedy evaluation) or last weights."""
-    run_dir = Path(run_dir)
-    device = resolve_device(device)
-    if which not in ("best", "last"):
-        raise ValueError(f"which: expected 'best' or 'last', got {which!r}")
-    saved = read_json(run_dir / "config.json")
-    if saved.get("command") != "train" or "seeds" in saved:
-        command = saved.get("command")
-        what = ("a folder whose config.json names no semigrad command" if command is None
-                else f"a 'semigrad {command}" + (" --seeds'" if "seeds" in saved else "'")
-                + " run")
-        raise ValueError(f"{run_dir}: {what}, not one `semigrad train` run; give a train run "
-                         "directory (of a --seeds run: one of its seedN folders)")
-    cfg = config_from_dict(saved)
-    path = run_dir / f"checkpoint_{which}.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint; has the run evaluated yet?")
-    payload = load_checkpoint(path, device, (WEIGHTS_FORMAT, CHECKPOINT_FORMAT))
-    probe = envs.make(cfg.env, num_envs=1, device="cpu")
-    net = make_q_network(cfg, probe.obs_dim, probe.num_actions, probe.obs_shape).to(device)
-    probe.close()
-    if payload["format"] == CHECKPOINT_FORMAT:  # a single run's full state: agent 0
-        ens = _ensemble_like(cfg, net, payload["online"], payload["buffers"])
-        state = ens.agent_state_dict(0, net)
-        meta = {"env_steps": payload["counters"]["env_steps"]}
-    else:
-        state = payload["online"]
-        meta = {k: payload[k] for k in ("env_steps", "eval_return") if k in payload}
-    net.load_state_dict(state)
-    return Agent(net, cfg, device, meta)
-
-
-def _ensemble_like(cfg: DQNConfig, template: nn.Module, params: list, buffers: list):
-    """A Q-ensemble of ``template``'s architecture holding ``params`` (as saved)."""
-    ens = q_ensemble([template], params[0].device, cfg.q_backend, cfg.activation)
-    if isinstance(ens, ModuleEnsemble):
-        return ModuleEnsemble(params, buffers, template)
-    ens.params = list(params)  # StackedMLP or StackedConvNet: the layout is the saved one
-    return ens
-
-
-# ----------------------------------------------------------------------------- training loop
-
-
-def train(
-    cfg: DQNConfig,
-    run_dir: str | Path,
-    *,
-    seeds: Sequence[int] | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    stop_after: int | None = None,
-) -> dict:
-    """Train DQN with ``cfg`` and write the run directory; returns the summary.
-
-    ``seeds=None``: one agent, seeded ``cfg.seed``; ``run_dir`` holds config.json,
-    metrics.csv, tb/, checkpoint_last.pt (the resumable state), checkpoint_best.pt and
-    summary.json. ``seeds=[...]``: one agent per seed, trained at once; ``run_dir/seedS/``
-    holds what a single run with seed S writes (checkpoint_last.pt there: weights only) and
-    ``run_dir`` the resumable state of all agents and the summary over seeds. A single run whose
-    loss goes non-finite raises ``TrainingDiverged`` (after writing summary.json); with
-    several seeds the other agents go on and the summary names the diverged seeds.
-    ``resume=True`` continues from ``run_dir/checkpoint_last.pt`` exactly where it stopped;
-    ``stop_after`` (env steps) or Ctrl-C stop early with a resumable checkpoint.
-    """
-    device = resolve_device(cfg.device)
-    single = seeds is None
-    seeds = [cfg.seed] if single else list(parse_seeds(seeds))
-    run_dir = Path(run_dir)
-    dirs = [run_dir] if single else [run_dir / f"seed{s}" for s in seeds]
-    last_path = run_dir / "checkpoint_last.pt"
-    if resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"{last_path}: no checkpoint there")
-    else:
-        estimate_memory(cfg, len(seeds))  # refuses what will not fit, before anything is made
-        run_dir.mkdir(parents=True, exist_ok=True)
-    locked = RunLock.acquire(run_dir)  # one process per run folder (re-entrant in-process)
-    held = [] if resume else [p for d in {run_dir, *dirs} for p in (
-        d / "metrics.csv", d / "checkpoint_last.pt", d / "summary.json") if p.exists()]
-    if held:
-        if locked:
-            RunLock.release(run_dir)
-        raise FileExistsError(f"{held[0].parent}: already holds a run ({held[0].name}); "
-                              "continue it with --resume (resume=True) or train into a new "
-                              "folder")
-    try:
-        return _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progress,
-                      stop_after)
-    except TrainingDiverged:
-        raise  # its summary.json says so
-    except BaseException:
-        if not resume and not last_path.exists():  # no half-made run: the folder is reusable
-            remove_unstarted_run(run_dir, [] if single else dirs)
-        raise
-    finally:
-        if locked:
-            RunLock.release(run_dir)
-
-
-def _train(cfg, run_dir, seeds, single, dirs, last_path, device, resume, progress, stop_after):
-    if resume:
-        payload = load_checkpoint(last_path, device)
-        diffs = config_differences(payload["config"], cfg)
-        if diffs:
-            raise ValueError("config differs from the checkpoint's: " + "; ".join(diffs))
-        st = restore_state(payload, cfg, seeds, dirs, device)
-        for d in dirs:
-            truncate_metrics(d, st.env_steps)
-    else:
-        st = init_state(cfg, seeds, dirs, device)
-        _write_configs(cfg, run_dir, dirs, seeds, single)
-    threshold = st.env.spec.reward_threshold
-    template = make_q_network(cfg, st.env.obs_dim, st.num_actions, st.env.obs_shape)
-    for rec in st.records:
-        rec.metrics = MetricsLog(rec.run_dir, METRIC_COLUMNS, tensorboard=cfg.tensorboard,
-                                 purge_step=st.env_steps + 1 if resume else None)
-
-    stop = CtrlC().install()  # Ctrl-C: finish the iteration, save, exit cleanly
-    bar = tqdm(total=cfg.steps, initial=st.env_steps, unit="step", disable=not progress,
-               dynamic_ncols=True, desc="dqn" if single else f"dqn x{len(seeds)}")
-    status = "finished"
-    try:
-        t_train = time.perf_counter()
-        while st.env_steps < cfg.steps:
-            if stop.requested or (stop_after is not None and st.env_steps >= stop_after):
-                status = "interrupted"
-                break
-            epsilon = epsilon_at(cfg, st.env_steps)
-            act(cfg, st, epsilon)
-            bar.update(cfg.num_envs)
-            if (st.env_steps >= max(cfg.learning_starts, cfg.n_step * cfg.num_envs)
-                    and st.iterations % cfg.train_freq == 0):
-                for _ in range(cfg.gradient_steps):
-                    update(cfg, st)
-
-            if st.env_steps >= st.next_eval or st.env_steps >= cfg.steps:
-                st.train_s += time.perf_counter() - t_train
-                t_eval = time.perf_counter()
-                rows = metric_rows(cfg, st, epsilon, single)
-                evals = _evaluate_and_save_best(cfg, st, rows, template, threshold, device)
-                st.eval_s += time.perf_counter() - t_eval
-                _log(cfg, st, rows)
-                _save_last(cfg, st, template, single, last_path)
-                if evals:
-                    bar.set_postfix(eval=f"{statistics.median(evals):.1f}",
-                                    eps=f"{epsilon:.2f}", refresh=False)
-                t_train = time.perf_counter()
-            elif st.env_steps >= st.next_log:
-                _log(cfg, st, metric_rows(cfg, st, epsilon, single))
-        else:
-            st.train_s += time.perf_counter() - t_train
-        if status == "interrupted":
-            st.train_s += time.perf_counter() - t_train
-            metric_rows(cfg, st, epsilon, single, row=False)  # health only: no row
-            _save_last(cfg, st, template, single, last_path)
-    except TrainingDiverged as err:
-        summary = summarize(cfg, st, st.records[0], threshold, "diverged", str(err))
-        atomic_write_json(run_dir / "summary.json", summary)
-        raise
-    finally:
-        bar.close()
-        stop.restore()
-        st.env.close()
-        for rec in st.records:
-            rec.metrics.close()
-    summaries = []
-    for rec in st.records:
-        summary = summarize(cfg, st, rec, threshold, "diverged" if rec.error else status,
-                            rec.error)
-        if not single and (status == "finished" or rec.error):
-            atomic_write_json(rec.run_dir / "summary.json", summary)
-        summaries.append(summary)
-    if single:
-        if status == "finished":
-            atomic_write_json(run_dir / "summary.json", summaries[0])
-        return summaries[0]
-    total = aggregate(cfg, seeds, summaries, dirs)
-    if status == "finished":
-        atomic_write_json(run_dir / "summary.json", total)
-    return total
-
-
-def replay_bytes(cfg: DQNConfig, agents: int) -> int:
+def memory_bytes(cfg: DQNConfig, agents: int) -> int:
     """Bytes the replay of ``agents`` agents will allocate (from the buffer's own layout)."""
     probe = envs.make(cfg.env, num_envs=1, device="cpu")
     try:
@@ -894,199 +632,7 @@ def check_network(cfg: DQNConfig) -> None:
         probe.close()
 
 
-def estimate_memory(cfg: DQNConfig, agents: int) -> int:
-    """Check the network (``check_network``) and return ``replay_bytes``; raises
-    ``ConfigError`` (with the estimate) when that exceeds the memory this machine has
-    available."""
-    check_network(cfg)
-    need = replay_bytes(cfg, agents)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        have = torch.cuda.mem_get_info(device)[0]
-        where = f"free on {device}"
-    else:
-        try:
-            have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return need
-        where = "of available memory"
-    if need > 0.9 * have:
-        raise ConfigError(f"seeds: {agents} agents with buffer_size {cfg.buffer_size} need "
-                          f"about {need / 2**30:.1f} GiB of replay, more than the "
-                          f"{have / 2**30:.1f} GiB {where}; train fewer seeds at once or "
-                          "lower --buffer-size")
-    return need
-
-
-def _write_configs(cfg: DQNConfig, run_dir: Path, dirs: Sequence[Path], seeds: Sequence[int],
-                   single: bool) -> None:
-    """config.json of the run (and of each agent's folder), before any work."""
-    if single:
-        atomic_write_json(run_dir / "config.json", {"command": "train", **to_dict(cfg)})
-        return
-    shared = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
-    atomic_write_json(run_dir / "config.json", {"command": "train", "seeds": list(seeds),
-                                                **shared})
-    for s, d in zip(seeds, dirs, strict=True):
-        atomic_write_json(d / "config.json", {"command": "train", **to_dict(replace(cfg, seed=s))})
-
-
-def metric_rows(cfg: DQNConfig, st: DQNState, epsilon: float, single: bool,
-                row: bool = True) -> list[dict | None]:
-    """Each agent's metric row from the sums since the last one (one host sync), or None for
-    an agent that diverged. An agent whose loss or mean Q went non-finite since its last row is
-    marked diverged; a single run raises ``TrainingDiverged`` instead."""
-    acc = st.acc.tolist()
-    if row:
-        st.acc.zero_()
-    rows: list[dict | None] = []
-    for rec, (ep_sum, ep_count, loss_sum, q_sum, updates) in zip(st.records, acc, strict=True):
-        if rec.error is None:
-            for what, value in (("loss", loss_sum), ("mean Q-value", q_sum)):
-                if not math.isfinite(value) and rec.error is None:
-                    (env0, grad0), grad1 = rec.checked, st.gradient_steps
-                    rec.error = (
-                        f"non-finite {what} between env steps {env0} and {st.env_steps} "
-                        f"(gradient steps {grad0 + 1}-{grad1}); usual causes: a learning rate "
-                        "too high, gamma close to 1 with unbounded rewards, or no gradient "
-                        "clipping (--max-grad-norm)")
-                    if single:
-                        raise TrainingDiverged(rec.error)
-        if rec.error is not None or not row:
-            rows.append(None)
-            continue
-        rec.checked = (st.env_steps, st.gradient_steps)
-        rows.append({"step": st.env_steps, "train_s": round(st.train_s, 4),
-                     "episode_return": ep_sum / ep_count if ep_count else None,
-                     "episodes": int(ep_count), "eval_return": None, "eval_std": None,
-                     "loss": loss_sum / updates if updates else None,
-                     "mean_q": q_sum / updates if updates else None, "epsilon": epsilon,
-                     "alpha": alpha_at(cfg, st.env_steps),
-                     "gradient_steps": st.gradient_steps})
-    return rows
-
-
-def _evaluate_and_save_best(cfg, st, rows, template, threshold, device) -> list[float]:
-    """Greedy evaluation of every agent still training; best weights; returns the means."""
-    live = [i for i, row in enumerate(rows) if row is not None]
-    if not live:
-        return []
-    seeds = [policies.evaluation_seed(rec.seed, len(rec.evals)) for rec in st.records]
-    with st.grad_mode():
-        returns = evaluate_agents(st.online, cfg.env, cfg.eval_episodes, seeds, device)
-    means = returns.mean(dim=1).tolist()
-    stds = returns.std(dim=1, unbiased=False).tolist()
-    for i in live:
-        rec, mean = st.records[i], means[i]
-        rows[i].update(eval_return=mean, eval_std=stds[i])
-        rec.evals.append(mean)
-        if threshold is not None and rec.solved_at is None and mean >= threshold:
-            rec.solved_at = {"env_steps": st.env_steps, "train_s": st.train_s,
-                             "gradient_steps": st.gradient_steps}
-        if mean > rec.best_eval:
-            rec.best_eval = mean
-            save_weights(rec.run_dir / "checkpoint_best.pt", replace(cfg, seed=rec.seed),
-                         st.online.agent_state_dict(i, template), env_steps=st.env_steps,
-                         eval_return=mean)
-    st.next_eval = (st.env_steps // cfg.eval_every + 1) * cfg.eval_every
-    return [means[i] for i in live]
-
-
-def _log(cfg: DQNConfig, st: DQNState, rows: list[dict | None]) -> None:
-    wall = round(st.wall(), 4)
-    for rec, row in zip(st.records, rows, strict=True):
-        if row is not None:
-            rec.metrics.log({"step": row["step"], "wall_s": wall, **row})
-    st.next_log = (st.env_steps // cfg.log_every + 1) * cfg.log_every
-
-
-def _save_last(cfg, st, template, single, last_path) -> None:
-    """The resumable state (after the rows it covers were logged, so a resumed run logs no row
-    twice) and, with several seeds, each live agent's last weights."""
-    for rec in st.records:
-        rec.metrics.flush()  # the rows this checkpoint covers are on disk before it is
-    save_checkpoint(last_path, cfg, st)
-    if not single:
-        for i, rec in enumerate(st.records):
-            if rec.error is None:
-                save_weights(rec.run_dir / "checkpoint_last.pt", replace(cfg, seed=rec.seed),
-                             st.online.agent_state_dict(i, template), env_steps=st.env_steps)
-
-
-# ----------------------------------------------------------------------------- summaries
-
-
-def summarize(cfg: DQNConfig, st: DQNState, rec: AgentRecord, threshold: float | None,
-              status: str, error: str | None = None) -> dict:
-    """One agent's summary (times are the whole run's)."""
-    solved = rec.solved_at is not None
-    later = []
-    if solved:
-        first = next(i for i, v in enumerate(rec.evals) if v >= threshold)
-        later = rec.evals[first + 1:]
-    summary = {
-        "status": status,
-        "env": cfg.env,
-        "seed": rec.seed,
-        "solved": solved,
-        "reward_threshold": threshold,
-        "time_to_solve_s": rec.solved_at["train_s"] if solved else None,
-        "env_steps_to_solve": rec.solved_at["env_steps"] if solved else None,
-        "gradient_steps_to_solve": rec.solved_at["gradient_steps"] if solved else None,
-        "final_eval_return": rec.evals[-1] if rec.evals else None,
-        "best_eval_return": rec.best_eval if rec.evals else None,
-        "evals_after_solve": len(later),
-        "stable_fraction": (sum(v >= threshold for v in later) / len(later)) if later else None,
-        "env_steps": rec.checked[0] if rec.error else st.env_steps,
-        "gradient_steps": rec.checked[1] if rec.error else st.gradient_steps,
-        "train_s": st.train_s,
-        "eval_s": st.eval_s,
-        "wall_s": st.wall(),
-        "env_steps_per_s": st.env_steps / st.train_s if st.train_s else None,
-        "eval_returns": rec.evals,
-    }
-    if error:
-        summary["error"] = error
-    return summary
-
-
-def aggregate(cfg: DQNConfig, seeds: list[int], summaries: list[dict],
-              dirs: list[Path]) -> dict:
-    """A ``--seeds`` run's summary: status, solve counts and statistics over seeds."""
-    k = len(seeds)
-    live = [s for s in summaries if s["status"] != "diverged"]
-    solved = [s for s in summaries if s["solved"]]
-    first = summaries[0]
-    statuses = {s["status"] for s in summaries}
-    return {
-        "status": ("interrupted" if "interrupted" in statuses
-                   else "diverged" if "diverged" in statuses else "finished"),
-        "env": cfg.env,
-        "seeds": seeds,
-        "agents": k,
-        "diverged_seeds": [s["seed"] for s in summaries if s["status"] == "diverged"],
-        "solved": len(solved),
-        "solved_fraction": len(solved) / k,
-        "reward_threshold": first["reward_threshold"],
-        "final_eval_return": stats_over([s["final_eval_return"] for s in live
-                                     if s["final_eval_return"] is not None]),
-        "best_eval_return": stats_over([s["best_eval_return"] for s in live
-                                    if s["best_eval_return"] is not None]),
-        "env_steps_to_solve": stats_over([s["env_steps_to_solve"] for s in solved]),
-        "time_to_solve_s": stats_over([s["time_to_solve_s"] for s in solved]),
-        "stable_fraction": stats_over([s["stable_fraction"] for s in solved
-                                   if s["stable_fraction"] is not None]),
-        "env_steps_per_agent": max(s["env_steps"] for s in summaries),
-        "gradient_steps_per_agent": max(s["gradient_steps"] for s in summaries),
-        "train_s": first["train_s"],
-        "eval_s": first["eval_s"],
-        "wall_s": first["wall_s"],
-        "agent_env_steps_per_s": (k * max(s["env_steps"] for s in summaries) / first["train_s"]
-                                  if first["train_s"] else None),
-        "per_seed": [{"seed": s["seed"], "status": s["status"], "solved": s["solved"],
-                      "final_eval_return": s["final_eval_return"],
-                      "best_eval_return": s["best_eval_return"],
-                      "env_steps_to_solve": s["env_steps_to_solve"], "run_dir": str(d),
-                      **({"error": s["error"]} if "error" in s else {})}
-                     for s, d in zip(summaries, dirs, strict=True)],
-    }
+def train(cfg: DQNConfig, run_dir: str | Path, **kw: Any) -> dict:
+    """Train DQN with ``cfg`` into ``run_dir`` (``semigrad.trainer.train``: ``seeds``,
+    ``resume``, ``progress``, ``stop_after``); returns the summary."""
+    return trainer.train(sys.modules[__name__], cfg, run_dir, **kw)

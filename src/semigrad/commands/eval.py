@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 
-from semigrad import envs, policies
-from semigrad.algos import dqn
+from semigrad import envs, policies, trainer
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.config import count_arg, parse_path
 from semigrad.devices import resolve_device
@@ -45,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
 
 
-def write_gif(agent: dqn.Agent, env_id: str, path: Path, seed: int, device: torch.device,
+def write_gif(agent: trainer.Agent, env_id: str, path: Path, seed: int, device: torch.device,
               max_steps: int) -> tuple[int, bool]:
     """Play one greedy episode of ``env_id`` (seeded ``seed``) with ``agent`` in the env it
     trained on and write it as an animated GIF, each frame drawn by that env's ``render``
@@ -89,16 +88,12 @@ def write_gif(agent: dqn.Agent, env_id: str, path: Path, seed: int, device: torc
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
-    if args.gif_steps < 1:
-        raise ValueError(f"--gif-steps: expected >= 1, got {args.gif_steps}")
     if args.gif is not None:
         if args.gif.suffix.lower() != ".gif":
             raise ValueError(f"--gif {args.gif}: expected a file name ending in .gif")
         check_output_file(args.gif, "--gif")  # before any episode is played
     device = resolve_device(args.device)
-    agent = dqn.load_agent(args.train_dir, args.checkpoint, device)
+    agent = trainer.load_agent(args.train_dir, args.checkpoint, device)
     cfg = agent.cfg
     run_dir = None
     if args.run_dir is not None:  # a record only where asked for: no stray folders in runs/

@@ -62,8 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, TD0Config, seed=args.seed)
     device = resolve_device(args.device)
-    if args.mc_rollouts < 2:
-        raise ValueError(f"--mc-rollouts: need at least 2, got {args.mc_rollouts}")
     is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
     width = 4 if is_cartpole else len(args.probe[0]) if args.probe else 0
     for probe in args.probe:

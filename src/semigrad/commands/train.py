@@ -1,5 +1,5 @@
 """``semigrad train``: DQN for one seed or many at once, with a tuned default, a run directory,
-resume and Ctrl-C safety. One code path: ``semigrad.algos.dqn.train`` (a single run is K = 1)."""
+resume and Ctrl-C safety. One code path: ``semigrad.trainer.train`` (a single run is K = 1)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from semigrad import envs
+from semigrad import envs, trainer
 from semigrad.algos import dqn
 from semigrad.commands._common import add_run_arguments
 from semigrad.config import (
@@ -136,14 +136,14 @@ def run(args: argparse.Namespace) -> int:
         if name is None and "env" in overrides:  # said once the config and env are valid
             print(f"semigrad train: no preset for {cfg.env}: generic defaults (DQNConfig(); "
                   "tune them, e.g. with semigrad sweep dqn)", file=sys.stderr)
-        dqn.estimate_memory(cfg, len(seeds or [cfg.seed]))  # before any folder is made
+        trainer.check_before_run(dqn, cfg, len(seeds or [cfg.seed]))  # before any folder
         run_dir = prepare_run_dir(args.run_dir, "train" if seeds is None else "train-seeds",
                                   None if seeds else cfg.seed, resumable=True)
 
     try:
         summary = dqn.train(cfg, run_dir, seeds=seeds, resume=args.resume is not None,
                             progress=not args.no_progress)
-    except dqn.TrainingDiverged as err:
+    except trainer.TrainingDiverged as err:
         kept = ("the last good checkpoint is kept in " + str(run_dir)
                 if (run_dir / "checkpoint_last.pt").exists()
                 else "no checkpoint was written before it")
