@@ -15,7 +15,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -240,3 +240,21 @@ def parse_seeds(text: str | int | Sequence[int]) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds: repeated seed in {text!r}")
     return tuple(seeds)
+
+
+def config_from_saved(config_cls: type, saved: Mapping[str, Any]) -> Any:
+    """A ``config_cls`` from ``config.json``'s or a checkpoint's fields (lists back to tuples;
+    ``command``, ``algo`` and ``seeds`` ignored), with one clear error for fields an earlier
+    semigrad named otherwise and for fields that are not ``config_cls``'s."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    old = sorted(set(saved) & set(RENAMED_FIELDS))
+    if old:
+        raise ValueError(f"config: written by an earlier semigrad (fields {old}; this version "
+                         f"names them {[RENAMED_FIELDS[k] for k in old]}); train again with "
+                         "this version")
+    unknown = sorted(set(saved) - names - {"command", "algo", "seeds"})
+    if unknown:
+        raise ValueError(f"config: fields {unknown} are not {config_cls.__name__}'s; the run was "
+                         "written by another semigrad version or command")
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v
+                         for k, v in saved.items() if k in names})

@@ -10,12 +10,11 @@ K = 1, laid out in ``run_dir`` itself; a ``--seeds`` run puts agent k's files in
 The protocol (module-level names of the algorithm; ``st`` is its state, ``K`` agents):
 
 - ``NAME``, ``Config`` (a frozen dataclass with ``env``, ``seed``, ``steps``, ``eval_every``,
-  ``eval_episodes``, ``log_every``, ``tensorboard``, ``device``), ``config_from_dict(saved)``;
+  ``eval_episodes``, ``log_every``, ``tensorboard``, ``device``, ``network``);
 - ``METRIC_COLUMNS``: its columns of metrics.csv, after the trainer's; ``HEALTH``: the names of
   its running sums (``st.acc[:, 2:]``; a non-finite sum is the one divergence rule);
-- ``check_network(cfg)``: one clear error for a network that cannot act in ``cfg.env``;
-  ``memory_bytes(cfg, agents)``: what the agents' storage (a replay) will allocate; both are
-  checked before any folder is made (``check_before_run``);
+- ``memory_bytes(cfg, agents)``: what the agents' storage (a replay) will allocate, checked
+  with the network's output shape before any folder is made (``check_before_run``);
 - ``init(cfg, seeds, device) -> st``: ``st.env`` (the K agents' envs) and ``st.acc (K, 2 +
   len(HEALTH))`` float64 sums since the last metric row: the returns of finished training
   episodes, their count, then the algorithm's health sums;
@@ -49,7 +48,7 @@ from torch import nn
 from tqdm import tqdm
 
 from semigrad import envs, policies, run
-from semigrad.config import ConfigError, parse_seeds, to_dict
+from semigrad.config import ConfigError, config_from_saved, parse_seeds, to_dict
 from semigrad.devices import resolve_device
 from semigrad.run import (
     CtrlC,
@@ -184,11 +183,37 @@ def train(algo: ModuleType, cfg: Any, run_dir: str | Path, *,
             RunLock.release(run_dir)
 
 
+def check_network(algo: ModuleType, cfg: Any) -> None:
+    """One ``ConfigError`` unless ``algo.make_network(cfg, env)`` maps a batch of ``cfg.env``'s
+    observations ``(B, obs_dim)`` to Q-values ``(B, num_actions)``: a network with a wrong
+    head would otherwise fail later, in the env, with actions it cannot take."""
+    probe = envs.make(cfg.env, num_envs=2, device="cpu", seed=0)
+    try:
+        obs = probe.reset()
+        torch.manual_seed(0)
+        net = algo.make_network(cfg, probe)
+        try:
+            with torch.no_grad():
+                q = net(obs)
+        except Exception as err:  # the user's module: whatever it raises, said in one line
+            raise ConfigError(f"network: {cfg.network} failed on a batch of {cfg.env} "
+                              f"observations {tuple(obs.shape)} ({type(err).__name__}: "
+                              f"{err})") from None
+        want = (obs.shape[0], probe.num_actions)
+        if not isinstance(q, torch.Tensor) or tuple(q.shape) != want:
+            got = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
+            raise ConfigError(f"network: {cfg.network} maps {cfg.env} observations "
+                              f"{tuple(obs.shape)} to {got}; it must return Q-values of shape "
+                              f"(batch, {probe.num_actions}), one per action")
+    finally:
+        probe.close()
+
+
 def check_before_run(algo: ModuleType, cfg: Any, agents: int) -> int:
-    """``algo.check_network(cfg)``, then the bytes ``agents`` agents' storage needs
+    """``check_network``, then the bytes ``agents`` agents' storage needs
     (``algo.memory_bytes``); raises ``ConfigError`` (with the estimate) when that exceeds
     the memory the device has available. Returns the bytes."""
-    algo.check_network(cfg)
+    check_network(algo, cfg)
     need = algo.memory_bytes(cfg, agents)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
@@ -504,7 +529,7 @@ def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
         raise ValueError(f"{run_dir}: {what}, not one `semigrad train` run; give a train run "
                          "directory (of a --seeds run: one of its seedN folders)")
     algo = algorithm(saved.get("algo", "dqn"))
-    cfg = algo.config_from_dict(saved)
+    cfg = config_from_saved(algo.Config, saved)
     path = run_dir / f"checkpoint_{which}.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint; has the run evaluated yet?")

@@ -42,14 +42,15 @@ import torch
 from torch import nn
 
 from semigrad import envs, policies, trainer
+from semigrad.algos import presets
 from semigrad.buffers import AgentReplay, Batch
 from semigrad.config import (
     MAX_COUNT,
     MAX_SEED,
-    RENAMED_FIELDS,
     ConfigError,
     check_choice,
     check_range,
+    config_from_saved,
     to_dict,
 )
 from semigrad.devices import resolve_device
@@ -190,84 +191,11 @@ def network_factory(spec: str) -> Callable[[int, int], nn.Module]:
     return factory
 
 
-# Exploring starts for CartPole-v1's training episodes: the whole track, the pole within its
-# 12 degrees, and velocities a little past what a random policy reaches.
-CARTPOLE_START_BOX = (2.4, 2.5, 0.2, 2.5)
-
-# The MinAtar paper's DQN protocol (Young & Tian 2019, section 4): a replay of 100k
-# transitions, minibatches of 32, one update per frame, a target copy every 1,000 updates,
-# epsilon 1 -> 0.1 over the first 100k frames after 5,000 frames of random play, the Huber
-# loss, gamma 0.99, one-step Q-learning targets, 5M frames; Adam (semigrad's optimizer)
-# instead of RMSProp, at 2.5e-4.
-_MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_000,
-                batch_size=32, alpha=2.5e-4, gamma=0.99, n_step=1, double=False,
-                loss="huber", max_grad_norm=0.0, target_update_interval=1_000,
-                epsilon_start=1.0, epsilon_end=0.1, epsilon_fraction=100_000 / 5_000_000,
-                learning_starts=5_000, eval_every=100_000, eval_episodes=30, log_every=10_000)
-# Breakout takes 3-step returns and Double DQN targets, where they measured better at 1M
-# frames; the other games keep the paper's learner (docs/pixels.md has the measurements).
-_MINATAR_LEARNER = {"breakout": dict(n_step=3, double=True)}
-MINATAR_GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway",
-                 "seaquest": "Seaquest", "space-invaders": "SpaceInvaders"}
-
-# Nature DQN (Mnih et al. 2015, Extended Data Table 1) on Atari: a 1M-frame replay (each
-# frame stored once), minibatches of 32, an update every 4 agent steps, a target copy every
-# 10,000 agent steps (2,500 updates), epsilon 1 -> 0.1 over the first 1M steps after 50,000
-# steps of random play, the Huber loss, gamma 0.99, 10M agent steps (40M frames); Adam at
-# 1e-4 instead of RMSProp (as Dopamine and CleanRL do).
-ATARI = DQNConfig(env="ALE/Pong-v5", network="nature", num_envs=1, steps=10_000_000,
-                  buffer_size=1_000_000, batch_size=32, alpha=1e-4, gamma=0.99, n_step=1,
-                  double=False, loss="huber", max_grad_norm=0.0, train_freq=4,
-                  target_update_interval=2_500, epsilon_start=1.0, epsilon_end=0.1,
-                  epsilon_fraction=0.1, learning_starts=50_000, eval_every=250_000,
-                  eval_episodes=10, log_every=10_000)
-
-# Classic control, each from the env's own initial states as the peers train; what was
-# measured to choose them, and what else was tried, is in docs/presets.md.
-_CLASSIC = {
-    # CartPole-v1: a 128x128 network, batch 256, 2 gradient steps per iteration, the Huber loss
-    # and a step size decaying to 0
-    "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2, loss="huber",
-                     alpha_end=0.0),
-    # the RL Zoo's Acrobot settings in semigrad's terms (one gradient step per env step, a
-    # target copy every 250), with 3-step returns, a decaying step size and dueling heads
-    "acrobot": dict(env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4,
-                    alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
-                    epsilon_end=0.01, n_step=3, gradient_steps=4,
-                    target_update_interval=250, dueling=True, eval_every=5_000),
-    # the RL Zoo's MountainCar settings with 5-step returns, no Double DQN, the Huber loss, a
-    # decaying step size and a 128x128 dueling network
-    "mountaincar": dict(env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
-                        hidden=(128, 128), dueling=True, alpha=4e-3, alpha_end=0.0, gamma=0.98,
-                        double=False, loss="huber", target_update_interval=300,
-                        train_freq=16, gradient_steps=8, epsilon_fraction=0.2,
-                        epsilon_end=0.07, eval_every=5_000),
-    # the RL Zoo's LunarLander settings (its Acrobot ones) translated as for Acrobot: one
-    # gradient step per 4 env steps, 3-step returns, a decaying step size
-    "lunarlander": dict(env="LunarLander-v3", steps=300_000, hidden=(256, 256), alpha=6.3e-4,
-                        alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
-                        epsilon_end=0.01, n_step=3, eval_every=5_000),
-}
-
-# Presets live here and only here; `semigrad train --help` lists them.
-PRESETS: dict[str, DQNConfig] = {
-    **{name: DQNConfig(**fields) for name, fields in _CLASSIC.items()},
-    # CartPole-v1 with exploring starts (training only; evaluation on the env's own starts):
-    # the 64x64 learner of DQNConfig(), on work the peers do not do
-    "cartpole-explore": DQNConfig(start_box=CARTPOLE_START_BOX),
-    **{f"minatar-{name}": DQNConfig(env=f"MinAtar/{game}-v1",
-                                    **{**_MINATAR, **_MINATAR_LEARNER.get(name, {})})
-       for name, game in MINATAR_GAMES.items()},
-    "atari": ATARI,  # any ALE/<Game>-v5 with --env
-}
-DEFAULT_PRESET = "cartpole"
-
-# Presets whose papers fix exploration in env steps, not as a share of the run (MinAtar: 100k
-# frames; Nature DQN: 1M steps): ``preset_fields`` keeps that length when ``steps`` changes,
-# unless the overrides set ``epsilon_fraction`` themselves.
-EXPLORATION_STEPS: dict[str, int] = {
-    name: round(PRESETS[name].epsilon_fraction * PRESETS[name].steps)
-    for name in [*(f"minatar-{game}" for game in MINATAR_GAMES), "atari"]}
+PRESETS: dict[str, DQNConfig] = {name: DQNConfig(**fields)
+                                 for name, fields in presets.DQN.items()}
+DEFAULT_PRESET = presets.DQN_DEFAULT
+EXPLORATION_STEPS = presets.EXPLORATION_STEPS
+CARTPOLE_START_BOX = presets.CARTPOLE_START_BOX
 
 
 def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -581,20 +509,8 @@ def load_state_dict(cfg: DQNConfig, st: DQNState, payload: dict, seeds: Sequence
 
 
 def config_from_dict(saved: Mapping[str, Any]) -> DQNConfig:
-    """A ``DQNConfig`` from ``config.json``'s or a checkpoint's fields (lists back to tuples;
-    ``command`` and ``seeds`` ignored), with one clear error for another format."""
-    names = {f for f in DQNConfig.__dataclass_fields__}
-    old = sorted(set(saved) & set(RENAMED_FIELDS))
-    if old:
-        raise ValueError(f"config: written by an earlier semigrad (fields {old}; this version "
-                         f"names them {[RENAMED_FIELDS[k] for k in old]}); train again with "
-                         "this version")
-    unknown = sorted(set(saved) - names - {"command", "algo", "seeds"})
-    if unknown:
-        raise ValueError(f"config: fields {unknown} are not DQNConfig's; the run was written by "
-                         "another semigrad version or command")
-    return DQNConfig(**{k: tuple(v) if isinstance(v, list) else v
-                        for k, v in saved.items() if k in names})
+    """A ``DQNConfig`` from ``config.json``'s or a checkpoint's fields."""
+    return config_from_saved(DQNConfig, saved)
 
 
 def memory_bytes(cfg: DQNConfig, agents: int) -> int:
@@ -602,32 +518,6 @@ def memory_bytes(cfg: DQNConfig, agents: int) -> int:
     probe = envs.make(cfg.env, num_envs=1, device="cpu")
     try:
         return AgentReplay.memory_bytes(agents, **replay_layout(cfg, probe))
-    finally:
-        probe.close()
-
-
-def check_network(cfg: DQNConfig) -> None:
-    """One ``ConfigError`` unless ``cfg.network`` maps a batch of ``cfg.env``'s observations
-    ``(B, obs_dim)`` to Q-values ``(B, num_actions)``: a factory with a wrong head would
-    otherwise fail later, in the env, with actions it cannot take."""
-    probe = envs.make(cfg.env, num_envs=2, device="cpu", seed=0)
-    try:
-        obs = probe.reset()
-        torch.manual_seed(0)
-        net = make_q_network(cfg, probe.obs_dim, probe.num_actions, probe.obs_shape)
-        try:
-            with torch.no_grad():
-                q = net(obs)
-        except Exception as err:  # the user's module: whatever it raises, said in one line
-            raise ConfigError(f"network: {cfg.network} failed on a batch of {cfg.env} "
-                              f"observations {tuple(obs.shape)} ({type(err).__name__}: "
-                              f"{err})") from None
-        want = (obs.shape[0], probe.num_actions)
-        if not isinstance(q, torch.Tensor) or tuple(q.shape) != want:
-            got = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
-            raise ConfigError(f"network: {cfg.network} maps {cfg.env} observations "
-                              f"{tuple(obs.shape)} to {got}; it must return Q-values of shape "
-                              f"(batch, {probe.num_actions}), one per action")
     finally:
         probe.close()
 

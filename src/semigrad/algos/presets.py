@@ -1,0 +1,88 @@
+"""Presets as data: each one names the ``DQNConfig`` fields it sets (the rest keep
+``DQNConfig``'s defaults). This file is their one home; `semigrad train --help` lists them and
+``semigrad.algos.dqn.PRESETS`` builds the configs. What was measured to choose them, and what
+else was tried, is in docs/presets.md (classic control) and docs/pixels.md (MinAtar, Atari).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Exploring starts for CartPole-v1's training episodes: the whole track, the pole within its
+# 12 degrees, and velocities a little past what a random policy reaches.
+CARTPOLE_START_BOX = (2.4, 2.5, 0.2, 2.5)
+
+# The MinAtar paper's DQN protocol (Young & Tian 2019, section 4): a replay of 100k
+# transitions, minibatches of 32, one update per frame, a target copy every 1,000 updates,
+# epsilon 1 -> 0.1 over the first 100k frames after 5,000 frames of random play, the Huber
+# loss, gamma 0.99, one-step Q-learning targets, 5M frames; Adam (semigrad's optimizer)
+# instead of RMSProp, at 2.5e-4.
+_MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_000,
+                batch_size=32, alpha=2.5e-4, gamma=0.99, n_step=1, double=False,
+                loss="huber", max_grad_norm=0.0, target_update_interval=1_000,
+                epsilon_start=1.0, epsilon_end=0.1, epsilon_fraction=100_000 / 5_000_000,
+                learning_starts=5_000, eval_every=100_000, eval_episodes=30, log_every=10_000)
+# Breakout takes 3-step returns and Double DQN targets, where they measured better at 1M
+# frames; the other games keep the paper's learner (docs/pixels.md has the measurements).
+_MINATAR_LEARNER = {"breakout": dict(n_step=3, double=True)}
+MINATAR_GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway",
+                 "seaquest": "Seaquest", "space-invaders": "SpaceInvaders"}
+
+# Nature DQN (Mnih et al. 2015, Extended Data Table 1) on Atari: a 1M-frame replay (each
+# frame stored once), minibatches of 32, an update every 4 agent steps, a target copy every
+# 10,000 agent steps (2,500 updates), epsilon 1 -> 0.1 over the first 1M steps after 50,000
+# steps of random play, the Huber loss, gamma 0.99, 10M agent steps (40M frames); Adam at
+# 1e-4 instead of RMSProp (as Dopamine and CleanRL do).
+_ATARI = dict(env="ALE/Pong-v5", network="nature", num_envs=1, steps=10_000_000,
+              buffer_size=1_000_000, batch_size=32, alpha=1e-4, gamma=0.99, n_step=1,
+              double=False, loss="huber", max_grad_norm=0.0, train_freq=4,
+              target_update_interval=2_500, epsilon_start=1.0, epsilon_end=0.1,
+              epsilon_fraction=0.1, learning_starts=50_000, eval_every=250_000,
+              eval_episodes=10, log_every=10_000)
+
+# Classic control, each from the env's own initial states as the peers train; what was
+# measured to choose them, and what else was tried, is in docs/presets.md.
+_CLASSIC = {
+    # CartPole-v1: a 128x128 network, batch 256, 2 gradient steps per iteration, the Huber loss
+    # and a step size decaying to 0
+    "cartpole": dict(hidden=(128, 128), batch_size=256, gradient_steps=2, loss="huber",
+                     alpha_end=0.0),
+    # the RL Zoo's Acrobot settings in semigrad's terms (one gradient step per env step, a
+    # target copy every 250), with 3-step returns, a decaying step size and dueling heads
+    "acrobot": dict(env="Acrobot-v1", steps=100_000, hidden=(256, 256), alpha=6.3e-4,
+                    alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
+                    epsilon_end=0.01, n_step=3, gradient_steps=4,
+                    target_update_interval=250, dueling=True, eval_every=5_000),
+    # the RL Zoo's MountainCar settings with 5-step returns, no Double DQN, the Huber loss, a
+    # decaying step size and a 128x128 dueling network
+    "mountaincar": dict(env="MountainCar-v0", steps=120_000, num_envs=1, buffer_size=10_000,
+                        hidden=(128, 128), dueling=True, alpha=4e-3, alpha_end=0.0, gamma=0.98,
+                        double=False, loss="huber", target_update_interval=300,
+                        train_freq=16, gradient_steps=8, epsilon_fraction=0.2,
+                        epsilon_end=0.07, eval_every=5_000),
+    # the RL Zoo's LunarLander settings (its Acrobot ones) translated as for Acrobot: one
+    # gradient step per 4 env steps, 3-step returns, a decaying step size
+    "lunarlander": dict(env="LunarLander-v3", steps=300_000, hidden=(256, 256), alpha=6.3e-4,
+                        alpha_end=0.0, learning_starts=0, epsilon_fraction=0.12,
+                        epsilon_end=0.01, n_step=3, eval_every=5_000),
+}
+
+# name -> the fields it sets
+DQN: dict[str, dict[str, Any]] = {
+    **_CLASSIC,
+    # CartPole-v1 with exploring starts (training only; evaluation on the env's own starts):
+    # the 64x64 learner of DQNConfig(), on work the peers do not do
+    "cartpole-explore": dict(start_box=CARTPOLE_START_BOX),
+    **{f"minatar-{name}": dict(env=f"MinAtar/{game}-v1",
+                               **{**_MINATAR, **_MINATAR_LEARNER.get(name, {})})
+       for name, game in MINATAR_GAMES.items()},
+    "atari": _ATARI,  # any ALE/<Game>-v5 with --env
+}
+DQN_DEFAULT = "cartpole"
+
+# Presets whose papers fix exploration in env steps, not as a share of the run (MinAtar: 100k
+# frames; Nature DQN: 1M steps): ``dqn.preset_fields`` keeps that length when ``steps``
+# changes, unless the overrides set ``epsilon_fraction`` themselves.
+EXPLORATION_STEPS: dict[str, int] = {
+    name: round(DQN[name]["epsilon_fraction"] * DQN[name]["steps"])
+    for name in [*(f"minatar-{game}" for game in MINATAR_GAMES), "atari"]}
