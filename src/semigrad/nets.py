@@ -243,30 +243,73 @@ CONV_NETWORKS = {"minatar": minatar_q_network, "nature": nature_q_network}
 # ----------------------------------------------------------------------------- Q-ensembles
 
 
-def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+# Outputs of at least this many elements are written into buffers the ensemble keeps from one
+# call to the next instead of fresh tensors. For K agents' minibatches (32 x 256 x 128 floats
+# is 4 MB) a fresh tensor is fresh memory on every gradient step: the allocator hands large
+# blocks back to the system and the next step pays page faults and cache misses to write them
+# (about a sixth of a K = 32 step of the cartpole preset; benchmarks/many_seeds.py). Smaller
+# outputs (one agent's) are cheaper to allocate than to look up.
+REUSE_MIN_NUMEL = 1 << 16
+
+
+def _reused(store: dict | None, key: object, shape: tuple[int, int, int],
+            like: torch.Tensor) -> torch.Tensor | None:
+    """The buffer ``store`` keeps under ``key`` for a ``shape`` output of ``like``'s dtype and
+    device (made on first use), or None (a fresh output) when ``store`` is None or ``shape``
+    is smaller than ``REUSE_MIN_NUMEL``."""
+    if store is None or shape[0] * shape[1] * shape[2] < REUSE_MIN_NUMEL:
+        return None
+    key = (key, shape, like.dtype, like.device)
+    buf = store.get(key)
+    if buf is None:
+        buf = store[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buf
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, store: dict | None = None,
+         key: object = None) -> torch.Tensor:
     """``a @ b`` for ``(K, M, P) x (K, P, N)``; computed as ``(b^T a^T)^T`` when ``N < M``.
 
     The thin products of small MLPs (``N`` = the number of actions) run several times faster
-    that way in MKL's batched gemm on CPU (``benchmarks/many_seeds.py``).
+    that way in MKL's batched gemm on CPU (``benchmarks/many_seeds.py``). ``store``, ``key``:
+    write into a kept buffer (``_reused``).
     """
-    return torch.bmm(b.mT, a.mT).mT if b.shape[2] < a.shape[1] else torch.bmm(a, b)
+    k, m, n = a.shape[0], a.shape[1], b.shape[2]
+    if n < m:
+        return torch.bmm(b.mT, a.mT, out=_reused(store, key, (k, n, m), a)).mT
+    return torch.bmm(a, b, out=_reused(store, key, (k, m, n), a))
 
 
-def _affine(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``a @ b + bias`` (``bias (K, 1, N)``) in one fused kernel, in ``_bmm``'s orientation."""
-    if b.shape[2] < a.shape[1]:
-        return torch.baddbmm(bias.mT, b.mT, a.mT).mT
-    return torch.baddbmm(bias, a, b)
+def _affine(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor, store: dict | None = None,
+            key: object = None) -> torch.Tensor:
+    """``a @ b + bias`` (``bias (K, 1, N)``) in one fused kernel, in ``_bmm``'s orientation
+    (and, with ``store``, into a kept buffer as ``_bmm``)."""
+    k, m, n = a.shape[0], a.shape[1], b.shape[2]
+    if n < m:
+        return torch.baddbmm(bias.mT, b.mT, a.mT, out=_reused(store, key, (k, n, m), a)).mT
+    return torch.baddbmm(bias, a, b, out=_reused(store, key, (k, m, n), a))
 
 
-# activation -> (in-place forward, derivative from the activation's output h)
+# activation -> (in-place forward, derivative from the activation's output h, written into g)
 _STACKED_ACTIVATIONS = {
-    "relu": (torch.relu_, lambda g, h: torch.ops.aten.threshold_backward(g, h, 0)),
-    "tanh": (torch.tanh_, lambda g, h: torch.ops.aten.tanh_backward(g, h)),
-    "elu": (torch.nn.functional.elu_,
-            lambda g, h: torch.ops.aten.elu_backward(g, 1.0, 1, 1, True, h)),
+    "relu": (torch.relu_, lambda g, h: torch.ops.aten.threshold_backward.grad_input(
+        g, h, 0, grad_input=g)),
+    "tanh": (torch.tanh_, lambda g, h: torch.ops.aten.tanh_backward.grad_input(
+        g, h, grad_input=g)),
+    "elu": (torch.nn.functional.elu_, lambda g, h: torch.ops.aten.elu_backward.grad_input(
+        g, 1.0, 1, 1, True, h, grad_input=g)),
 }
 STACKED_ACTIVATIONS = tuple(_STACKED_ACTIVATIONS)
+
+
+def _grad_buffer(p: torch.Tensor) -> torch.Tensor | None:
+    """``p.grad`` when a product can be written into it (large, ``p``'s shape, dtype and
+    device, contiguous), else None."""
+    g = p.grad
+    if (g is None or g.numel() < REUSE_MIN_NUMEL or g.shape != p.shape or g.dtype != p.dtype
+            or g.device != p.device or not g.is_contiguous()):
+        return None
+    return g
 
 
 class StackedMLP:
@@ -279,12 +322,20 @@ class StackedMLP:
     from the activation's output (so ``activation`` is one of ``STACKED_ACTIVATIONS``: relu,
     tanh, elu). No autograd tape: cheaper for small layers, and each product runs in its
     fastest orientation (``_bmm``).
+
+    Large outputs (many agents' minibatches, ``REUSE_MIN_NUMEL``) go into buffers kept between
+    calls, and the weight gradients into the existing ``p.grad`` (as autograd accumulates into
+    it): ``forward``'s cache is this ensemble's own and holds until its next ``forward``; the
+    hidden activations of ``__call__`` and ``backward``'s intermediate products live in scratch
+    buffers that ``clone()`` shares (an online network and its target), so one ensemble and its
+    clones are used from one thread at a time. The arithmetic is the same as with fresh
+    tensors, bit for bit.
     """
 
     needs_autograd = False
 
     def __init__(self, params: Sequence[torch.Tensor], dueling: bool = False,
-                 activation: str = "relu") -> None:
+                 activation: str = "relu", scratch: dict | None = None) -> None:
         if activation not in _STACKED_ACTIVATIONS:
             raise ValueError(f"activation: the stacked MLP backend takes "
                              f"{', '.join(STACKED_ACTIVATIONS)}, not {activation!r}; use the "
@@ -292,6 +343,8 @@ class StackedMLP:
         self.params = list(params)
         self.dueling, self.activation = dueling, activation
         self._act, self._act_grad = _STACKED_ACTIVATIONS[activation]
+        self._cache: dict = {}  # forward's activations (the cache backward reads)
+        self._scratch: dict = {} if scratch is None else scratch  # shared with clones
 
     @classmethod
     def stack(cls, nets: Sequence[nn.Module], device: torch.device,
@@ -312,26 +365,33 @@ class StackedMLP:
         return cls([p.to(device).contiguous() for p in params], dueling, activation)
 
     def clone(self) -> StackedMLP:
-        return StackedMLP([p.clone() for p in self.params], self.dueling, self.activation)
+        return StackedMLP([p.clone() for p in self.params], self.dueling, self.activation,
+                          self._scratch)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``x (K, M, in)`` -> ``(q (K, M, A), inputs of every layer)`` for ``backward``.
 
         Dueling (Wang et al., 2016): the last layer gives ``[v, a_1..a_A]`` and
-        ``q = v + a - mean(a)``."""
+        ``q = v + a - mean(a)``. ``q`` is a fresh tensor; the inputs are valid until the next
+        ``forward`` (kept buffers, see the class)."""
+        return self._forward(x, self._cache)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, self._scratch)[0]
+
+    def _forward(self, x: torch.Tensor, store: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
         inputs = []
-        for i in range(0, len(self.params), 2):
+        last = len(self.params) - 2
+        for i in range(0, last + 2, 2):
             inputs.append(x)
-            x = _affine(x, self.params[i], self.params[i + 1])
-            if i + 2 < len(self.params):
-                x = self._act(x)
+            if i == last:  # q: a fresh tensor
+                x = _affine(x, self.params[i], self.params[i + 1])
+            else:
+                x = self._act(_affine(x, self.params[i], self.params[i + 1], store, i))
         if self.dueling:
             adv = x[..., 1:]
             x = adv - adv.mean(dim=-1, keepdim=True) + x[..., :1]
         return x, inputs
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward(x)[0]
 
     def backward(self, inputs: list[torch.Tensor], grad_out: torch.Tensor) -> None:
         """Set every ``p.grad`` from ``grad_out (K, M, out)`` and ``forward``'s ``inputs``."""
@@ -342,10 +402,14 @@ class StackedMLP:
         for layer in range(len(inputs) - 1, -1, -1):
             w, b, h = self.params[2 * layer], self.params[2 * layer + 1], inputs[layer]
             g = g.reshape(*h.shape[:2], -1)  # a no-op but after StackedConvNet's first layer
-            w.grad = _bmm(h.mT, g).contiguous()
+            if g.shape[2] < h.shape[2]:  # _bmm's transposed form, then w's layout
+                w.grad = _bmm(h.mT, g).contiguous()
+            else:
+                w.grad = torch.bmm(h.mT, g, out=_grad_buffer(w))
             b.grad = g.sum(dim=1, keepdim=True)
-            if layer > 0:  # the activation's derivative kernel autograd uses, from its output
-                g = self._act_grad(_bmm(g, w.mT), h)
+            if layer > 0:  # the activation's derivative kernel autograd uses, from its output;
+                # g (K, M, in) takes the scratch buffer of the layer input's forward output
+                g = self._act_grad(_bmm(g, w.mT, self._scratch, 2 * layer - 2), h)
 
     def agent_state_dict(self, k: int, template: nn.Module) -> dict:
         """Agent k's weights under ``template``'s (a ``QNetwork``'s or ``DuelingQNetwork``'s)
@@ -373,8 +437,9 @@ class StackedConvNet(StackedMLP):
     same numbers as ``ConvQNetwork`` up to float rounding (tested).
     """
 
-    def __init__(self, params, dueling, patches: torch.Tensor, scale: float) -> None:
-        super().__init__(params, dueling, "relu")
+    def __init__(self, params, dueling, patches: torch.Tensor, scale: float,
+                 scratch: dict | None = None) -> None:
+        super().__init__(params, dueling, "relu", scratch)
         self.patches, self.scale = patches, scale
 
     @classmethod
@@ -420,10 +485,10 @@ class StackedConvNet(StackedMLP):
 
     def clone(self) -> StackedConvNet:
         return StackedConvNet([p.clone() for p in self.params], self.dueling, self.patches,
-                              self.scale)
+                              self.scale, self._scratch)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        k, m = x.shape[:2]
+    def _forward(self, x: torch.Tensor, store: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        k, m = x.shape[:2]  # fresh outputs (store unused): the frames make small batches
         patches = x[:, :, self.patches].to(self.params[0].dtype)  # (K, M, P, C k k)
         if self.scale != 1.0:
             patches = patches * self.scale
