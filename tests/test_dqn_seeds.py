@@ -510,8 +510,8 @@ def test_train_seeds_command_resumes_an_interrupted_run(tmp_path, capsys, monkey
             "--no-progress", "--device", "cpu", "--no-tensorboard"]
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["train", *argv, "--run-dir", str(full)]) == 0
-    real_train = dqn.train
-    monkeypatch.setattr(dqn, "train", lambda *a, **kw: real_train(*a, **kw, stop_after=600))
+    real_train = trainer.train
+    monkeypatch.setattr(trainer, "train", lambda *a, **kw: real_train(*a, **kw, stop_after=600))
     assert main(["train", *argv, "--run-dir", str(part)]) == 130
     assert f"semigrad train --resume {part}" in capsys.readouterr().out
     monkeypatch.undo()
