@@ -77,3 +77,10 @@ def test_plot_help_names_the_folder_it_writes(capsys):
     assert main(["plot", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "a new folder under plots/" in out and "under runs/" not in out
+
+
+def test_an_unknown_option_points_to_the_subcommands_help(capsys):
+    assert main(["train", "--no-such-option", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("semigrad train: error: unrecognized arguments: --no-such-option 3")
+    assert "(see semigrad train --help)" in err

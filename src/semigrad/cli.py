@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, which names its own --help
+            sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None),
+                                                                   parser)
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exit_:  # --help, --version, a usage error: its exit code
         return exit_.code if isinstance(exit_.code, int) else 2
     if getattr(args, "_run", None) is None:
