@@ -485,8 +485,9 @@ def _norm(value: Any) -> Any:
 # ----------------------------------------------------------------------------- loading an agent
 
 
-class Agent:
-    """A trained agent: its network and config, acting greedily.
+class TrainedAgent:
+    """A trained agent (a policy, where "agent k" elsewhere is the k-th seed of a run): its
+    network and config, acting greedily.
 
     ``q_values(obs (B, obs_dim)) -> (B, A)``; ``act(obs) -> (B,)`` int64 greedy actions.
     One observation ``(obs_dim,)`` (as SB3's ``predict`` takes it) gives ``(A,)`` and a 0-d
@@ -513,7 +514,7 @@ class Agent:
 
 
 def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
-               device: str | torch.device = "cpu") -> Agent:
+               device: str | torch.device = "cpu") -> TrainedAgent:
     """The agent trained in ``run_dir`` (a single run, or one ``seedN`` folder of a ``--seeds``
     run), with its best (highest greedy evaluation) or last weights."""
     run_dir = Path(run_dir)
@@ -545,7 +546,7 @@ def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
         state = payload["weights" if payload["format"] == WEIGHTS_FORMAT else "online"]
         meta = {k: payload[k] for k in ("env_steps", "eval_return") if k in payload}
     net.load_state_dict(state)
-    return Agent(net, cfg, device, meta)
+    return TrainedAgent(net, cfg, device, meta)
 
 
 # ----------------------------------------------------------------------------- summaries

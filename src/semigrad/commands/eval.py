@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
 
 
-def write_gif(agent: trainer.Agent, env_id: str, path: Path, seed: int, device: torch.device,
-              max_steps: int) -> tuple[int, bool]:
+def write_gif(agent: trainer.TrainedAgent, env_id: str, path: Path, seed: int,
+              device: torch.device, max_steps: int) -> tuple[int, bool]:
     """Play one greedy episode of ``env_id`` (seeded ``seed``) with ``agent`` in the env it
     trained on and write it as an animated GIF, each frame drawn by that env's ``render``
     (gymnasium's renderer for classic control, the game screen for Atari, the coloured grid
