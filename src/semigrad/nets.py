@@ -252,13 +252,10 @@ CONV_NETWORKS = {"minatar": minatar_q_network, "nature": nature_q_network}
 REUSE_MIN_NUMEL = 1 << 16
 
 
-def _reused(store: dict | None, key: object, shape: tuple[int, int, int],
-            like: torch.Tensor) -> torch.Tensor | None:
+def _reused(store: dict, key: object, shape: tuple[int, int, int],
+            like: torch.Tensor) -> torch.Tensor:
     """The buffer ``store`` keeps under ``key`` for a ``shape`` output of ``like``'s dtype and
-    device (made on first use), or None (a fresh output) when ``store`` is None or ``shape``
-    is smaller than ``REUSE_MIN_NUMEL``."""
-    if store is None or shape[0] * shape[1] * shape[2] < REUSE_MIN_NUMEL:
-        return None
+    device (made on first use)."""
     key = (key, shape, like.dtype, like.device)
     buf = store.get(key)
     if buf is None:
@@ -272,9 +269,12 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, store: dict | None = None,
 
     The thin products of small MLPs (``N`` = the number of actions) run several times faster
     that way in MKL's batched gemm on CPU (``benchmarks/many_seeds.py``). ``store``, ``key``:
-    write into a kept buffer (``_reused``).
+    an output of at least ``REUSE_MIN_NUMEL`` elements goes into the buffer ``store`` keeps
+    under ``key`` (and its shape).
     """
     k, m, n = a.shape[0], a.shape[1], b.shape[2]
+    if store is None or k * m * n < REUSE_MIN_NUMEL:
+        return torch.bmm(b.mT, a.mT).mT if n < m else torch.bmm(a, b)
     if n < m:
         return torch.bmm(b.mT, a.mT, out=_reused(store, key, (k, n, m), a)).mT
     return torch.bmm(a, b, out=_reused(store, key, (k, m, n), a))
@@ -285,26 +285,28 @@ def _affine(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor, store: dict | 
     """``a @ b + bias`` (``bias (K, 1, N)``) in one fused kernel, in ``_bmm``'s orientation
     (and, with ``store``, into a kept buffer as ``_bmm``)."""
     k, m, n = a.shape[0], a.shape[1], b.shape[2]
+    if store is None or k * m * n < REUSE_MIN_NUMEL:
+        return torch.baddbmm(bias.mT, b.mT, a.mT).mT if n < m else torch.baddbmm(bias, a, b)
     if n < m:
         return torch.baddbmm(bias.mT, b.mT, a.mT, out=_reused(store, key, (k, n, m), a)).mT
     return torch.baddbmm(bias, a, b, out=_reused(store, key, (k, m, n), a))
 
 
 # activation -> (in-place forward, derivative from the activation's output h, written into g)
+_ops = torch.ops.aten
 _STACKED_ACTIVATIONS = {
-    "relu": (torch.relu_, lambda g, h: torch.ops.aten.threshold_backward.grad_input(
-        g, h, 0, grad_input=g)),
-    "tanh": (torch.tanh_, lambda g, h: torch.ops.aten.tanh_backward.grad_input(
-        g, h, grad_input=g)),
-    "elu": (torch.nn.functional.elu_, lambda g, h: torch.ops.aten.elu_backward.grad_input(
-        g, 1.0, 1, 1, True, h, grad_input=g)),
+    "relu": (torch.relu_, lambda g, h, f=_ops.threshold_backward.grad_input:
+             f(g, h, 0, grad_input=g)),
+    "tanh": (torch.tanh_, lambda g, h, f=_ops.tanh_backward.grad_input: f(g, h, grad_input=g)),
+    "elu": (torch.nn.functional.elu_, lambda g, h, f=_ops.elu_backward.grad_input:
+            f(g, 1.0, 1, 1, True, h, grad_input=g)),
 }
 STACKED_ACTIVATIONS = tuple(_STACKED_ACTIVATIONS)
 
 
 def _grad_buffer(p: torch.Tensor) -> torch.Tensor | None:
-    """``p.grad`` when a product can be written into it (large, ``p``'s shape, dtype and
-    device, contiguous), else None."""
+    """``p.grad`` when a product can be written into it (at least ``REUSE_MIN_NUMEL``
+    elements, ``p``'s shape, dtype and device, contiguous), else None."""
     g = p.grad
     if (g is None or g.numel() < REUSE_MIN_NUMEL or g.shape != p.shape or g.dtype != p.dtype
             or g.device != p.device or not g.is_contiguous()):
@@ -404,6 +406,8 @@ class StackedMLP:
             g = g.reshape(*h.shape[:2], -1)  # a no-op but after StackedConvNet's first layer
             if g.shape[2] < h.shape[2]:  # _bmm's transposed form, then w's layout
                 w.grad = _bmm(h.mT, g).contiguous()
+            elif w.numel() < REUSE_MIN_NUMEL:
+                w.grad = torch.bmm(h.mT, g)
             else:
                 w.grad = torch.bmm(h.mT, g, out=_grad_buffer(w))
             b.grad = g.sum(dim=1, keepdim=True)
