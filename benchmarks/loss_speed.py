@@ -1,6 +1,9 @@
 """Q-learning loss speed: per-sample reference vs batched vs an inline eager formula.
 
-Times forward (online net on S, target net on S') + loss + backward for a small MLP
+The batched loss is ``td_error_loss(q_learning(q, a, r, fold_termination(gamma, terminated),
+next_q))`` from ``semigrad.losses``, the per-sample one ``q_learning_loss_per_sample`` (the
+seed question's loop). Times forward (online net on S, target net on S') + loss + backward for
+a small MLP
 (obs 8 -> 64 -> 64 -> 4 actions) at batch sizes 32, 128, 512, 2048, on CPU (one thread) and on
 CUDA when present. Prints a table with the batched loss's speed-up over the per-sample loop and
 its ratio to the inline formula (>= 0.9 means the checks and the function call cost < 10%).
@@ -18,7 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from machine import describe_machine
-from semigrad.losses import q_learning_loss, q_learning_loss_per_sample
+from semigrad.losses import (
+    fold_termination,
+    q_learning,
+    q_learning_loss_per_sample,
+    td_error_loss,
+)
 from semigrad.nets import QNetwork
 
 OBS_DIM, NUM_ACTIONS, GAMMA = 8, 4, 0.99
@@ -30,6 +38,17 @@ def inline_loss(q, actions, rewards, next_q_target, terminated, gamma):
     with torch.no_grad():
         target = rewards + gamma * (1.0 - terminated.float()) * next_q_target.max(1).values
     return F.mse_loss(predicted, target)
+
+
+def batched_loss(q, actions, rewards, next_q_target, terminated, gamma):
+    """semigrad's checked functions, the discount folded in the timed step as inline does."""
+    discount = fold_termination(gamma, terminated)
+    return td_error_loss(q_learning(q, actions, rewards, discount, next_q_target))
+
+
+def per_sample_loss(q, actions, rewards, next_q_target, terminated, gamma):
+    discount = fold_termination(gamma, terminated)
+    return q_learning_loss_per_sample(q, actions, rewards, discount, next_q_target)
 
 
 def make_batch(batch: int, device: torch.device, gen: torch.Generator):
@@ -89,10 +108,10 @@ def main() -> None:
             best = {"loop": float("inf"), "batched": float("inf"), "inline": float("inf")}
             for _ in range(args.repeats):
                 best["loop"] = min(best["loop"], time_step(
-                    q_learning_loss_per_sample, online, target, data, loop_iters, device))
+                    per_sample_loss, online, target, data, loop_iters, device))
                 # interleave batched and inline so both see the same machine load
                 best["batched"] = min(best["batched"], time_step(
-                    q_learning_loss, online, target, data, 200, device))
+                    batched_loss, online, target, data, 200, device))
                 best["inline"] = min(best["inline"], time_step(
                     inline_loss, online, target, data, 200, device))
             print(f"{device.type:>6} {batch:>6} {best['loop'] * 1e3:>14.3f} "

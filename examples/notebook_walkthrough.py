@@ -18,7 +18,7 @@ import torch
 from semigrad.algos.monte_carlo import NOTEBOOK_PROBE, cartpole_values
 from semigrad.algos.sarsa import GreedyPolicy, SarsaConfig, evaluate, sarsa
 from semigrad.algos.td0 import TD0Config, UniformRandomPolicy, td0
-from semigrad.losses import td_targets, value_loss
+from semigrad.losses import fold_termination, td_error_loss, td_learning
 from semigrad.nets import ValueNetwork
 
 
@@ -38,9 +38,9 @@ def autograd_and_the_target(seed: int) -> None:
     for rule in ("semi-gradient", "notebook"):
         # the two outputs as leaves, to see the gradient each receives
         out_s, out_next = v_s.clone().requires_grad_(), v_next.clone().requires_grad_()
-        if rule == "semi-gradient":
-            target = td_targets(reward, out_next, terminated, gamma)  # under no_grad
-            loss = 0.5 * value_loss(out_s, target)
+        if rule == "semi-gradient":  # the target under no_grad
+            delta = td_learning(out_s, reward, fold_termination(gamma, terminated), out_next)
+            loss = 0.5 * td_error_loss(delta)
         else:
             loss = 0.8 * (reward + gamma * out_next - out_s)  # the notebook's line
         loss.sum().backward()

@@ -43,6 +43,8 @@ def test_grad_default_is_the_seed_example(tmp_path, capsys):
     targets = torch.tensor(summary["targets"], dtype=torch.float64)
     rows, actions = torch.arange(5), torch.tensor([2, 1, 1, 0, 1])
     assert torch.allclose(grad[rows, actions], 2 * (taken - targets) / 5)
+    # the loss of the per-sample reference: the mean squared error of the taken values
+    assert abs(summary["loss"] - ((taken - targets) ** 2).mean().item()) < 1e-12
     assert summary["max_abs_grad_off_taken"] == 0.0
     assert (tmp_path / "r" / "grad.png").stat().st_size > 1000
 

@@ -55,24 +55,26 @@ class ActionRecorder(BatchedEnv):
 
 def test_sarsa_bootstraps_on_the_action_it_takes_next(monkeypatch):
     """A' in the target is the next action taken (on-policy), except after an episode ends;
-    time-limit truncations bootstrap (terminated, not done, goes to the target)."""
+    time-limit truncations bootstrap: the discount is gamma except at terminations (terminated,
+    not done, is folded into it)."""
     calls = []
-    real = sarsa_mod.sarsa_targets
+    real = sarsa_mod.losses.sarsa
 
-    def spy(rewards, next_q, next_actions, terminated, gamma):
-        calls.append((next_actions.clone(), terminated.clone()))
-        return real(rewards, next_q, next_actions, terminated, gamma)
+    def spy(q_tm1, a_tm1, r_t, discount_t, q_t, a_t, **kw):
+        calls.append((a_t.clone(), discount_t.clone()))
+        return real(q_tm1, a_tm1, r_t, discount_t, q_t, a_t, **kw)
 
-    monkeypatch.setattr(sarsa_mod, "sarsa_targets", spy)
+    monkeypatch.setattr(sarsa_mod.losses, "sarsa", spy)
     env = ActionRecorder(envs.make("gymnasium:CartPole-v1", num_envs=4, device="cpu", seed=0,
                                    max_episode_steps=9))
-    sarsa(SarsaConfig(num_envs=4, steps=4 * 60, epsilon_start=0.5, epsilon_end=0.5),
-          device="cpu", seed=0, env=env)
+    config = SarsaConfig(num_envs=4, steps=4 * 60, epsilon_start=0.5, epsilon_end=0.5)
+    sarsa(config, device="cpu", seed=0, env=env)
     assert len(calls) == 60
     for t in range(59):
-        next_actions, terminated = calls[t]
+        next_actions, discount = calls[t]
         term, trunc = env.ends[t]
-        assert torch.equal(terminated, term)  # truncation is not passed as terminal
+        # truncation is not passed as terminal: gamma there, 0 only where it terminated
+        assert torch.equal(discount, torch.where(term, 0.0, config.gamma))
         going_on = ~(term | trunc)
         assert torch.equal(next_actions[going_on], env.actions[t + 1][going_on])
     truncated = torch.stack([e[1] for e in env.ends])

@@ -1,28 +1,47 @@
-"""Value-learning losses as small pure functions on tensors.
+"""Value-learning losses as small pure functions on tensors, in the form of rlax.
 
-Notation follows Sutton & Barto (2nd ed.): ``B`` is the batch size, ``A`` the number of actions,
-``q (B, A)`` action values of the states ``S``, ``actions (B,)`` int64 the actions ``A`` taken,
-``rewards (B,)`` the rewards ``R``, ``terminated (B,)`` bool (no bootstrap past a terminal
-state; a time-limit truncation is *not* terminal and does bootstrap), ``gamma`` a float in
-[0, 1] or a ``(B,)`` tensor of per-sample discounts.
+Names follow rlax (DeepMind, ``value_learning.py``) and Sutton & Barto (2nd ed.): a transition
+goes from the state at time ``t-1`` to the state at time ``t``, so
 
-Two rules hold everywhere:
+* ``q_tm1 (B, A)``, ``v_tm1 (B,)``: the values being learned, at the states ``S_{t-1}``;
+* ``a_tm1 (B,)`` int64: the actions taken there;
+* ``r_t (B,)``: the rewards ``R_t``;
+* ``discount_t (B,)``: the discount of each transition, **termination folded in**:
+  ``gamma`` for a one-step transition that goes on, ``0`` for one that terminated (no
+  bootstrap), and ``gamma`` again for one cut by a time limit (a truncated episode bootstraps
+  from the state it was cut in); ``gamma^m``, or 0 at a termination, for an m-step return.
+  ``fold_termination`` and ``n_step_returns`` make it from an environment's flags;
+* ``q_t (B, A)``, ``v_t (B,)``: the bootstrap values at the next states ``S_t``.
 
-* targets are computed without gradient (semi-gradient methods; the target network, or the
-  bootstrap through the online network, receives no gradient);
-* only the taken action's output is trained: ``q`` enters the loss through
-  ``taken_action_values`` (a ``gather``), so d loss / d q is zero at every other action.
+Each learning rule returns the TD errors ``td_error (B,) = target - value`` (rlax's sign), and
+one regression loss turns TD errors into the scalar to minimise (``td_error_loss``). Two rules
+hold unless a caller asks otherwise:
 
-Every public function checks its inputs and raises one ``ValueError`` naming the argument and
-the expected shape.
+* the target carries no gradient (``stop_target_gradients=True``: the semi-gradient methods;
+  ``False`` gives the residual-gradient method, Baird 1995);
+* only the taken action's output is trained: ``q_tm1`` enters through a ``gather``, so
+  d loss / d q_tm1 is zero at every other action.
+
+A zero ``discount_t`` means "no bootstrap": the target is ``r_t`` exactly for any finite
+bootstrap value. As in rlax the product is computed, so a NaN or infinite bootstrap value
+propagates even there: a diverged network is not hidden (and masking it would cost two more
+tensor operations in every hot loop; TD(0) with one environment loses some 3% to them).
+
+Every public function checks the shapes and dtypes of its tensors through one helper
+(``_check``) and raises one ``ValueError`` that names the function, the argument and the
+expected shape. The accelerators skip the checks and are tested equal to the checked functions
+(bit for bit where they run the same arithmetic): the per-agent loss with its closed-form
+gradient and its numba kernel (``q_loss_kernel``) at the end, and hot loops that call
+``fold_termination`` and ``td_learning`` with ``check=False`` (TD(0)'s hand-written
+backward). ``q_learning_loss_per_sample`` is the slow reference they are all tested against.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,449 +53,557 @@ LOSS_KINDS: tuple[str, ...] = ("mse", "huber")
 
 # ----------------------------------------------------------------------------- input checks
 
+_FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+_DTYPES: dict[str, frozenset[torch.dtype]] = {
+    "float": _FLOATS,
+    "bool": frozenset({torch.bool}),
+    "int64": frozenset({torch.int64}),
+    "action": frozenset({torch.int64}),  # and in [0, A - 1]
+}
+_DTYPE_NAMES = {"float": "a float", "bool": "a bool", "int64": "an int64", "action": "an int64"}
+
 
 def _describe(x: torch.Tensor) -> str:
     return f"{str(x.dtype).removeprefix('torch.')} tensor of shape {tuple(x.shape)}"
 
 
-def _check_tensor(fn: str, name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{fn}: `{name}` must be a torch.Tensor, got {type(x).__name__}")
-    return x
+def _check(fn: str, **args: tuple[object, str, str]) -> dict[str, int]:
+    """The input check of every public function: ``name=(tensor, dims, dtype)`` per argument.
+
+    ``dims`` names each dimension by a letter (``"BA"``: shape ``(B, A)``); a letter means the
+    same size in every argument of the call, bound by the first argument that has it.
+    ``dtype``: ``"float"`` (float16, bfloat16, float32 or float64), ``"bool"``, ``"int64"``,
+    or ``"action"`` (int64 with values in ``[0, A - 1]``: this one reads the values, a host
+    sync on a GPU). Returns the sizes, e.g. ``{"B": 32, "A": 4}``. Written for speed: it runs
+    on every call, and in a loop of small batches its cost shows.
+    """
+    sizes: dict[str, int] = {}
+    for name, (x, dims, dtype) in args.items():
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{fn}: `{name}` must be a torch.Tensor, got {type(x).__name__}")
+        shape = x.shape
+        if x.dtype not in _DTYPES[dtype] or len(shape) != len(dims):
+            _reject(fn, name, x, dims, dtype, sizes)
+        for letter, size in zip(dims, shape, strict=True):
+            if sizes.setdefault(letter, size) != size:
+                _reject(fn, name, x, dims, dtype, sizes)
+        if dtype == "action" and x.numel():
+            low, high = torch.aminmax(x)
+            if low.item() < 0 or high.item() >= sizes["A"]:
+                raise ValueError(f"{fn}: `{name}` must lie in [0, A-1]=[0, {sizes['A'] - 1}], "
+                                 f"got values in [{low.item()}, {high.item()}]")
+    return sizes
 
 
-def _check_values(fn: str, name: str, x: object, rank: int, batch: int | None = None) -> int:
-    """Check a floating tensor of the given rank (and batch size); return its batch size."""
-    x = _check_tensor(fn, name, x)
-    shape = "(B,)" if rank == 1 else "(B, A)"
-    if x.dim() != rank or not x.is_floating_point():
-        raise ValueError(
-            f"{fn}: `{name}` must be a float tensor of shape {shape}, got {_describe(x)}"
-        )
-    if batch is not None and x.shape[0] != batch:
-        raise ValueError(
-            f"{fn}: `{name}` must have batch size B={batch} (shape {shape}), got {_describe(x)}"
-        )
-    return x.shape[0]
+def _reject(fn: str, name: str, x: torch.Tensor, dims: str, dtype: str, sizes: dict) -> None:
+    """``_check``'s error for a tensor of the wrong dtype, rank or size."""
+    comma = "," if len(dims) == 1 else ""
+    letters = ", ".join(dims) + comma
+    known = ", ".join(str(sizes.get(d, d)) for d in dims) + comma
+    shape = f"({letters})" + (f"=({known})" if known != letters else "")
+    raise ValueError(f"{fn}: `{name}` must be {_DTYPE_NAMES[dtype]} tensor of shape {shape}, "
+                     f"got {_describe(x)}")
 
 
-def _check_actions(fn: str, name: str, actions: object, batch: int, num_actions: int) -> None:
-    actions = _check_tensor(fn, name, actions)
-    if actions.dtype != torch.int64 or actions.shape != (batch,):
-        raise ValueError(
-            f"{fn}: `{name}` must be an int64 tensor of shape (B,)=({batch},), got "
-            f"{_describe(actions)}"
-        )
-    if batch:
-        low, high = torch.aminmax(actions)
-        if low.item() < 0 or high.item() >= num_actions:
-            raise ValueError(
-                f"{fn}: `{name}` must lie in [0, A-1]=[0, {num_actions - 1}], got values in "
-                f"[{low.item()}, {high.item()}]"
-            )
-
-
-def _check_terminated(fn: str, terminated: object, batch: int) -> torch.Tensor:
-    terminated = _check_tensor(fn, "terminated", terminated)
-    if terminated.shape != (batch,) or terminated.is_complex():
-        raise ValueError(
-            f"{fn}: `terminated` must be a bool tensor of shape (B,)=({batch},), got "
-            f"{_describe(terminated)}"
-        )
-    return terminated if terminated.dtype == torch.bool else terminated != 0
-
-
-def _check_gamma(fn: str, gamma: object, batch: int) -> None:
-    if isinstance(gamma, torch.Tensor):
-        if gamma.shape != (batch,) or not gamma.is_floating_point():
-            raise ValueError(
-                f"{fn}: `gamma` as a tensor must be float of shape (B,)=({batch},), got "
-                f"{_describe(gamma)}"
-            )
-        return
+def _check_gamma(fn: str, gamma: object) -> None:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
-        raise ValueError(f"{fn}: `gamma` must be a float in [0, 1] or a (B,) tensor, got {gamma!r}")
+        raise ValueError(f"{fn}: `gamma` must be a float in [0, 1], got {gamma!r}")
 
 
-def _check_kind(fn: str, kind: str) -> None:
+def _check_loss(fn: str, kind: str, huber_delta: float) -> None:
     if kind not in LOSS_KINDS:
         raise ValueError(f"{fn}: `kind` must be one of {LOSS_KINDS}, got {kind!r}")
-
-
-def _check_same_shape(fn: str, name: str, x: torch.Tensor, other: str, ref: torch.Tensor) -> None:
-    if x.shape != ref.shape:
-        raise ValueError(
-            f"{fn}: `{name}` must have the shape of `{other}` {tuple(ref.shape)}, "
-            f"got {_describe(x)}"
-        )
+    if not huber_delta > 0:
+        raise ValueError(f"{fn}: `huber_delta` must be > 0, got {huber_delta!r}")
 
 
 # ----------------------------------------------------------------------------- building blocks
 
 
+def _taken(q: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``q[..., a]`` row by row: ``q (..., A)``, ``a (...)`` -> ``(...)``."""
+    return q.gather(-1, a.unsqueeze(-1)).squeeze(-1)
+
+
+def _target(r_t: torch.Tensor, discount_t: torch.Tensor, v_t: torch.Tensor) -> torch.Tensor:
+    """``r_t + discount_t * v_t``: the one home of the bootstrapped target. One fused
+    multiply-add (``addcmul``, one rounding), as ``torch.add(r, v, alpha=gamma)`` computes
+    it."""
+    return torch.addcmul(r_t, discount_t, v_t)
+
+
+def _stop(target: torch.Tensor, stop_target_gradients: bool) -> torch.Tensor:
+    """``target``, detached when it must carry no gradient. (Detaching the result rather
+    than building it under ``no_grad`` costs nothing when, as usual, the bootstrap values
+    carry no gradient themselves.)"""
+    if stop_target_gradients and target.requires_grad:
+        return target.detach()
+    return target
+
+
 def taken_action_values(q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """``q[i, actions[i]]`` for every i, via ``gather``: ``q (B, A)``, ``actions (B,)`` -> ``(B,)``.
+    """``q[i, actions[i]]`` for every i, via ``gather``: ``q (B, A)``, ``actions (B,)`` -> ``(B,)``
+    (rlax's ``batched_index``).
 
     The gradient flows back only to the gathered entries: d out_i / d q[j, a] = 1 if
     ``j == i and a == actions[i]`` else 0.
     """
-    fn = "taken_action_values"
-    batch = _check_values(fn, "q", q, rank=2)
-    _check_actions(fn, "actions", actions, batch, q.shape[1])
-    return q.gather(1, actions.unsqueeze(1)).squeeze(1)
+    _check("taken_action_values", q=(q, "BA", "float"), actions=(actions, "B", "action"))
+    return _taken(q, actions)
 
 
-def td_targets(
-    rewards: torch.Tensor,
-    next_values: torch.Tensor,
+def fold_termination(
+    gamma: float | torch.Tensor,
     terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
-) -> torch.Tensor:
-    """One-step TD targets ``R + gamma * (1 - terminated) * v(S')`` without gradient.
-
-    ``rewards (B,)``, ``next_values (B,)`` the bootstrap values v(S'), ``terminated (B,)`` ->
-    ``(B,)``. A terminal transition's target is ``R`` exactly, whatever ``next_values`` holds
-    (even NaN). Sutton & Barto eq. 9.7 (semi-gradient TD(0)).
-    """
-    fn = "td_targets"
-    batch = _check_values(fn, "rewards", rewards, rank=1)
-    _check_values(fn, "next_values", next_values, rank=1, batch=batch)
-    done = _check_terminated(fn, terminated, batch)
-    _check_gamma(fn, gamma, batch)
-    with torch.no_grad():
-        return bootstrap(rewards, next_values, done, gamma)
-
-
-def bootstrap(
-    rewards: torch.Tensor,
-    next_values: torch.Tensor,
-    done: torch.Tensor,
-    gamma: float | torch.Tensor,
-) -> torch.Tensor:
-    """``td_targets``' formula without its input checks and without disabling gradients: for
-    hot loops that run under ``no_grad`` / inference mode on inputs they know are right.
-    ``done (B,)`` bool: no bootstrap there, even from a NaN."""
-    next_values = torch.where(done, 0.0, next_values)
-    if rewards.dtype != next_values.dtype:
-        rewards = rewards.to(next_values.dtype)
-    if isinstance(gamma, torch.Tensor):
-        return rewards + gamma * next_values
-    return torch.add(rewards, next_values, alpha=gamma)  # one kernel
-
-
-def q_learning_targets(
-    rewards: torch.Tensor,
-    next_q_target: torch.Tensor,
-    terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
-    next_q_online: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Bellman optimality targets without gradient; ``(B,)``.
-
-    DQN (Mnih et al., 2015): ``R + gamma * (1 - terminated) * max_a' q_target(S', a')``.
-    Double DQN (van Hasselt et al., 2016), when ``next_q_online (B, A)`` is given: the online
-    network picks ``a* = argmax_a' q_online(S', a')`` and the target network evaluates it,
-    ``R + gamma * (1 - terminated) * q_target(S', a*)``.
-    ``next_q_target (B, A)`` holds the target network's values at the next states.
-    """
-    fn = "q_learning_targets"
-    batch = _check_values(fn, "rewards", rewards, rank=1)
-    _check_values(fn, "next_q_target", next_q_target, rank=2, batch=batch)
-    if next_q_online is not None:
-        _check_values(fn, "next_q_online", next_q_online, rank=2, batch=batch)
-        _check_same_shape(fn, "next_q_online", next_q_online, "next_q_target", next_q_target)
-    done = _check_terminated(fn, terminated, batch)
-    _check_gamma(fn, gamma, batch)
-    return _q_learning_targets(rewards, next_q_target, done, gamma, next_q_online)
-
-
-@torch.no_grad()
-def _q_learning_targets(rewards, next_q_target, done, gamma, next_q_online):
-    if next_q_online is None:
-        next_values = next_q_target.max(dim=1).values
-    else:
-        best = next_q_online.argmax(dim=1, keepdim=True)
-        next_values = next_q_target.gather(1, best).squeeze(1)
-    return bootstrap(rewards, next_values, done, gamma)
-
-
-def sarsa_targets(
-    rewards: torch.Tensor,
-    next_q: torch.Tensor,
-    next_actions: torch.Tensor,
-    terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
-) -> torch.Tensor:
-    """SARSA targets ``R + gamma * (1 - terminated) * q(S', A')`` without gradient; ``(B,)``.
-
-    ``next_q (B, A)`` at the next states, ``next_actions (B,)`` int64 the actions A' the policy
-    takes there. Sutton & Barto eq. 10.1 (episodic semi-gradient SARSA).
-    """
-    fn = "sarsa_targets"
-    batch = _check_values(fn, "rewards", rewards, rank=1)
-    _check_values(fn, "next_q", next_q, rank=2, batch=batch)
-    _check_actions(fn, "next_actions", next_actions, batch, next_q.shape[1])
-    done = _check_terminated(fn, terminated, batch)
-    _check_gamma(fn, gamma, batch)
-    with torch.no_grad():
-        next_values = next_q.gather(1, next_actions.unsqueeze(1)).squeeze(1)
-        return bootstrap(rewards, next_values, done, gamma)
-
-
-def expected_sarsa_targets(
-    rewards: torch.Tensor,
-    next_q: torch.Tensor,
-    next_probs: torch.Tensor,
-    terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
-) -> torch.Tensor:
-    """Expected SARSA targets ``R + gamma * (1 - terminated) * sum_a pi(a|S') q(S', a)``; ``(B,)``.
-
-    ``next_q (B, A)`` and ``next_probs (B, A)`` (the policy's action probabilities at S', rows
-    summing to 1). Sutton & Barto eq. 6.9, with function approximation as in section 10.1.
-    """
-    fn = "expected_sarsa_targets"
-    batch = _check_values(fn, "rewards", rewards, rank=1)
-    _check_values(fn, "next_q", next_q, rank=2, batch=batch)
-    _check_values(fn, "next_probs", next_probs, rank=2, batch=batch)
-    _check_same_shape(fn, "next_probs", next_probs, "next_q", next_q)
-    done = _check_terminated(fn, terminated, batch)
-    _check_gamma(fn, gamma, batch)
-    with torch.no_grad():
-        next_values = (next_probs * next_q).sum(dim=1)
-        return bootstrap(rewards, next_values, done, gamma)
-
-
-def value_loss(
-    predictions: torch.Tensor,
-    targets: torch.Tensor,
-    kind: LossKind = "mse",
-    huber_delta: float = 1.0,
-) -> torch.Tensor:
-    """Mean regression loss of ``predictions (B,)`` toward ``targets (B,)``; a scalar.
-
-    ``mse``: ``mean_i (pred_i - target_i)^2``, so d loss / d pred_i = 2 (pred_i - target_i) / B.
-    ``huber``: quadratic within ``huber_delta`` of the target, linear beyond (Huber, 1964);
-    its gradient is the TD error clipped to [-delta, delta], divided by B.
-    ``targets`` is detached here, whatever the caller did.
-    """
-    fn = "value_loss"
-    batch = _check_values(fn, "predictions", predictions, rank=1)
-    _check_values(fn, "targets", targets, rank=1, batch=batch)
-    _check_kind(fn, kind)
-    if huber_delta <= 0:
-        raise ValueError(f"{fn}: `huber_delta` must be > 0, got {huber_delta!r}")
-    return _value_loss(predictions, targets.detach(), kind, huber_delta)
-
-
-def value_loss_per_row(
-    predictions: torch.Tensor,
-    targets: torch.Tensor,
-    kind: LossKind = "mse",
-    huber_delta: float = 1.0,
-) -> torch.Tensor:
-    """``value_loss`` of each row: ``predictions (K, B)``, ``targets (K, B)`` -> ``(K,)``.
-
-    Row k is ``value_loss(predictions[k], targets[k], kind)``: K independent learners (e.g.
-    seeds trained together) each get the mean over their own B samples, so summing the K
-    losses gives every learner exactly its own gradient.
-    """
-    fn = "value_loss_per_row"
-    for name, x in (("predictions", predictions), ("targets", targets)):
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
-            raise ValueError(f"{fn}: `{name}` must be a float tensor of shape (K, B)")
-    _check_same_shape(fn, "targets", targets, "predictions", predictions)
-    _check_kind(fn, kind)
-    return _value_loss(predictions, targets.detach(), kind, huber_delta, "none").mean(dim=1)
-
-
-def value_loss_and_grad_per_row(
-    predictions: torch.Tensor,
-    targets: torch.Tensor,
-    kind: LossKind = "mse",
-    huber_delta: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``value_loss_per_row`` ``(K,)`` and its gradient ``d sum_k loss_k / d predictions (K, B)``
-    in closed form, without autograd (for hand-written backward passes).
-
-    With ``e = predictions - targets``: ``mse``: ``2 e / B``; ``huber``:
-    ``clamp(e, -delta, delta) / B`` (``value_loss``'s docstring), scaled by ``1 / B`` as
-    autograd does, so both agree bit for bit. Inputs are not checked.
-    """
-    b = predictions.shape[1]
-    errors = predictions - targets
-    if kind == "mse":
-        grad = errors.mul_(2.0 / b)
-    else:
-        grad = errors.clamp_(-huber_delta, huber_delta).mul_(1.0 / b)
-    return _value_loss(predictions, targets, kind, huber_delta, "none").mean(dim=1), grad
-
-
-def _value_loss(predictions, targets, kind, huber_delta, reduction="mean"):
-    if kind == "mse":
-        return F.mse_loss(predictions, targets, reduction=reduction)
-    return F.huber_loss(predictions, targets, delta=huber_delta, reduction=reduction)
-
-
-# ----------------------------------------------------------------------------- Q-learning loss
-
-
-def _check_q_learning(
-    fn, q, actions, rewards, next_q_target, terminated, gamma, next_q_online, kind
-):
-    batch = _check_values(fn, "q", q, rank=2)
-    _check_actions(fn, "actions", actions, batch, q.shape[1])
-    _check_values(fn, "rewards", rewards, rank=1, batch=batch)
-    _check_values(fn, "next_q_target", next_q_target, rank=2, batch=batch)
-    _check_same_shape(fn, "next_q_target", next_q_target, "q", q)
-    if next_q_online is not None:
-        _check_values(fn, "next_q_online", next_q_online, rank=2, batch=batch)
-        _check_same_shape(fn, "next_q_online", next_q_online, "q", q)
-    done = _check_terminated(fn, terminated, batch)
-    _check_gamma(fn, gamma, batch)
-    _check_kind(fn, kind)
-    return done
-
-
-def q_learning_loss(
-    q: torch.Tensor,
-    actions: torch.Tensor,
-    rewards: torch.Tensor,
-    next_q_target: torch.Tensor,
-    terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
+    dtype: torch.dtype | None = None,
     *,
-    next_q_online: torch.Tensor | None = None,
-    kind: LossKind = "mse",
-    huber_delta: float = 1.0,
+    check: bool = True,
 ) -> torch.Tensor:
-    """The batched (Double) DQN loss; a scalar.
+    """``discount_t (B,) = gamma * (1 - terminated)``: the discount each transition bootstraps
+    with, termination folded in.
 
-    ``mean_i L(q[i, actions[i]] - y_i)`` with ``y = q_learning_targets(...)`` (no gradient) and
-    ``L`` the squared error (``kind="mse"``) or the Huber loss. Shapes: ``q (B, A)`` from the
-    online network at S, ``actions (B,)`` int64, ``rewards (B,)``, ``next_q_target (B, A)``,
-    ``terminated (B,)`` bool, ``gamma`` float or ``(B,)``, ``next_q_online (B, A)`` or None.
+    ``terminated (B,)`` bool; ``gamma`` a float in [0, 1] (a one-step discount; the result has
+    ``dtype``, default torch's default dtype) or a ``(B,)`` float tensor of per-transition
+    discounts (e.g. an n-step return's ``gamma^m``; the result has its dtype). A truncated
+    transition is not terminated: it keeps ``gamma`` and bootstraps (Sutton & Barto 3.4
+    defines the return of an episode that ends; a time limit is not part of the MDP, Pardo et
+    al. 2018, "Time Limits in Reinforcement Learning"). ``check=False``: see ``td_learning``.
     """
-    fn = "q_learning_loss"
-    done = _check_q_learning(
-        fn, q, actions, rewards, next_q_target, terminated, gamma, next_q_online, kind
-    )
-    predictions = q.gather(1, actions.unsqueeze(1)).squeeze(1)
-    targets = _q_learning_targets(rewards, next_q_target, done, gamma, next_q_online)
-    return _value_loss(predictions, targets, kind, huber_delta)
+    fn = "fold_termination"
+    if isinstance(gamma, torch.Tensor):
+        if check:
+            _check(fn, terminated=(terminated, "B", "bool"), gamma=(gamma, "B", "float"))
+        return gamma.masked_fill(terminated, 0.0)
+    if check:
+        _check(fn, terminated=(terminated, "B", "bool"))
+        _check_gamma(fn, gamma)
+    dtype = dtype or torch.get_default_dtype()
+    return torch.where(terminated, *_zero_and(gamma, dtype, terminated.device))
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_and(gamma: float, dtype: torch.dtype, device: torch.device):
+    """``0`` and ``gamma`` as 0-dim tensors of ``dtype`` on ``device``, made once:
+    ``torch.where`` on them costs half of what it costs on Python numbers, which it turns into
+    tensors at every call (TD(0)'s hot loop folds every step)."""
+    with torch.inference_mode(False):  # usable outside inference mode too
+        return (torch.zeros((), dtype=dtype, device=device),
+                torch.tensor(gamma, dtype=dtype, device=device))
+
+
+class NStepReturns(NamedTuple):
+    """``n_step_returns``' result: ``returns (B,)``, ``discount_t (B,)``, ``steps (B,)``."""
+
+    returns: torch.Tensor
+    discount_t: torch.Tensor
+    steps: torch.Tensor
+
+
+def n_step_returns(
+    r_t: torch.Tensor, terminated_t: torch.Tensor, truncated_t: torch.Tensor, gamma: float
+) -> NStepReturns:
+    """n-step returns of B windows of n consecutive steps of one environment, in the form a
+    replay needs: ``r_t``, ``terminated_t``, ``truncated_t (B, n)``, row i holding the steps
+    ``t, t+1, ..., t+n-1`` after the state ``S_{t-1}`` the return starts from.
+
+    A window stops after its first step that ends the episode (terminated or truncated):
+    ``steps = m`` in ``1..n`` counts the steps it keeps, ``returns = sum_{k<m} gamma^k
+    r_{t+k}`` (Sutton & Barto 7.1, eq. 7.1; multi-step targets in Rainbow, Hessel et al.
+    2018), and ``discount_t = gamma^m``, or 0 when step m terminated, is what the learning
+    rules take: ``target = returns + discount_t * v(S_{t+m-1})``, so a truncated window still
+    bootstraps from the state it was cut in. ``steps - 1`` indexes the step whose next state
+    to bootstrap from.
+    """
+    fn = "n_step_returns"
+    _check(fn, r_t=(r_t, "BN", "float"), terminated_t=(terminated_t, "BN", "bool"),
+           truncated_t=(truncated_t, "BN", "bool"))
+    _check_gamma(fn, gamma)
+    n = r_t.shape[1]
+    done = terminated_t | truncated_t
+    kept = (torch.cumsum(done, dim=1) - done.long()) == 0  # no earlier step ended the episode
+    powers = gamma ** torch.arange(n, device=r_t.device).to(r_t.dtype)
+    returns = (r_t * powers * kept).sum(dim=1)
+    steps = kept.sum(dim=1)
+    terminated = terminated_t.gather(1, (steps - 1).unsqueeze(1)).squeeze(1)
+    return NStepReturns(returns, fold_termination(gamma ** steps.to(r_t.dtype), terminated),
+                        steps)
+
+
+# ----------------------------------------------------------------------------- learning rules
+
+
+def td_learning(
+    v_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    v_t: torch.Tensor,
+    stop_target_gradients: bool = True,
+    *,
+    check: bool = True,
+) -> torch.Tensor:
+    """TD(0) errors ``delta = r_t + discount_t * v_t - v_tm1``; ``(B,)``.
+
+    ``v_tm1 (B,)`` the values learned, ``r_t``, ``discount_t``, ``v_t (B,)``. Sutton & Barto
+    6.1 (eq. 6.5); with ``stop_target_gradients`` the step ``w += alpha delta grad v_tm1`` is
+    semi-gradient TD(0) (9.3, eq. 9.7). Without it, gradient descent on ``0.5 delta^2`` also
+    moves ``v_t``: the residual-gradient algorithm (Baird 1995; Sutton & Barto 11.5), which
+    converges to a different fixed point.
+
+    ``check=False`` skips the input checks, for an accelerator's hot loop on inputs whose
+    shapes it fixes itself (TD(0)'s hand-written backward, ``algos.td0.MLPSemiGradient``: with
+    one environment the checks of this call and ``fold_termination``'s took some 6 us of a
+    150 us transition). The arithmetic is the same.
+    """
+    if check:
+        _check("td_learning", v_tm1=(v_tm1, "B", "float"), r_t=(r_t, "B", "float"),
+               discount_t=(discount_t, "B", "float"), v_t=(v_t, "B", "float"))
+    target_tm1 = _stop(_target(r_t, discount_t, v_t), stop_target_gradients)
+    return target_tm1 - v_tm1
+
+
+def _q_learning(q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector, stop):
+    """Q-learning (``q_t_selector is None``) or Double Q-learning TD errors, any leading dims."""
+    if q_t_selector is None:
+        v_t = q_t_value.amax(dim=-1)
+    else:
+        v_t = _taken(q_t_value, q_t_selector.argmax(dim=-1))
+    return _stop(_target(r_t, discount_t, v_t), stop) - _taken(q_tm1, a_tm1)
+
+
+def _check_q(fn, q_tm1, a_tm1, r_t, discount_t, **next_values):
+    """``_check`` of a Q-learning rule's arguments; ``next_values``: name=(tensor, dims, dtype)
+    of the arguments at the next states."""
+    _check(fn, q_tm1=(q_tm1, "BA", "float"), a_tm1=(a_tm1, "B", "action"),
+           r_t=(r_t, "B", "float"), discount_t=(discount_t, "B", "float"), **next_values)
+
+
+def q_learning(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t: torch.Tensor,
+    stop_target_gradients: bool = True,
+) -> torch.Tensor:
+    """Q-learning TD errors ``r_t + discount_t * max_a q_t[a] - q_tm1[a_tm1]``; ``(B,)``.
+
+    ``q_tm1 (B, A)``, ``a_tm1 (B,)`` int64, ``r_t``, ``discount_t (B,)``, ``q_t (B, A)`` (a
+    target network's values in DQN). Watkins 1989; Sutton & Barto 6.5 (eq. 6.8); DQN, Mnih et
+    al. 2015, with ``q_t`` from the target network.
+    """
+    _check_q("q_learning", q_tm1, a_tm1, r_t, discount_t, q_t=(q_t, "BA", "float"))
+    return _q_learning(q_tm1, a_tm1, r_t, discount_t, q_t, None, stop_target_gradients)
+
+
+def double_q_learning(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t_value: torch.Tensor,
+    q_t_selector: torch.Tensor,
+    stop_target_gradients: bool = True,
+) -> torch.Tensor:
+    """Double Q-learning TD errors ``r_t + discount_t * q_t_value[a*] - q_tm1[a_tm1]`` with
+    ``a* = argmax_a q_t_selector[a]`` (the first maximum); ``(B,)``.
+
+    ``q_t_value``, ``q_t_selector (B, A)``: one estimate picks the action, the other evaluates
+    it, which removes Q-learning's maximisation bias (van Hasselt 2010; Sutton & Barto 6.7).
+    Double DQN (van Hasselt, Guez & Silver 2016): the online network selects, the target
+    network evaluates.
+    """
+    _check_q("double_q_learning", q_tm1, a_tm1, r_t, discount_t,
+             q_t_value=(q_t_value, "BA", "float"), q_t_selector=(q_t_selector, "BA", "float"))
+    return _q_learning(q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector,
+                       stop_target_gradients)
+
+
+def sarsa(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t: torch.Tensor,
+    a_t: torch.Tensor,
+    stop_target_gradients: bool = True,
+) -> torch.Tensor:
+    """SARSA TD errors ``r_t + discount_t * q_t[a_t] - q_tm1[a_tm1]``; ``(B,)``.
+
+    ``a_t (B,)`` int64: the actions the policy takes at the next states (on-policy). Rummery &
+    Niranjan 1994; Sutton & Barto 6.4 (eq. 6.7), episodic semi-gradient SARSA 10.1 (eq. 10.1).
+    """
+    _check_q("sarsa", q_tm1, a_tm1, r_t, discount_t, q_t=(q_t, "BA", "float"),
+             a_t=(a_t, "B", "action"))
+    target_tm1 = _stop(_target(r_t, discount_t, _taken(q_t, a_t)), stop_target_gradients)
+    return target_tm1 - _taken(q_tm1, a_tm1)
+
+
+def expected_sarsa(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t: torch.Tensor,
+    probs_a_t: torch.Tensor,
+    stop_target_gradients: bool = True,
+) -> torch.Tensor:
+    """Expected SARSA TD errors ``r_t + discount_t * sum_a pi(a|S_t) q_t[a] - q_tm1[a_tm1]``;
+    ``(B,)``.
+
+    ``probs_a_t (B, A)``: the policy's action probabilities at the next states (rows summing
+    to 1). van Seijen et al. 2009; Sutton & Barto 6.6 (eq. 6.9), with function approximation
+    as in 10.1.
+    """
+    _check_q("expected_sarsa", q_tm1, a_tm1, r_t, discount_t, q_t=(q_t, "BA", "float"),
+             probs_a_t=(probs_a_t, "BA", "float"))
+    target_tm1 = _stop(_target(r_t, discount_t, (probs_a_t * q_t).sum(dim=1)),
+                       stop_target_gradients)
+    return target_tm1 - _taken(q_tm1, a_tm1)
+
+
+# ----------------------------------------------------------------------------- regression losses
+
+
+def _elementwise_loss(td_error, kind, huber_delta, reduction):
+    """``L(td_error)``: the squared error, or Huber's loss (Huber 1964), via torch's kernels
+    (as their loss of ``td_error`` against a target of zeros)."""
+    zero = _zeros(td_error.shape, td_error.dtype, td_error.device)
+    if kind == "mse":
+        return F.mse_loss(td_error, zero, reduction=reduction)
+    return F.huber_loss(td_error, zero, delta=huber_delta, reduction=reduction)
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A tensor of zeros, made once per shape (never written to): cheaper than
+    ``torch.zeros_like`` at every call."""
+    with torch.inference_mode(False):  # usable outside inference mode too
+        return torch.zeros(shape, dtype=dtype, device=device)
+
+
+def td_error_loss(
+    td_error: torch.Tensor, kind: LossKind = "mse", huber_delta: float = 1.0
+) -> torch.Tensor:
+    """The mean regression loss of TD errors ``td_error (B,)``; a scalar.
+
+    ``mse``: ``mean_i delta_i^2``, so d loss / d delta_i = 2 delta_i / B. ``huber``: ``0.5
+    delta^2`` within ``huber_delta`` of zero, ``huber_delta (|delta| - 0.5 huber_delta)``
+    beyond (Huber 1964); its gradient is delta clipped to [-huber_delta, huber_delta], over B:
+    DQN's error clipping (Mnih et al. 2015). With ``v = target - delta``, d loss / d v is the
+    negative of these. ``0.5 * td_error_loss(delta)`` with SGD at step alpha is the textbook
+    ``w += alpha mean_i delta_i grad v_i``.
+    """
+    fn = "td_error_loss"
+    _check(fn, td_error=(td_error, "B", "float"))
+    _check_loss(fn, kind, huber_delta)
+    return _elementwise_loss(td_error, kind, huber_delta, "mean")
+
+
+def td_error_loss_per_row(
+    td_error: torch.Tensor, kind: LossKind = "mse", huber_delta: float = 1.0
+) -> torch.Tensor:
+    """``td_error_loss`` of each row: ``td_error (K, B)`` -> ``(K,)``.
+
+    Row k is ``td_error_loss(td_error[k], kind)``: K independent learners (seeds trained
+    together) each get the mean over their own B samples, so summing the K losses gives every
+    learner exactly its own gradient.
+    """
+    fn = "td_error_loss_per_row"
+    _check(fn, td_error=(td_error, "KB", "float"))
+    _check_loss(fn, kind, huber_delta)
+    return _elementwise_loss(td_error, kind, huber_delta, "none").mean(dim=1)
+
+
+def td_error_loss_and_grad_per_row(
+    td_error: torch.Tensor, kind: LossKind = "mse", huber_delta: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accelerator: ``td_error_loss_per_row`` ``(K,)`` and its gradient ``d sum_k loss_k /
+    d td_error (K, B)`` in closed form, without autograd (for hand-written backward passes).
+
+    ``mse``: ``2 delta / B``; ``huber``: ``clamp(delta, -huber_delta, huber_delta) / B``
+    (``td_error_loss``), scaled by ``1 / B`` as autograd does, so both agree bit for bit
+    (tested). Inputs are not checked.
+    """
+    b = td_error.shape[1]
+    if kind == "mse":
+        grad = td_error.mul(2.0 / b)
+    else:
+        grad = td_error.clamp(-huber_delta, huber_delta).mul_(1.0 / b)
+    return _elementwise_loss(td_error, kind, huber_delta, "none").mean(dim=1), grad
+
+
+# ----------------------------------------------------------------------------- the reference
 
 
 def q_learning_loss_per_sample(
-    q: torch.Tensor,
-    actions: torch.Tensor,
-    rewards: torch.Tensor,
-    next_q_target: torch.Tensor,
-    terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t: torch.Tensor,
+    q_t_selector: torch.Tensor | None = None,
     *,
-    next_q_online: torch.Tensor | None = None,
     kind: LossKind = "mse",
     huber_delta: float = 1.0,
 ) -> torch.Tensor:
-    """Reference implementation of ``q_learning_loss``: one scalar loss per sample, summed / B.
+    """Reference for ``td_error_loss(q_learning(...))`` (``double_q_learning`` when
+    ``q_t_selector`` is given): one scalar loss per sample, summed / B.
 
     Written as the loop of seed 000 (index the taken action, build the scalar target under
-    ``no_grad``, compare two scalars), with its mistakes fixed. Slow on purpose; tests check
-    that the batched loss equals it in value and gradient.
+    ``no_grad``, compare two scalars), with its mistakes fixed. Slow on purpose: the batched
+    functions and their accelerators are tested against it, and ``semigrad grad`` shows its
+    gradient. A target known outright is the transition ``r_t = target``, ``discount_t = 0``.
     """
     fn = "q_learning_loss_per_sample"
-    done = _check_q_learning(
-        fn, q, actions, rewards, next_q_target, terminated, gamma, next_q_online, kind
-    )
-    batch = q.shape[0]
-    total = q.new_zeros(())
-    for i in range(batch):
-        prediction = q[i, actions[i]]
+    double = {} if q_t_selector is None else {"q_t_selector": (q_t_selector, "BA", "float")}
+    _check_q(fn, q_tm1, a_tm1, r_t, discount_t, q_t=(q_t, "BA", "float"), **double)
+    _check_loss(fn, kind, huber_delta)
+    loss = F.mse_loss if kind == "mse" else functools.partial(F.huber_loss, delta=huber_delta)
+    batch = q_tm1.shape[0]
+    total = q_tm1.new_zeros(())
+    for i, a in enumerate(a_tm1.tolist()):
+        prediction = q_tm1[i, a]
         with torch.no_grad():
-            if next_q_online is None:
-                bootstrap = next_q_target[i].max()
+            if q_t_selector is None:
+                bootstrap = q_t[i].max()
             else:
-                bootstrap = next_q_target[i, next_q_online[i].argmax()]
-            discount = gamma[i] if isinstance(gamma, torch.Tensor) else gamma
-            target = rewards[i] if done[i] else rewards[i] + discount * bootstrap
-        total = total + _value_loss(prediction, target.to(prediction.dtype), kind, huber_delta)
+                bootstrap = q_t[i, q_t_selector[i].argmax()]
+            target = r_t[i] + discount_t[i] * bootstrap
+        total = total + loss(prediction, target.to(prediction.dtype))
     return total / max(batch, 1)
 
 
 # ----------------------------------------------------------------------------- K learners at once
 
 
-def q_learning_loss_and_grad_per_agent(
-    q: torch.Tensor,
-    actions: torch.Tensor,
-    rewards: torch.Tensor,
-    next_q_target: torch.Tensor,
-    terminated: torch.Tensor,
-    gamma: float | torch.Tensor,
-    next_q_online: torch.Tensor | None = None,
+def per_agent_q_learning_loss_and_grad(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t_value: torch.Tensor,
+    q_t_selector: torch.Tensor | None = None,
     kind: LossKind = "mse",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """K learners' (Double) Q-learning losses and their gradient, without autograd.
+    """Accelerator: K learners' (Double) Q-learning losses and their gradient, without autograd.
 
-    ``q``, ``next_q_target``, ``next_q_online (K, B, A)``; ``actions``, ``rewards``,
-    ``terminated`` and a tensor ``gamma`` are flattened ``(K * B,)`` (learner k's at rows
-    ``k B .. k B + B - 1``). Returns ``losses (K,)`` (learner k's ``q_learning_loss`` over its
-    own B samples), ``mean_q (K,)`` and ``grad_q (K, B, A)`` = ``d sum_k losses_k / d q`` in
-    closed form (``value_loss_and_grad_per_row``): every learner gets exactly its own gradient,
-    at its taken actions only. Hot-path form: inputs are not checked (``q_learning_loss`` is the
-    checked one), so actions must lie in ``0 .. A - 1``.
+    ``q_tm1``, ``q_t_value``, ``q_t_selector (K, B, A)``; ``a_tm1``, ``r_t``, ``discount_t``
+    flattened ``(K * B,)`` (learner k's at rows ``k B .. k B + B - 1``; ``discount_t`` in any
+    float dtype: this form takes it in ``q_tm1``'s, as ``torch.add``'s ``alpha`` did, the
+    compiled one in float64). Returns ``losses
+    (K,)`` (learner k's ``td_error_loss(q_learning(...))``, or ``double_q_learning`` with
+    ``q_t_selector``, over its own B samples), ``mean_q (K,)`` and ``grad_q (K, B, A)`` =
+    ``d sum_k losses_k / d q_tm1`` in closed form (``td_error_loss_and_grad_per_row``): every
+    learner gets exactly its own gradient, at its taken actions only. Inputs are not checked
+    (no host sync), so actions must lie in ``0 .. A - 1``.
     """
-    k, b = q.shape[:2]
-    targets = _q_learning_targets(
-        rewards, next_q_target.flatten(0, 1), terminated, gamma,
-        None if next_q_online is None else next_q_online.flatten(0, 1))
-    taken = actions.view(k, b, 1)
-    predictions = q.gather(2, taken).squeeze(2)  # (K, B)
-    losses, grad = value_loss_and_grad_per_row(predictions, targets.view(k, b), kind)
-    grad_q = torch.zeros_like(q).scatter_(2, taken, grad.unsqueeze(2))
-    return losses, q.mean(dim=(1, 2)), grad_q
-
-
-_NO_DISCOUNTS = np.empty(0, np.float32)  # the kernel's "one gamma for all rows"
+    k, b = q_tm1.shape[:2]
+    taken = a_tm1.view(k, b)
+    discount_t = discount_t.view(k, b).to(q_tm1.dtype)
+    td_error = _q_learning(q_tm1, taken, r_t.view(k, b), discount_t, q_t_value, q_t_selector,
+                           True)
+    losses, grad = td_error_loss_and_grad_per_row(td_error, kind)
+    # d / d q_tm1[a] = -(d / d td_error): the value enters the TD error with a minus sign
+    grad_q = torch.zeros_like(q_tm1).scatter_(2, taken.unsqueeze(2), grad.neg_().unsqueeze(2))
+    return losses, q_tm1.mean(dim=(1, 2)), grad_q
 
 
 def _q_loss_kernel():
-    """The compiled form of ``q_learning_loss_and_grad_per_agent`` (needs numba)."""
+    """The compiled form of ``per_agent_q_learning_loss_and_grad`` (needs numba)."""
     import semigrad.q_loss_kernel as q_loss_kernel
 
     return q_loss_kernel.q_loss_and_grad
 
 
-def _q_loss_loop(kernel, q, actions, rewards, next_q_target, terminated, gamma,
-                 next_q_online=None, kind="mse"):
-    """``q_learning_loss_and_grad_per_agent`` by ``q_loss_kernel.q_loss_and_grad``, on the
+def _q_loss_loop(kernel, q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector=None,
+                 kind="mse"):
+    """``per_agent_q_learning_loss_and_grad`` by ``q_loss_kernel.q_loss_and_grad``, on the
     tensors' memory (CPU)."""
-    k = q.shape[0]
-    grad_q = torch.empty_like(q)  # q's strides
-    losses, mean_q = torch.empty(k, dtype=q.dtype), torch.empty(k, dtype=q.dtype)
-    if isinstance(gamma, torch.Tensor):
-        gamma, discounts = 0.0, gamma.numpy()
-    else:
-        discounts = _NO_DISCOUNTS
+    k = q_tm1.shape[0]
+    grad_q = torch.empty_like(q_tm1)  # q_tm1's strides
+    losses, mean_q = torch.empty(k, dtype=q_tm1.dtype), torch.empty(k, dtype=q_tm1.dtype)
     bad = kernel(
-        q.numpy(), next_q_target.numpy(),
-        (next_q_target if next_q_online is None else next_q_online).numpy(),
-        next_q_online is not None, actions.numpy(), rewards.numpy(), terminated.numpy(),
-        gamma, discounts, 1.0 if kind == "huber" else 0.0, grad_q.numpy(), losses.numpy(),
-        mean_q.numpy())
+        q_tm1.numpy(), q_t_value.numpy(),
+        (q_t_value if q_t_selector is None else q_t_selector).numpy(),
+        q_t_selector is not None, a_tm1.numpy(), r_t.numpy(), discount_t.numpy(),
+        1.0 if kind == "huber" else 0.0, grad_q.numpy(), losses.numpy(), mean_q.numpy())
     if bad >= 0:
-        raise ValueError(f"q_learning_loss_and_grad_per_agent: action "
-                         f"{actions[bad].item()} at row {bad} is not in 0..{q.shape[2] - 1}")
+        raise ValueError(f"per_agent_q_learning: action {a_tm1[bad].item()} at row {bad} is "
+                         f"not in 0..{q_tm1.shape[2] - 1}")
     return losses, mean_q, grad_q
 
 
-def per_agent_q_loss(device: torch.device,
-                     compiled: bool | None = None) -> Callable[..., tuple[torch.Tensor, ...]]:
-    """``q_learning_loss_and_grad_per_agent`` in its fastest form for ``device``: on the CPU one
-    compiled loop (``semigrad.q_loss_kernel``, the same numbers to float32 rounding), else the
-    tensor form. ``compiled`` as in ``semigrad.compiled.load_kernel``."""
+def per_agent_q_learning(device: torch.device, compiled: bool | None = None
+                         ) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``per_agent_q_learning_loss_and_grad`` in its fastest form for ``device``: on the CPU
+    one compiled loop (``semigrad.q_loss_kernel``; the same numbers to float32 rounding,
+    tested), else the tensor form. ``compiled`` as in ``semigrad.compiled.load_kernel``."""
     kernel = load_kernel(_q_loss_kernel, compiled, "the compiled per-agent Q-learning loss",
                          device.type == "cpu", f"on the CPU, got {device}", stacklevel=4)
     if kernel is None:
-        return q_learning_loss_and_grad_per_agent
+        return per_agent_q_learning_loss_and_grad
     return lambda *args, **kw: _q_loss_loop(kernel, *args, **kw)
+
+
+# ----------------------------------------------------------------------------- DQN's interface
+# DQN (algos/dqn.py, being restructured) and its tests still pass ``terminated`` and ``gamma``
+# (a float, or n-step discounts gamma^m) in place of ``discount_t``. Each name below is one
+# line over the functions above, with no formula of its own, and goes when DQN passes
+# ``discount_t`` (issue 24, item 4). Same numbers as before: see tests/test_losses.py.
+
+
+def value_loss(predictions, targets, kind: LossKind = "mse", huber_delta: float = 1.0):
+    """``td_error_loss(targets - predictions)`` with ``targets`` detached."""
+    return td_error_loss(targets.detach() - predictions, kind, huber_delta)
+
+
+def value_loss_per_row(predictions, targets, kind: LossKind = "mse", huber_delta: float = 1.0):
+    """``td_error_loss_per_row(targets - predictions)`` with ``targets`` detached."""
+    return td_error_loss_per_row(targets.detach() - predictions, kind, huber_delta)
+
+
+def value_loss_and_grad_per_row(predictions, targets, kind: LossKind = "mse",
+                                huber_delta: float = 1.0):
+    """``td_error_loss_and_grad_per_row(targets - predictions)``, the gradient taken with
+    respect to ``predictions``."""
+    losses, grad = td_error_loss_and_grad_per_row(targets - predictions, kind, huber_delta)
+    return losses, grad.neg_()
+
+
+def q_learning_loss(q, actions, rewards, next_q_target, terminated, gamma, *,
+                    next_q_online=None, kind: LossKind = "mse", huber_delta: float = 1.0):
+    """``td_error_loss`` of ``q_learning`` (``double_q_learning`` with ``next_q_online``),
+    ``discount_t = fold_termination(gamma, terminated)``."""
+    discount_t = fold_termination(gamma, terminated, next_q_target.dtype)
+    if next_q_online is None:
+        td_error = q_learning(q, actions, rewards, discount_t, next_q_target)
+    else:
+        td_error = double_q_learning(q, actions, rewards, discount_t, next_q_target,
+                                     next_q_online)
+    return td_error_loss(td_error, kind, huber_delta)
+
+
+def q_learning_loss_and_grad_per_agent(q, actions, rewards, next_q_target, terminated, gamma,
+                                       next_q_online=None, kind: LossKind = "mse"):
+    """``per_agent_q_learning_loss_and_grad`` with ``discount_t = fold_termination(gamma,
+    terminated, torch.float64)``."""
+    return per_agent_q_learning_loss_and_grad(
+        q, actions, rewards, fold_termination(gamma, terminated, torch.float64), next_q_target,
+        next_q_online, kind)
+
+
+def per_agent_q_loss(device: torch.device, compiled: bool | None = None
+                     ) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``q_learning_loss_and_grad_per_agent`` in its fastest form for ``device``: the
+    ``per_agent_q_learning`` of ``fold_termination(gamma, terminated, torch.float64)`` (a
+    float gamma in float64, as the compiled loop took it before)."""
+    fast = per_agent_q_learning(device, compiled)
+    if fast is per_agent_q_learning_loss_and_grad:
+        return q_learning_loss_and_grad_per_agent
+
+    def loss(q, actions, rewards, next_q_target, terminated, gamma, next_q_online=None,
+             kind="mse"):
+        return fast(q, actions, rewards, fold_termination(gamma, terminated, torch.float64),
+                    next_q_target, next_q_online, kind)
+
+    return loss

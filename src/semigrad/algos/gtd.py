@@ -41,7 +41,7 @@ from tqdm.auto import trange
 from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
 from semigrad.envs.baird import VARIANTS, BairdEnv, BairdProblem, make_baird
-from semigrad.losses import td_targets
+from semigrad.losses import fold_termination, td_learning
 
 METHODS = ("semi-gradient", "tdc", "gtd2", "etd")
 UPDATES = ("sampled", "expected")
@@ -116,12 +116,13 @@ def sampled_increments(method: str, w: torch.Tensor, v: torch.Tensor, tr: Transi
     """``(dw, dv)`` ``(N, d)`` of one sampled update (module docstring; S&B 11.1, 11.7, 11.8)."""
     x, rho = tr.x, tr.rho[:, None]
     v_hat, v_next = (x * w).sum(1), (tr.x_next * w).sum(1)
-    delta = (td_targets(tr.reward, v_next, tr.terminated, gamma) - v_hat)[:, None]
+    discount = fold_termination(gamma, tr.terminated, x.dtype)
+    delta = td_learning(v_hat, tr.reward, discount, v_next)[:, None]
     if method == "semi-gradient":
         return alpha * rho * delta * x, torch.zeros_like(v)
     if method == "etd":
         return alpha * tr.emphasis[:, None] * rho * delta * x, torch.zeros_like(v)
-    discount = gamma * (~tr.terminated).to(x.dtype)[:, None]
+    discount = discount[:, None]
     xv = (x * v).sum(1, keepdim=True)
     dv = beta * rho * (delta - xv) * x
     if method == "tdc":

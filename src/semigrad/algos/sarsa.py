@@ -8,10 +8,11 @@ For each transition ``(S, A, R, S', A')`` of the epsilon-greedy policy::
     w    <- w + alpha * delta * grad_w q_hat(S, A, w)
 
 ``A'`` is drawn from the epsilon-greedy policy at ``S'`` *before* the update and is the action
-taken next (on-policy). The target carries no gradient (``sarsa_targets`` /
-``expected_sarsa_targets``) and only the taken action's value is trained
-(``taken_action_values``). A time-limit truncation bootstraps from ``S' = info["final_obs"]``;
-when an episode ends, the next action is drawn at the first state of the new episode.
+taken next (on-policy). ``delta`` is ``losses.sarsa`` / ``losses.expected_sarsa`` with
+``gamma * (1 - terminated)`` as the discount (``losses.fold_termination``): the target carries
+no gradient and only the taken action's value is trained. A time-limit truncation bootstraps
+from ``S' = info["final_obs"]``; when an episode ends, the next action is drawn at the first
+state of the new episode.
 
 Two forms of ``q_hat`` give the same ``(B, A)`` table of action values:
 
@@ -24,7 +25,8 @@ Two forms of ``q_hat`` give the same ``(B, A)`` table of action values:
 
 epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over the first
 ``epsilon_fraction`` fraction of the run, then stays at ``epsilon_end``. As in ``td0``, the
-loss is ``0.5 * value_loss`` so that plain SGD with step ``alpha`` is the textbook update.
+loss is ``0.5 * td_error_loss(delta)`` so that plain SGD with step ``alpha`` is the textbook
+update.
 """
 
 from __future__ import annotations
@@ -39,17 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from semigrad import envs, policies
+from semigrad import envs, losses, policies
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.algos.td0 import OPTIMIZERS, make_optimizer
 from semigrad.config import MAX_COUNT, MAX_SEED, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
-from semigrad.losses import (
-    expected_sarsa_targets,
-    sarsa_targets,
-    taken_action_values,
-    value_loss,
-)
 from semigrad.nets import ACTIVATIONS, QNetwork, StateActionQNetwork
 from semigrad.policies import epsilon_greedy, epsilon_greedy_probs, linear_schedule
 from semigrad.run import MetricsLog, atomic_write_json
@@ -251,13 +247,15 @@ def sarsa(
             q_all = action_values(q_hat, torch.cat((obs, info["final_obs"], next_obs)))
             q_s, q_final, q_next = q_all.detach().split(num_envs)
             next_actions = epsilon_greedy(q_final, epsilon, generator)  # A' at S'
+            discount = losses.fold_termination(config.gamma, terminated, q_final.dtype)
             if config.method == "sarsa":
-                target = sarsa_targets(reward, q_final, next_actions, terminated, config.gamma)
+                delta = losses.sarsa(q_all[:num_envs], actions, reward, discount, q_final,
+                                     next_actions)
             else:
                 probs = epsilon_greedy_probs(q_final, epsilon)
-                target = expected_sarsa_targets(reward, q_final, probs, terminated, config.gamma)
-            q_taken = taken_action_values(q_all[:num_envs], actions)
-            loss = 0.5 * value_loss(q_taken, target)
+                delta = losses.expected_sarsa(q_all[:num_envs], actions, reward, discount,
+                                              q_final, probs)
+            loss = 0.5 * losses.td_error_loss(delta)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -266,7 +264,7 @@ def sarsa(
             obs = next_obs
             pending.append(((update + 1) * num_envs, info["episode_return"]))
             if guard.due(update):
-                guard.check((update + 1) * num_envs, q_s, target - q_taken.detach())
+                guard.check((update + 1) * num_envs, q_s, delta.detach())
             if (update + 1) % log_every == 0:
                 flush(update + 1, epsilon)
                 if bar is not None:

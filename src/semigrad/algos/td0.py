@@ -11,10 +11,11 @@ method *semi*-gradient. A time-limit truncation is not a terminal state: it boot
 environments one update uses the N transitions of a step and averages: ``w <- w + alpha *
 mean_i delta_i grad v_hat(S_i, w)``.
 
-The update is written as the loss ``0.5 * value_loss(v_hat(S), target)`` (``value_loss`` is
-the mean squared error, whose gradient is ``2 (v - target) / B``; the factor 0.5 removes the
-2), so plain SGD with learning rate ``alpha`` is the textbook rule exactly and any torch
-optimizer (Adam...) can follow the same gradient.
+With ``discount = gamma * (1 - terminated)`` (``losses.fold_termination``), ``delta`` is
+``losses.td_learning`` and the update is written as the loss ``0.5 * td_error_loss(delta)``
+(the mean squared TD error, whose gradient is ``-2 delta / B`` with respect to ``v_hat(S)``;
+the factor 0.5 removes the 2), so plain SGD with learning rate ``alpha`` is the textbook rule
+exactly and any torch optimizer (Adam...) can follow the same gradient.
 
 ``rule`` selects the update, for teaching:
 
@@ -23,10 +24,12 @@ optimizer (Adam...) can follow the same gradient.
 ``residual-gradient``
     True gradient descent on the mean squared TD error ``0.5 * mean(delta^2)`` with gradient
     through ``v_hat(S')`` too (Baird 1995; S&B 11.5): ``w <- w + alpha * delta * (grad
-    v_hat(S) - gamma (1 - terminated) grad v_hat(S'))``. Converges, but to a different (and
-    usually worse) solution than TD's fixed point, and is biased under stochastic transitions.
+    v_hat(S) - gamma (1 - terminated) grad v_hat(S'))``, i.e. ``td_learning`` with
+    ``stop_target_gradients=False``. Converges, but to a different (and usually worse)
+    solution than TD's fixed point, and is biased under stochastic transitions.
 ``notebook``
-    The course notebook's mistake, kept to show what goes wrong: it minimises
+    A demonstration, not a method: the course notebook's mistake, kept to show what goes
+    wrong (it is the one rule not written with ``semigrad.losses``). It minimises
     ``notebook_alpha * (R + gamma v_hat(S') - v_hat(S))``, which is linear in the TD error
     (not a square) and lets gradient flow through ``v_hat(S')``; it also bootstraps past
     terminal states. Every step raises ``v_hat(S)`` and lowers ``gamma v_hat(S')``; as
@@ -50,7 +53,7 @@ from semigrad import envs
 from semigrad.algos.guard import DivergenceError, DivergenceGuard
 from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range, to_dict
 from semigrad.devices import resolve_device
-from semigrad.losses import bootstrap, td_targets, value_loss
+from semigrad.losses import fold_termination, td_error_loss, td_learning
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
 from semigrad.optim import lean_step
 from semigrad.run import MetricsLog, atomic_write_json
@@ -200,24 +203,23 @@ def td_loss(
     * ``residual-gradient``: ``w += alpha * delta * (grad v(S) - gamma (1-term) grad v(S'))``;
     * ``notebook``: ``w += notebook_alpha * alpha * (grad v(S) - gamma grad v(S'))``.
     """
+    if rule not in RULES:
+        check_choice("rule", rule, RULES)  # raises
     batch = states.shape[0]
     values = v_hat(torch.cat((states, next_states)))
     v_s, v_next = values[:batch], values[batch:]
-    if rule == "semi-gradient":
-        target = td_targets(rewards, v_next, terminated, gamma)  # no gradient
-        loss = 0.5 * value_loss(v_s, target)
-    elif rule == "residual-gradient":
-        # td_targets is gradient-free by design; this target keeps grad v_hat(S').
-        target = rewards + gamma * torch.where(terminated, torch.zeros_like(v_next), v_next)
-        loss = 0.5 * (target - v_s).pow(2).mean()
-    elif rule == "notebook":
-        # The notebook's line, batched: loss = alpha * (reward + gamma * v(S') - v(S)).
-        loss = notebook_alpha * (rewards + gamma * v_next - v_s).mean()
-        target = rewards + gamma * v_next
-    else:
-        check_choice("rule", rule, RULES)
-    delta = (target - v_s).detach()
-    return loss, values.detach(), delta
+    if rule == "notebook":
+        # DEMONSTRATION of the course notebook's mistake, not a TD rule: its line, batched,
+        # loss = alpha * (reward + gamma * v(S') - v(S)): linear in the error, gradient through
+        # v(S'), and a bootstrap past terminal states.
+        delta = rewards + gamma * v_next - v_s
+        loss = notebook_alpha * delta.mean()
+    else:  # semi-gradient: no gradient through the target; residual-gradient: through it
+        discount = fold_termination(gamma, terminated, values.dtype)
+        delta = td_learning(v_s, rewards, discount, v_next,
+                            stop_target_gradients=rule == "semi-gradient")
+        loss = 0.5 * td_error_loss(delta)
+    return loss, values.detach(), delta.detach()
 
 
 class MLPSemiGradient:
@@ -226,11 +228,12 @@ class MLPSemiGradient:
     For ``v_hat`` a ``ValueNetwork`` (Linear layers with ReLU or Tanh between them) or a
     ``LinearValue``, ``step(states, rewards, terminated, next_states, gamma)`` computes, with
     one forward on ``[S; S']`` and no autograd, the values ``v (2B,)``, the TD errors
-    ``delta (B,)`` (``td_targets``' target) and, for every parameter (``parameters``
-    order), the gradient of ``0.5 * mean((v_hat(S) - target)^2)`` with the target fixed, i.e.
-    ``-mean_i delta_i grad v_hat(S_i)``: exactly what ``td_loss`` + ``backward`` give (tests
-    check it), without autograd's graph and per-node overhead, which dominate a step on small
-    batches. ``build(v_hat)`` returns None for any other network (then autograd is used).
+    ``delta (B,)`` (``losses.td_learning``) and, for every parameter
+    (``parameters`` order), the gradient of ``0.5 * td_error_loss(delta)`` with the target
+    fixed, i.e. ``-mean_i delta_i grad v_hat(S_i)``: an accelerator of ``td_loss`` +
+    ``backward``, equal to it (tests check it), without autograd's graph and per-node
+    overhead, which dominate a step on small batches. ``build(v_hat)`` returns None for any
+    other network (then autograd is used).
 
     Backprop through ``x_{k+1} = act(W_k x_k + b_k)`` with ``g = d loss / d (W_k x_k + b_k)``
     on the B rows of S: ``grad W_k = g^T x_k``, ``grad b_k = sum_rows g``, and the next ``g``
@@ -280,8 +283,9 @@ class MLPSemiGradient:
             if k < last:
                 x = x.relu_() if relu else x.tanh_()
         values = x.view(-1)
-        # td_targets' formula; the inputs come from the env, shapes fixed by the forward
-        delta = bootstrap(rewards, values[batch:], terminated, gamma) - values[:batch]
+        # shapes fixed by the forward and the env: td_learning without its checks
+        discount = fold_termination(gamma, terminated, values.dtype, check=False)
+        delta = td_learning(values[:batch], rewards, discount, values[batch:], check=False)
         g = (delta / -batch).unsqueeze(1)  # d loss / d v_hat(S_i), shape (B, 1)
         grads: list[torch.Tensor] = []
         for k in range(last, -1, -1):

@@ -8,14 +8,15 @@ import sys
 import torch
 
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
-from semigrad.losses import LOSS_KINDS, taken_action_values, value_loss
+from semigrad.losses import LOSS_KINDS, q_learning_loss_per_sample, taken_action_values
 
 NAME = "grad"
 HELP = "print and plot d loss / d q for a Q matrix and taken actions"
 DESCRIPTION = """\
 Compute the Q-learning regression loss for a Q matrix (B, A), the taken actions (B,) and
 targets (B,), and show its gradient with respect to every network output. Only the taken
-actions' entries are non-zero: 2 * (q[i, a_i] - target_i) / B for the squared error.
+actions' entries are non-zero: 2 * (q[i, a_i] - target_i) / B for the squared error. The loss
+is semigrad.losses.q_learning_loss_per_sample, the seed question's per-sample loop.
 
 Defaults: the 5x3 example of the DQN question (seed 000) with targets drawn from --seed.
 
@@ -80,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = start_run(args, NAME, {"q": q.tolist(), "actions": actions.tolist(),
                                      "targets": targets.tolist(), "loss": args.loss})
     q.requires_grad_(True)
-    loss = value_loss(taken_action_values(q, actions), targets, kind=args.loss)
+    # a target given outright is a transition that does not bootstrap: r = target, discount 0
+    no_bootstrap = torch.zeros_like(targets)
+    loss = q_learning_loss_per_sample(q, actions, targets, no_bootstrap, torch.zeros_like(q),
+                                      kind=args.loss)
     loss.backward()
     grad = q.grad
 
