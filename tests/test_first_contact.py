@@ -71,7 +71,9 @@ def test_sigterm_ends_a_sarsa_run_as_ctrl_c_does(tmp_path):
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    # 130, or death by SIGINT (what Python does when an interrupt ends it: a shell shows 130
+    # for both); seen twice in ~10 loaded full-suite runs, never 143 (SIGTERM's default)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
     assert "semigrad sarsa: interrupted" in err and "Traceback" not in err
 
 
