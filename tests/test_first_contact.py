@@ -52,31 +52,6 @@ def test_a_seed_of_2_63_minus_1_is_still_taken():
 
 
 
-def test_sigterm_ends_a_sarsa_run_as_ctrl_c_does(tmp_path):
-    """SIGTERM (what Slurm sends before it kills a job) was exit 143 with no word; now it is
-    handled as Ctrl-C: a message and code 130."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "semigrad", "sarsa", "--run-dir", str(run_dir),
-         "--steps", "100000000", "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    # 130, or death by SIGINT (what Python does when an interrupt ends it: a shell shows 130
-    # for both); seen twice in ~10 loaded full-suite runs, never 143 (SIGTERM's default)
-    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
-    assert "semigrad sarsa: interrupted" in err and "Traceback" not in err
-
-
 TINY = ["--env", "TestChain-v0", "--steps", "600", "--eval-every", "300", "--learning-starts",
         "100", "--hidden", "8", "--no-progress", "--no-tensorboard", "--device", "cpu"]
 
