@@ -114,8 +114,8 @@ class DuelingQNetwork(nn.Module):
 class StateActionQNetwork(nn.Module):
     """The notebook's state-action form ``q_hat(s, a, w)``: an MLP on ``[s, encode(a)]`` -> scalar.
 
-    ``forward(states (B, obs_dim), actions (B,) int64) -> (B,)``; ``all_actions(states)``
-    evaluates every action and returns ``(B, A)`` (one batched forward of ``B * A`` rows), so
+    ``forward(states (B, obs_dim), actions (B,) int64) -> (B,)``; ``forward(states)`` (or
+    ``all_actions(states)``) evaluates every action and returns ``(B, A)`` (one batched forward of ``B * A`` rows), so
     the same losses and policies work as with a multi-head network. ``action_encoding`` is
     ``"one_hot"`` (default) or ``"index"`` (the action number as one float input, as in the
     course notebook).
@@ -144,7 +144,11 @@ class StateActionQNetwork(nn.Module):
             return nn.functional.one_hot(actions, self.num_actions).to(dtype)
         return actions.to(dtype).unsqueeze(-1)
 
-    def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """``q_hat(states, actions) (B,)``; without ``actions``, every action's: ``(B, A)``
+        (``all_actions``), the shape every other Q-network gives."""
+        if actions is None:
+            return self.all_actions(states)
         x = torch.cat([states, self._encode(actions, states.dtype)], dim=-1)
         return self.body(x).squeeze(-1)
 
@@ -609,3 +613,9 @@ def q_ensemble(nets: Sequence[nn.Module], device: torch.device, backend: str = "
     if backend == "vmap" or (backend == "auto" and not fits):
         return ModuleEnsemble.stack(nets, device)
     return (StackedConvNet if conv else StackedMLP).stack(nets, device, activation)
+
+
+def acting_mode(ensemble: StackedMLP | ModuleEnsemble):
+    """The cheapest autograd context for acting and learning with ``ensemble``: inference
+    mode, except for the general backend, whose forward records autograd's tape."""
+    return torch.no_grad() if ensemble.needs_autograd else torch.inference_mode()
