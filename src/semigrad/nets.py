@@ -117,8 +117,8 @@ class StateActionQNetwork(nn.Module):
     ``forward(states (B, obs_dim), actions (B,) int64) -> (B,)``; ``forward(states)`` (or
     ``all_actions(states)``) evaluates every action and returns ``(B, A)`` (one batched
     forward of ``B * A`` rows), so the same losses and policies work as with a multi-head
-    network. ``action_encoding`` is ``"one_hot"`` (default) or ``"index"`` (the action number as one float input, as in the
-    course notebook).
+    network. ``action_encoding`` is ``"one_hot"`` (default) or ``"index"`` (the action number
+    as one float input, as in the course notebook).
     """
 
     def __init__(
