@@ -176,22 +176,33 @@ def _allocated_bytes(obj) -> int:
     return total
 
 
+@pytest.mark.parametrize("prioritized", [False, True])
 @pytest.mark.parametrize("frames", [None, (4, 10, 12)])
 @pytest.mark.parametrize("agents,num_envs", [(1, 1), (3, 4)])
-def test_memory_estimate_equals_the_bytes_the_replay_allocates(frames, agents, num_envs):
+def test_memory_estimate_equals_the_bytes_the_replay_allocates(frames, agents, num_envs,
+                                                               prioritized):
     """The estimate the CLI refuses runs by (``AgentReplay.memory_bytes``) is the storage the
     buffer really allocates, counted from its tensors: for vector observations (obs and
-    next_obs per transition) and for frame stacks (each frame once, plus the side ring).
+    next_obs per transition) and for frame stacks (each frame once, plus the side ring), and
+    the sum trees of prioritized replay (a float64 tree of 2P nodes per agent, P = 256 here).
     The only tensors it leaves out are index helpers of a few integers per agent."""
-    from semigrad.buffers import AgentReplay
+    from semigrad.buffers import AgentReplay, PrioritizedSpec
 
     capacity, obs_dim = 240, 6 if frames is None else 4 * 10 * 12
     kw = dict(obs_dtype=torch.float32 if frames is None else torch.uint8, frames=frames,
-              max_episode_steps=50)
+              max_episode_steps=50, prioritized=PrioritizedSpec() if prioritized else None)
     replay = AgentReplay(agents, capacity, num_envs, obs_dim, torch.device("cpu"), **kw)
     real = _allocated_bytes(replay.buffer) + _allocated_bytes(replay)
+    if prioritized:
+        real += _allocated_bytes(replay.prioritized)
     estimate = AgentReplay.memory_bytes(agents, capacity, num_envs, obs_dim, **kw)
     assert estimate <= real <= estimate + 64 * (agents + 4)
+    if prioritized:
+        tree = agents * (2 * 256 + 1) * 8
+        kw["prioritized"] = None
+        assert estimate == AgentReplay.memory_bytes(agents, capacity, num_envs, obs_dim,
+                                                     **kw) + tree
+        estimate -= tree
     per_transition = estimate / (agents * capacity)
     if frames is None:  # two float32 observations, an int64 action, a reward and two flags
         assert per_transition == 2 * 6 * 4 + 8 + 4 + 2

@@ -9,11 +9,13 @@ cut at, which the target bootstraps from; see ``semigrad.envs.base``). Terminate
 are stored apart: only ``terminated`` stops the bootstrap.
 
 ``AgentReplay`` holds K agents' buffers in one ring (seeds as a batch dimension; one agent is
-K = 1), each agent sampling from its own transitions only.
+K = 1), each agent sampling from its own transitions only: uniformly, or (``prioritized=``)
+in proportion to priorities kept in K sum trees (``PrioritizedSampler``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -26,7 +28,8 @@ from semigrad.compiled import load_kernel
 @dataclass(frozen=True)
 class Batch:
     """A sampled minibatch: ``obs (B, D)``, ``actions (B,)`` int64, ``rewards (B,)``,
-    ``next_obs (B, D)``, ``terminated (B,)`` bool, ``truncated (B,)`` bool."""
+    ``next_obs (B, D)``, ``terminated (B,)`` bool, ``truncated (B,)`` bool; n-step samples
+    add ``discounts (B,)``."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -35,6 +38,15 @@ class Batch:
     terminated: torch.Tensor
     truncated: torch.Tensor
     discounts: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class PrioritizedBatch(Batch):
+    """A ``Batch`` drawn by priority, with the agent slots drawn, ``indices (B,)`` int64 (for
+    ``AgentReplay.update_priorities``), and the importance weights ``weights (B,)`` float32."""
+
+    indices: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
 
 _FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
@@ -243,6 +255,181 @@ class ReplayBuffer:
         self.pos, self.size = int(state["pos"]), size
 
 
+@dataclass(frozen=True)
+class PrioritizedSpec:
+    """Proportional prioritized replay (Schaul, Quan, Antonoglou & Silver 2016, section 3.3):
+    transition i is drawn with probability ``P(i) = p_i^alpha / sum_k p_k^alpha``, its
+    priority ``p_i = |delta_i| + eps`` from its last TD error (new transitions: the largest
+    priority seen so far). ``alpha = 0`` is uniform sampling. The paper's proportional variant
+    used alpha 0.6 with beta annealed from 0.4 to 1; Rainbow (Hessel et al. 2018) alpha 0.5,
+    beta 0.4 -> 1. ``eps`` keeps a transition whose error was zero drawable."""
+
+    alpha: float = 0.6
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, bool) or not 0 <= self.alpha <= 1:
+            raise ValueError(f"prioritized replay: alpha must be in [0, 1], got {self.alpha!r}")
+        if isinstance(self.eps, bool) or not 0 <= self.eps < math.inf:
+            raise ValueError(f"prioritized replay: eps must be >= 0, got {self.eps!r}")
+
+
+def _sum_tree_kernels():
+    """The compiled sum-tree loops (need numba)."""
+    import semigrad.sum_tree_kernel as sum_tree_kernel
+
+    return sum_tree_kernel
+
+
+class PrioritizedSampler:
+    """K sum trees over ``capacity`` slots each, in one ``(K, 2P)`` float64 tensor ``tree``
+    (``P`` the power of two >= capacity): agent k's root (the sum of its leaves) at ``[k, 1]``,
+    node i's children at ``2i`` and ``2i + 1``, the leaf of slot j, ``p_j^alpha``, at ``P + j``
+    (Schaul et al. 2016, appendix B.2.1). Every inner node is always the sum of its two
+    children, so the tree is a function of its leaves (a checkpoint keeps only those).
+
+    Drawing a slot is a walk from the root to a leaf (``log2 P`` steps); setting a leaf
+    recomputes its ancestors. ``max_leaf (K,)``: the largest ``p^alpha`` each agent has seen
+    (1 at first), which new transitions get. On the CPU the walks are compiled loops
+    (``sum_tree_kernel``; ``compiled`` as in ``semigrad.compiled.load_kernel``), elsewhere
+    batched tensor operations over the K agents; the two do the same additions in the same
+    order. Agent k's numbers come only from its own tree and uniforms.
+    """
+
+    def __init__(self, agents: int, capacity: int, spec: PrioritizedSpec,
+                 device: torch.device | str = "cpu", compiled: bool | None = None) -> None:
+        self.agents, self.capacity, self.spec = agents, capacity, spec
+        self.device = torch.device(device)
+        self.leaves_at = 1 << max(capacity - 1, 0).bit_length()  # P
+        _allocate(self, self.layout(agents, capacity))
+        self._depth = self.leaves_at.bit_length() - 1
+        self._kernel = load_kernel(
+            _sum_tree_kernels, compiled, "PrioritizedSampler: the compiled sum trees",
+            self.device.type == "cpu", f"on the CPU, got {self.device}", stacklevel=4)
+        self._tree_np = self.tree.numpy() if self._kernel is not None else None
+        self._max_np = self.max_leaf.numpy() if self._kernel is not None else None
+
+    @staticmethod
+    def layout(agents: int, capacity: int) -> Layout:
+        """The storage ``__init__`` allocates (``{name: (shape, dtype, fill)}``)."""
+        leaves_at = 1 << max(capacity - 1, 0).bit_length()
+        return {"tree": ((agents, 2 * leaves_at), torch.float64, 0),
+                "max_leaf": ((agents,), torch.float64, 1)}
+
+    def leaves(self) -> torch.Tensor:
+        """``p^alpha`` of every agent's slots, ``(K, capacity)`` (a view)."""
+        return self.tree[:, self.leaves_at:self.leaves_at + self.capacity]
+
+    def fill(self, first: int, count: int) -> None:
+        """Slots ``first .. first + count - 1`` (new transitions) at each agent's largest
+        priority."""
+        if self._kernel is not None:
+            self._kernel.fill(self._tree_np, self._max_np, first, count)
+            return
+        lo, hi = self.leaves_at + first, self.leaves_at + first + count
+        self.tree[:, lo:hi] = self.max_leaf.unsqueeze(1)
+        lo, hi = lo >> 1, ((hi - 1) >> 1) + 1
+        while lo >= 1:
+            self.tree[:, lo:hi] = self.tree[:, 2 * lo:2 * hi:2] + self.tree[:, 2 * lo + 1:2 * hi:2]
+            lo, hi = lo >> 1, ((hi - 1) >> 1) + 1
+
+    def _prefix(self, i: int) -> torch.Tensor:
+        """Each agent's sum of leaves ``0 .. i-1``, ``(K,)``, added from the leaf level up."""
+        if i >= self.leaves_at:
+            return self.tree[:, 1]
+        node, acc = self.leaves_at + i, torch.zeros(self.agents, dtype=torch.float64,
+                                                    device=self.device)
+        while node > 1:
+            if node & 1:
+                acc = acc + self.tree[:, node - 1]
+            node >>= 1
+        return acc
+
+    def _cum(self, i: int) -> torch.Tensor:
+        if i <= self.capacity:
+            return self._prefix(i)
+        return self._prefix(self.capacity) + self._prefix(i - self.capacity)
+
+    def sample(self, start: int, valid: int, u: torch.Tensor, beta: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slots ``(K, B)`` int64 drawn with replacement, each agent's with probability
+        ``P(j) = p_j^alpha / sum_i p_i^alpha`` over its ``valid`` slots ``start, start + 1,
+        ... (mod capacity)`` (``u (K, B)``: uniforms in [0, 1), agent k's from its own
+        stream; one walk from the root per draw), and their importance weights ``(K, B)``
+        float32, ``w_j = (valid P(j))^-beta / max_b w_b``: each agent's normalised by the
+        largest in its batch, as DQN Zoo and Dopamine do (Schaul et al.'s Algorithm 1 writes
+        ``max_i w_i``). When an agent's priorities in the range are all zero it draws
+        uniformly, with weights 1."""
+        if not 0 <= beta <= 1:
+            raise ValueError(f"prioritized replay: beta must be in [0, 1], got {beta!r}")
+        u = u.to(torch.float64)
+        if self._kernel is not None:
+            slots = np.empty(u.shape, np.int64)
+            weights = np.empty(u.shape, np.float32)
+            self._kernel.sample(self._tree_np, start, valid, self.capacity,
+                                u.contiguous().numpy(), float(beta), slots, weights)
+            return torch.from_numpy(slots), torch.from_numpy(weights)
+        low = self._cum(start).unsqueeze(1)
+        mass = (self._cum(start + valid) - low.squeeze(1)).unsqueeze(1)
+        whole = self._prefix(self.capacity).unsqueeze(1)
+        t = low + u * mass
+        t = torch.where(t >= whole, t - whole, t)
+        node = torch.ones(u.shape, dtype=torch.int64, device=self.device)
+        for _ in range(self._depth):
+            left = self.tree.gather(1, 2 * node)
+            go = (t >= left) & (self.tree.gather(1, 2 * node + 1) > 0)
+            t = torch.where(go, t - left, t)
+            node = 2 * node + go
+        j = (node - self.leaves_at).clamp_(max=self.capacity - 1)
+        d = (j - start) % self.capacity
+        d = torch.where(d >= valid, torch.where(d - valid < self.capacity - d, valid - 1, 0), d)
+        empty = ~(mass > 0)
+        uniform = (u * valid).long().clamp_(max=valid - 1)
+        slots = (start + torch.where(empty, uniform, d)) % self.capacity
+        w = (valid * self.tree.gather(1, self.leaves_at + slots) / mass) ** -beta
+        w = torch.where(empty, 1.0, w / w.amax(dim=1, keepdim=True))
+        return slots, w.to(torch.float32)
+
+    def update(self, slots: torch.Tensor, td_abs: torch.Tensor) -> None:
+        """Priorities ``|delta| + eps`` of slots ``(K, B)`` from ``td_abs (K, B)`` (a slot
+        drawn twice keeps the larger); ``max_leaf`` raised to them."""
+        td_abs = td_abs.detach().to(torch.float64)
+        if self._kernel is not None:
+            self._kernel.update(self._tree_np, self._max_np, slots.contiguous().numpy(),
+                                td_abs.contiguous().numpy(), self.spec.eps, self.spec.alpha)
+            return
+        leaf = (td_abs + self.spec.eps) ** self.spec.alpha
+        node = self.leaves_at + slots
+        self.tree.scatter_reduce_(1, node, leaf, "amax", include_self=False)
+        torch.maximum(self.max_leaf, leaf.amax(dim=1), out=self.max_leaf)
+        for _ in range(self._depth):
+            node = node >> 1
+            self.tree.scatter_(1, node, self.tree.gather(1, 2 * node)
+                               + self.tree.gather(1, 2 * node + 1))
+
+    def rebuild(self) -> None:
+        """Every inner node recomputed from the leaves, level by level."""
+        width = self.leaves_at >> 1
+        while width >= 1:
+            self.tree[:, width:2 * width] = (self.tree[:, 2 * width:4 * width:2]
+                                             + self.tree[:, 2 * width + 1:4 * width:2])
+            width >>= 1
+
+    def state_dict(self, size: int) -> dict:
+        """The leaves of the ``size`` filled slots per agent and ``max_leaf``."""
+        return {"leaves": self.leaves()[:, :size].clone(), "max_leaf": self.max_leaf.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        leaves = state["leaves"]
+        if leaves.shape[0] != self.agents or leaves.shape[1] > self.capacity:
+            raise ValueError(f"priorities in checkpoint ({tuple(leaves.shape)}) do not fit "
+                             f"{self.agents} agents' trees of {self.capacity} slots")
+        self.tree.zero_()
+        self.leaves()[:, :leaves.shape[1]] = leaves.to(self.device, torch.float64)
+        self.max_leaf.copy_(state["max_leaf"])
+        self.rebuild()
+
+
 class AgentReplay:
     """K replay buffers of ``capacity`` transitions in one ``ReplayBuffer`` of ``K * capacity``.
 
@@ -250,12 +437,22 @@ class AgentReplay:
     so the ring is laid out ``(capacity / N, K, N)`` and agent k's slot j is ``(j // N) K N + k N
     + j % N``. Sampling takes ``u (K, B)`` uniforms in [0, 1) (agent k's from its own stream)
     and returns a ``Batch`` of ``K * B`` flattened transitions, agent k's at ``k B .. k B + B-1``.
+
+    ``prioritized``: draw in proportion to priorities instead (``PrioritizedSpec``; the trees
+    are ``self.prioritized``, None for uniform sampling). Then ``sample`` and
+    ``sample_n_step`` take ``beta`` (the caller anneals it to 1) and their batches carry
+    ``indices`` and ``weights``; ``update_priorities(batch.indices, |delta|)`` after the
+    gradient step, before the next ``add``. New transitions come in at each agent's largest
+    priority so far. The same slots are drawable as with uniform sampling (n-step windows
+    whose successors are stored; the frame replay's readable stacks).
     """
 
     def __init__(self, agents: int, capacity: int, num_envs: int, obs_dim: int,
                  device: torch.device, obs_dtype: torch.dtype = torch.float32,
                  frames: tuple[int, int, int] | None = None,
-                 max_episode_steps: int | None = None) -> None:
+                 max_episode_steps: int | None = None,
+                 prioritized: PrioritizedSpec | None = None,
+                 compiled: bool | None = None) -> None:
         self.agents, self.capacity, self.num_envs = agents, capacity, num_envs
         if frames is None:
             self.buffer = ReplayBuffer(agents * capacity, obs_dim, device=device,
@@ -266,24 +463,63 @@ class AgentReplay:
                                            max_episode_steps=max_episode_steps)
         self._offsets = torch.arange(agents, device=device).unsqueeze(1) * num_envs  # (K, 1)
         self._stride = (agents - 1) * num_envs  # slot j -> j + (j // N) (K - 1) N + k N
+        self.prioritized = None if prioritized is None else PrioritizedSampler(
+            agents, capacity, prioritized, device, compiled)
 
     @staticmethod
-    def memory_bytes(agents: int, capacity: int, num_envs: int, obs_dim: int,
-                     obs_dtype: torch.dtype = torch.float32,
-                     frames: tuple[int, int, int] | None = None,
-                     max_episode_steps: int | None = None) -> int:
-        """Bytes ``AgentReplay(...)`` with these arguments allocates, read off the storage
-        layout of the buffer it builds (nothing is allocated)."""
+    def layout(agents: int, capacity: int, num_envs: int, obs_dim: int,
+               obs_dtype: torch.dtype = torch.float32,
+               frames: tuple[int, int, int] | None = None,
+               max_episode_steps: int | None = None,
+               prioritized: PrioritizedSpec | None = None) -> Layout:
+        """The storage ``AgentReplay(...)`` with these arguments allocates: its buffer's, and
+        the sum trees' when prioritized."""
         if frames is None:
             layout = ReplayBuffer.layout(agents * capacity, obs_dim, obs_dtype)
         else:
             layout = FrameStackReplay.layout(agents * capacity, frames, agents * num_envs,
                                              max_episode_steps)
-        return layout_bytes(layout)
+        if prioritized is not None:
+            layout = {**layout, **PrioritizedSampler.layout(agents, capacity)}
+        return layout
+
+    @staticmethod
+    def memory_bytes(*args, **kwargs) -> int:
+        """Bytes ``AgentReplay(...)`` with these arguments (``layout``'s) allocates, read off
+        its storage layout (nothing is allocated)."""
+        return layout_bytes(AgentReplay.layout(*args, **kwargs))
 
     def add(self, *transitions: torch.Tensor) -> None:
         """``obs, actions, rewards, next_obs, terminated, truncated`` with ``K * N`` rows each."""
+        first = self.buffer.pos // self.agents  # each agent's first slot written
         self.buffer.add(*transitions)
+        if self.prioritized is not None:
+            self.prioritized.fill(first, self.num_envs)
+
+    def update_priorities(self, indices: torch.Tensor, td_abs: torch.Tensor) -> None:
+        """Priorities ``|delta| + eps`` of the slots a prioritized batch drew: ``indices``
+        (``batch.indices``, ``(K * B,)``) and ``td_abs`` (``(K * B,)`` or ``(K, B)``, the
+        absolute TD errors of the gradient step on that batch)."""
+        if self.prioritized is None:
+            raise ValueError("AgentReplay.update_priorities: this replay samples uniformly "
+                             "(build it with prioritized=PrioritizedSpec(...))")
+        self.prioritized.update(indices.view(self.agents, -1),
+                                td_abs.reshape(self.agents, -1))
+
+    def state_dict(self) -> dict:
+        """The buffer's ``state_dict``, and with priorities their leaves (``"priorities"``)."""
+        state = self.buffer.state_dict()
+        if self.prioritized is not None:
+            state["priorities"] = self.prioritized.state_dict(self.size)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.prioritized is not None and "priorities" not in state:
+            raise ValueError("replay in checkpoint has no priorities; this replay is "
+                             "prioritized")
+        self.buffer.load_state_dict(state)
+        if self.prioritized is not None:
+            self.prioritized.load_state_dict(state["priorities"])
 
     @property
     def size(self) -> int:
@@ -294,20 +530,22 @@ class AgentReplay:
         """Agent slots ``j (K, B)`` -> flat ring indices ``(K * B,)``."""
         return (j + (j // self.num_envs) * self._stride + self._offsets).reshape(-1)
 
-    def sample(self, u: torch.Tensor) -> Batch:
-        """One-step transitions uniformly with replacement from each agent's filled slots."""
-        if self.buffer.lag:  # the newest steps' successors are not stored yet
-            return self._sample_from_oldest(1, u, self.buffer.at)
+    def sample(self, u: torch.Tensor, beta: float = 1.0) -> Batch:
+        """One-step transitions with replacement from each agent's filled slots: uniformly, or
+        by priority (``beta``: the importance-weight exponent)."""
+        if self.buffer.lag or self.prioritized is not None:
+            return self._sample_from_oldest(1, u, self.buffer.at, beta)
         if self.size == 0:
             raise ValueError("AgentReplay.sample: the buffers are empty")
         j = (u * self.size).long().clamp_(max=self.size - 1)
         return self.buffer.at(self._slots(j))
 
-    def sample_n_step(self, n: int, gamma: float, u: torch.Tensor) -> Batch:
+    def sample_n_step(self, n: int, gamma: float, u: torch.Tensor, beta: float = 1.0) -> Batch:
         """n-step transitions with ``ReplayBuffer.sample_n_step``'s semantics, per agent."""
-        return self._sample_from_oldest(n, u, lambda idx: self.buffer.n_step_at(idx, n, gamma))
+        return self._sample_from_oldest(n, u, lambda idx: self.buffer.n_step_at(idx, n, gamma),
+                                        beta)
 
-    def _sample_from_oldest(self, n: int, u: torch.Tensor, read) -> Batch:
+    def _sample_from_oldest(self, n: int, u: torch.Tensor, read, beta: float = 1.0) -> Batch:
         full = self.buffer.size == self.buffer.capacity
         lead = self.buffer.lead if full else 0  # the oldest steps' history is overwritten
         valid = self.size - (n - 1 + self.buffer.lag + lead) * self.num_envs
@@ -315,9 +553,17 @@ class AgentReplay:
             raise ValueError(f"AgentReplay.sample_n_step: needs more than "
                              f"{(n - 1 + self.buffer.lag) * self.num_envs} transitions per "
                              f"agent for n={n}, holds {self.size}")
+        # each agent's oldest readable slot
+        start = (self.buffer.pos // self.agents + lead * self.num_envs) % self.capacity \
+            if full else 0
+        if self.prioritized is not None:
+            j, weights = self.prioritized.sample(start, valid, u, beta)
+            batch = read(self._slots(j))
+            return PrioritizedBatch(*(getattr(batch, f.name) for f in dataclasses.fields(batch)),
+                                    indices=j.reshape(-1), weights=weights.reshape(-1))
         j = (u * valid).long().clamp_(max=valid - 1)
-        if full:  # each agent's oldest readable slot
-            j = (j + self.buffer.pos // self.agents + lead * self.num_envs) % self.capacity
+        if full:
+            j = (j + start) % self.capacity
         return read(self._slots(j))
 
 
