@@ -1,0 +1,108 @@
+"""Distributional output heads: a network's last layer read as each action's return
+distribution, and the Q-values acting and Double targets use, the distributions' means.
+
+Shapes: a head's output is ``(..., A, M)`` (any leading dimensions: ``(B, ...)`` for one
+agent, ``(K, B, ...)`` for K agents), M atoms or quantiles per action.
+
+* categorical (C51, Bellemare, Dabney & Munos 2017): ``logits (..., A, M)`` over a fixed,
+  evenly spaced support ``z (M,)`` from ``v_min`` to ``v_max``; probabilities ``softmax``,
+  ``q = sum_i p_i z_i``; the loss is ``losses.categorical_q_learning``.
+* quantile (QR-DQN, Dabney et al. 2018): ``quantiles (..., A, M)``, the values at levels
+  ``tau_hat_i = (2i + 1) / 2M``, each with probability 1/M; ``q`` is their mean; the loss is
+  ``losses.quantile_q_learning``.
+
+``distribution`` gives both kinds in one form, ``(values, probs)`` each ``(..., A, M)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+HeadKind = Literal["categorical", "quantile"]
+HEAD_KINDS: tuple[str, ...] = ("categorical", "quantile")
+
+
+def categorical_support(v_min: float, v_max: float, num_atoms: int,
+                        device: torch.device | str | None = None,
+                        dtype: torch.dtype | None = None) -> torch.Tensor:
+    """C51's support: ``num_atoms`` evenly spaced atoms from ``v_min`` to ``v_max``, ``(M,)``
+    (the paper: 51 atoms in [-10, 10])."""
+    if not v_min < v_max:
+        raise ValueError(f"categorical support: v_min must be < v_max, got {v_min} and {v_max}")
+    if num_atoms < 2:
+        raise ValueError(f"categorical support: num_atoms must be >= 2, got {num_atoms}")
+    return torch.linspace(v_min, v_max, num_atoms, device=device, dtype=dtype)
+
+
+def categorical_q_values(logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Means of categorical distributions: ``logits (..., A, M)``, ``z (M,)`` -> ``(..., A)``,
+    ``sum_i softmax(logits)_i z_i``."""
+    return (torch.softmax(logits, dim=-1) * z).sum(dim=-1)
+
+
+def quantile_q_values(quantiles: torch.Tensor) -> torch.Tensor:
+    """Means of quantile distributions: ``quantiles (..., A, M)`` -> ``(..., A)``."""
+    return quantiles.mean(dim=-1)
+
+
+def q_values(kind: HeadKind, out: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """The Q-values ``(..., A)`` of a head's output ``out (..., A, M)`` of ``kind``."""
+    if kind == "categorical":
+        if z is None:
+            raise ValueError("q_values: a categorical head needs its support z")
+        return categorical_q_values(out, z)
+    if kind == "quantile":
+        return quantile_q_values(out)
+    raise ValueError(f"q_values: kind must be one of {HEAD_KINDS}, got {kind!r}")
+
+
+def distribution(kind: HeadKind, out: torch.Tensor, z: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, probs)``, each ``(..., A, M)``: the atoms and their probabilities. For a
+    categorical head, the support (broadcast) and ``softmax(logits)``; for a quantile head,
+    the M quantile values (sorted, since a network's need not be) each with probability
+    1/M. ``(values * probs).sum(-1)`` is ``q_values``."""
+    if kind == "categorical":
+        if z is None:
+            raise ValueError("distribution: a categorical head needs its support z")
+        return z.expand(out.shape), torch.softmax(out, dim=-1)
+    if kind == "quantile":
+        return out.sort(dim=-1).values, torch.full_like(out, 1.0 / out.shape[-1])
+    raise ValueError(f"distribution: kind must be one of {HEAD_KINDS}, got {kind!r}")
+
+
+class DistributionalHead(nn.Module):
+    """A linear layer ``in_features -> A * M`` read as ``(..., A, M)``: categorical logits
+    or quantile values. ``layer``: the linear layer to use (e.g. ``noisy.NoisyLinear(
+    in_features, A * M)``); default ``nn.Linear``. ``q_values`` and ``distribution`` of the
+    output as the module functions, with the head's own support ``z`` (a buffer; None for
+    quantiles)."""
+
+    def __init__(self, in_features: int, num_actions: int, num_atoms: int,
+                 kind: HeadKind = "categorical", v_min: float = -10.0, v_max: float = 10.0,
+                 layer: nn.Module | None = None) -> None:
+        super().__init__()
+        if kind not in HEAD_KINDS:
+            raise ValueError(f"DistributionalHead: kind must be one of {HEAD_KINDS}, "
+                             f"got {kind!r}")
+        if num_actions < 1 or num_atoms < 1:
+            raise ValueError(f"DistributionalHead: num_actions and num_atoms must be >= 1, "
+                             f"got {num_actions} and {num_atoms}")
+        self.kind, self.num_actions, self.num_atoms = kind, num_actions, num_atoms
+        self.layer = layer if layer is not None else nn.Linear(in_features,
+                                                               num_actions * num_atoms)
+        z = categorical_support(v_min, v_max, num_atoms) if kind == "categorical" else None
+        self.register_buffer("z", z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (..., in_features)`` -> ``(..., A, M)``."""
+        return self.layer(x).unflatten(-1, (self.num_actions, self.num_atoms))
+
+    def q_values(self, out: torch.Tensor) -> torch.Tensor:
+        return q_values(self.kind, out, self.z)
+
+    def distribution(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return distribution(self.kind, out, self.z)
