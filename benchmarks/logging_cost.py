@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from machine import describe_machine
-from semigrad.algos import dqn
+from semigrad.algos import dqn, sarsa
 from semigrad.algos.monte_carlo import DEFAULT_PROBES
-from semigrad.algos.sarsa import SarsaConfig, sarsa
+from semigrad.algos.sarsa import SarsaConfig
 from semigrad.algos.td0 import TD0Config, td0
 from semigrad.run import MetricsLog
 
@@ -41,9 +41,8 @@ def time_td0(cfg: TD0Config, folder: Path) -> float:
 
 
 def time_sarsa(cfg: SarsaConfig, folder: Path) -> float:
-    with MetricsLog(folder, ["step", "seconds", "epsilon", "episodes", "mean_return"]) as log:
-        result = sarsa(cfg, device="cpu", seed=0, on_log=log.log)
-    return result.steps / result.seconds
+    summary = sarsa.train(cfg, folder, progress=False)
+    return summary["env_steps"] / summary["train_s"]
 
 
 def time_dqn(cfg: dqn.DQNConfig, folder: Path) -> float:
@@ -63,8 +62,8 @@ def main() -> None:
     cases = {
         f"td0 ({td0_cfg.num_envs} envs, {td0_cfg.steps:,} transitions, log_every "
         f"{td0_cfg.log_every})": (time_td0, td0_cfg, "log_every"),
-        f"sarsa ({SarsaConfig().steps:,} transitions, log_every {SarsaConfig().log_every})":
-            (time_sarsa, SarsaConfig(), "log_every"),
+        f"sarsa ({SarsaConfig().steps:,} transitions, log_every {SarsaConfig().log_every}, "
+        "no evaluation)": (time_sarsa, SarsaConfig(eval_every=10**9, device="cpu"), "log_every"),
         f"dqn (preset, 20,000 env steps, log_every {dqn.preset().log_every}, no evaluation)":
             (time_dqn, dqn.preset(steps=20_000, eval_every=10**9, device="cpu"), "log_every"),
     }

@@ -12,14 +12,18 @@ Each section prints what to look at; read the code next to the output.
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 import torch
 
+from semigrad import policies
+from semigrad.algos import sarsa
 from semigrad.algos.monte_carlo import NOTEBOOK_PROBE, cartpole_values
-from semigrad.algos.sarsa import GreedyPolicy, SarsaConfig, evaluate, sarsa
-from semigrad.algos.td0 import TD0Config, UniformRandomPolicy, td0
+from semigrad.algos.sarsa import SarsaConfig
+from semigrad.algos.td0 import TD0Config, td0
 from semigrad.losses import fold_termination, td_error_loss, td_learning
 from semigrad.nets import ValueNetwork
+from semigrad.run import read_metrics
 
 
 def section(title: str) -> None:
@@ -99,14 +103,18 @@ def notebook_rule(scale: float, seed: int) -> None:
 def state_action_control(scale: float, seed: int) -> None:
     section("4. State-action control: semi-gradient SARSA with the notebook's q(s, a) network")
     config = SarsaConfig(num_envs=8, steps=max(4000, int(40_000 * scale)),
-                         q_form="state-action", action_encoding="index", hidden=(64, 64))
-    result = sarsa(config, device="cpu", seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    greedy = evaluate(GreedyPolicy(result.q_hat, gen), "CartPole-v1", 50, "cpu", seed + 1)
-    random = evaluate(UniformRandomPolicy(2, gen), "CartPole-v1", 50, "cpu", seed + 1)
-    print(f"{result.steps:,} transitions, {len(result.episode_returns)} training episodes")
-    print(f"mean return over 50 episodes: greedy policy {greedy.mean():.1f}, "
-          f"random policy {random.mean():.1f}")
+                         q_form="state-action", action_encoding="index", hidden=(64, 64),
+                         eval_every=10**9, eval_episodes=50, tensorboard=False, device="cpu",
+                         seed=seed)
+    with tempfile.TemporaryDirectory() as run_dir:
+        summary = sarsa.train(config, run_dir, progress=False)
+        returns = [r["episode_return"] for r in read_metrics(run_dir) if r["episodes"]]
+    random = policies.evaluate(lambda obs: torch.randint(2, obs.shape[:1]), "CartPole-v1", 50,
+                               seed + 1, torch.device("cpu"))
+    print(f"{summary['env_steps']:,} transitions; mean training return {returns[0]:.1f} in the "
+          f"first {config.log_every:,} steps, {returns[-1]:.1f} in the last")
+    print(f"mean return over 50 episodes: greedy policy {summary['final_eval_return']:.1f}, "
+          f"random policy {random.mean().item():.1f}")
     print("Look at: q_hat(s, a) is an MLP on [state, action] (the action as a number, as in the\n"
           "notebook); the target R + gamma q_hat(S', A') uses the action A' the epsilon-greedy\n"
           "policy really takes next, without gradient, and stops at terminal states.")

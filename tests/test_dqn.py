@@ -454,6 +454,6 @@ def test_train_env_takes_its_preset_or_says_it_has_none(tmp_path, capsys):
     assert "no preset" not in capsys.readouterr().err
     assert main(["train", "--env", "TestChain-v0", *flags, "--run-dir", str(tmp_path / "c")]) == 0
     err = capsys.readouterr().err
-    assert "no preset for TestChain-v0: generic defaults" in err
+    assert "no dqn preset for TestChain-v0: generic defaults" in err
     config = json.loads((tmp_path / "c" / "config.json").read_text())
     assert config["start_box"] == [] and config["hidden"] == list(DQNConfig().hidden)

@@ -158,30 +158,46 @@ def test_report_reads_seeds_runs_dedupes_seeds_ranks_per_env_and_lists_unreadabl
 def sarsa_run(path, seed, alpha="0.01"):
     """A real `semigrad sarsa` run on the solvable chain (it solves it in 4,000 steps)."""
     assert main(["sarsa", "--env", "TestSolvableChain-v0", "--steps", "4000", "--alpha", alpha,
-                 "--gamma", "0.9", "--log-every", "1000", "--eval-episodes", "5", "--seed",
-                 str(seed), "--no-plots", "--device", "cpu", "--run-dir", str(path)]) == 0
+                 "--gamma", "0.9", "--log-every", "1000", "--eval-every", "1000",
+                 "--eval-episodes", "5", "--seed", str(seed), "--no-progress",
+                 "--no-tensorboard", "--device", "cpu", "--run-dir", str(path)]) == 0
 
 
-def test_report_reads_sarsa_runs_that_solved(tmp_path, capsys):
-    """SARSA evaluates once, after training: a solved run has no time to solve in its summary.
-    It is read (not 'unreadable'), counted as solved, and its time to solve shows as not
-    measured ('-'), not as a number or inf."""
+def test_report_reads_sarsa_runs_as_dqn_runs(tmp_path, capsys):
+    """SARSA runs are trainer runs: evaluated during training, with a measured time to solve,
+    ranked with the same statistics as DQN's (the label is the algorithm's name when nothing
+    differs). A SARSA summary of an earlier version (evaluated once, after training: no
+    time_to_solve_s) is read too, its time to solve shown as not measured ('-')."""
     folder = tmp_path / "runs"
+    times = []
     for seed in (0, 1):
         sarsa_run(folder / f"s{seed}", seed)
         summary = json.loads((folder / f"s{seed}" / "summary.json").read_text())
-        assert summary["solved"] and "time_to_solve_s" not in summary
+        assert summary["solved"] and summary["algo"] == "sarsa"
+        times.append(summary["time_to_solve_s"])
     capsys.readouterr()
     assert main(["report", str(folder), "--reps", "200"]) == 0
     out, err = capsys.readouterr()
-    assert "unreadable" not in err
+    assert "unreadable" not in err and "before 2026-12-05" not in out
     row = next(ln for ln in out.splitlines() if ln.startswith("| 1 "))
-    # nothing differs between the runs: the label is the algorithm's name
-    assert row == "| 1 | sarsa | 2 | 1.0 [1.0, 1.0] | 1.0 [1.0, 1.0] | 2/2 | - | - | - |"
-    assert "SARSA evaluates its greedy policy once" in out
+    assert row.startswith("| 1 | sarsa | 2 | 1.0 [1.0, 1.0] | 1.0 [1.0, 1.0] | 2/2 | ")
     saved = json.loads((folder / "report" / "summary.json").read_text())["settings"][0]
-    assert (saved["solved"], saved["solve_time_iqm"], saved["algorithm"]) == (2, None, "sarsa")
+    assert (saved["solved"], saved["algorithm"]) == (2, "sarsa")
+    assert saved["solve_time_iqm"][0] == pytest.approx(np.mean(times))  # IQM of 2 = mean
     assert (folder / "report" / "performance_profile.png").stat().st_size > 10_000
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((folder / "s0" / "config.json").read_text())
+    config.pop("algo")
+    (old / "config.json").write_text(json.dumps({**config, "command": "sarsa"}))
+    (old / "summary.json").write_text(json.dumps(
+        {"status": "finished", "final_eval_return": 1.0, "solved": True,
+         "reward_threshold": 0.5, "env_steps": 4000}))
+    capsys.readouterr()
+    assert main(["report", str(old), "--reps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | sarsa | 1 | 1.0 [1.0, 1.0] | 1.0 [1.0, 1.0] | 1/1 | - | - | - |" in out
+    assert "before 2026-12-05 evaluated their greedy policy once" in out
 
 
 def test_report_summarises_td0_runs_by_their_monte_carlo_error(tmp_path, capsys):
@@ -252,7 +268,8 @@ def test_report_figures_have_one_panel_per_env_and_labels_of_the_differing_field
     figs = dict(seen)
     chain, solvable = ["alpha=0.001", "alpha=0.003"], ["dqn: alpha=0.001", "dqn: alpha=0.003"]
     assert [(title, sorted(legend)) for title, legend in figs["learning_curves.png"]] == [
-        ("TestChain-v0", chain), ("TestSolvableChain-v0", sorted([*solvable, "solved (0.5)"]))]
+        ("TestChain-v0", chain),
+        ("TestSolvableChain-v0", sorted([*solvable, "sarsa", "solved (0.5)"]))]
     profile = figs["performance_profile.png"]
     assert [title for title, _ in profile] == [
         "TestChain-v0: performance profile", "TestChain-v0: time to solve (unsolved runs never "
@@ -266,4 +283,5 @@ def test_report_figures_have_one_panel_per_env_and_labels_of_the_differing_field
     # the per-setting figures name their environment (and the algorithm: DQN and SARSA here)
     assert sorted(name[3:] for name in figs if name[:2].isdigit()) == [
         "TestChain-v0-dqn-alpha=0.001.png", "TestChain-v0-dqn-alpha=0.003.png",
-        "TestSolvableChain-v0-dqn-alpha=0.001.png", "TestSolvableChain-v0-dqn-alpha=0.003.png"]
+        "TestSolvableChain-v0-dqn-alpha=0.001.png", "TestSolvableChain-v0-dqn-alpha=0.003.png",
+        "TestSolvableChain-v0-sarsa.png"]

@@ -280,8 +280,8 @@ def test_an_invalid_grid_value_is_refused_before_anything_starts(tmp_path, capsy
 
 def test_sarsa_and_td0_sweep_and_report_like_dqn(ray_address, tmp_path, capsys):
     """The algorithm registry: `semigrad sweep sarsa` and `semigrad sweep td0` run their trials,
-    each a run directory of its command, and `semigrad report` ranks the SARSA runs and names
-    the td0 runs it does not summarise."""
+    each a run directory of its command (SARSA's a `semigrad train --algo sarsa` run), and
+    `semigrad report` ranks the SARSA runs and the td0 runs, each in its own table."""
     folder = tmp_path / "s"
     argv = ["sweep", "sarsa", "--steps", "400", "--num-envs", "2", "--eval-episodes", "2",
             "--log-every", "200", "--seeds", "0-1", "--grid", "alpha=1e-3,3e-3",
@@ -293,7 +293,8 @@ def test_sarsa_and_td0_sweep_and_report_like_dqn(ray_address, tmp_path, capsys):
     for name in trials:
         config = json.loads((folder / sweep.TRIALS / name / "config.json").read_text())
         summary = json.loads((folder / sweep.TRIALS / name / "summary.json").read_text())
-        assert config["command"] == "sarsa" and summary["status"] == "finished"
+        assert (config["command"], config["algo"], summary["status"]) == ("train", "sarsa",
+                                                                          "finished")
         assert summary["env_steps"] == 400 and summary["final_eval_return"] > 0
     td0_sweep = folder / "td0-sweep"
     assert main(["sweep", "td0", "--steps", "400", "--num-envs", "2", "--seeds", "0",

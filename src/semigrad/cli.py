@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -41,7 +42,9 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of ``argv``: a command whose ``add_arguments`` takes ``argv`` adds the
+    options its command line selects (``train --algo NAME``: NAME's fields)."""
     parser = OneLineParser(
         prog="semigrad",
         description="Value-function approximation for reinforcement learning on PyTorch.",
@@ -55,13 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
             description=getattr(mod, "DESCRIPTION", mod.HELP),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        mod.add_arguments(p)
+        if "argv" in inspect.signature(mod.add_arguments).parameters:
+            mod.add_arguments(p, argv=argv)
+        else:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the subcommand's parser, which names its own --help

@@ -3,7 +3,8 @@
 Any folder works (a sweep, or runs made one by one): every run directory below it whose
 ``config.json`` says ``"command"``:
 
-- ``"train"`` (DQN) or ``"sarsa"``: a *control* run, ranked by its final greedy return;
+- ``"train"`` (DQN, SARSA, ...: its ``"algo"``) or ``"sarsa"`` (SARSA runs of earlier
+  versions): a *control* run, ranked by its final greedy return;
 - ``"td0"``: a *prediction* run, ranked by its error against the Monte Carlo values at the
   probe states (its own table: a value error is not a return);
 - ``"baird"``: counted and named, not summarised.
@@ -16,9 +17,9 @@ Runs whose configs are equal except for the seed form one *setting*. For each co
 - time to solve = training seconds until the first evaluation at or above the environment's
   reward threshold (and the env steps it took). A run that never solved within its budget
   counts as ``+inf``: a median or IQM is then still exact when enough runs solved (fewer than
-  half, resp. a quarter, unsolved) and ``inf`` otherwise. SARSA evaluates its greedy policy
-  once, after training: it is solved when that return reaches the threshold, and its time to
-  solve is not measured (``None``).
+  half, resp. a quarter, unsolved) and ``inf`` otherwise. SARSA runs of earlier versions
+  evaluated their greedy policy once, after training: solved when that return reached the
+  threshold, their time to solve not measured (``None``).
 
 For each TD(0) setting: per run, the RMS over the probe states of ``v_hat - mc_value`` and of
 the relative error ``(v_hat - mc_value) / mc_value``, and the largest relative error; their IQM
@@ -62,7 +63,7 @@ RUN_COMMANDS = CONTROL + PREDICTION
 NOT_SUMMARISED = ("baird",)  # listed, not ranked
 ALGORITHM = {"train": "dqn", "sarsa": "sarsa", "td0": "td0"}  # short names, for labels
 NOT_SETTING = ("seed", "tensorboard")  # config keys that do not make a setting
-NOT_LABEL = ("command", "env")  # the same within a label's group: never shown in it
+NOT_LABEL = ("command", "algo", "env")  # the same within a label's group: never shown in it
 
 
 @dataclass
@@ -100,6 +101,11 @@ class RunRecord:
         return "prediction" if self.command in PREDICTION else "control"
 
     @property
+    def algorithm(self) -> str:
+        """``config.json``'s ``algo`` (trainer runs), else the command's algorithm."""
+        return str(self.config.get("algo") or ALGORITHM.get(self.command, self.command))
+
+    @property
     def setting_key(self) -> str:
         return json.dumps({k: v for k, v in self.config.items() if k not in NOT_SETTING},
                           sort_keys=True)
@@ -115,7 +121,7 @@ def _read_control(record: RunRecord, summary: dict[str, Any] | None) -> None:
         record.final = _number(summary.get("final_eval_return"))
         record.solved = bool(summary.get("solved"))
         record.threshold = _number(summary.get("reward_threshold"))
-        if "time_to_solve_s" not in summary:  # evaluated once, after training (SARSA)
+        if "time_to_solve_s" not in summary:  # evaluated once, after training (older SARSA)
             record.time_to_solve = record.steps_to_solve = None
         elif record.solved:
             record.time_to_solve = _number(summary["time_to_solve_s"])
@@ -246,7 +252,7 @@ class SettingStats:
 
     @property
     def algorithm(self) -> str:
-        return ALGORITHM.get(self.runs[0].command, self.runs[0].command)
+        return self.runs[0].algorithm
 
     def done(self) -> list[RunRecord]:
         """The finished runs, the ones the statistics are over."""
@@ -277,23 +283,23 @@ def group_settings(runs: Sequence[RunRecord]) -> list[SettingStats]:
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(run.setting_key, []).append(run)
-    family: dict[tuple[str, str], list[str]] = {}  # (env, command) -> setting keys
+    family: dict[tuple[str, str, str], list[str]] = {}  # (env, kind, algorithm) -> settings
     for key, members in groups.items():
-        family.setdefault((members[0].env, members[0].command), []).append(key)
-    commands_of: dict[tuple[str, bool], set[str]] = {}  # (env, prediction) -> commands
-    for env, command in family:
-        commands_of.setdefault((env, command in PREDICTION), set()).add(command)
+        family.setdefault((members[0].env, members[0].kind, members[0].algorithm),
+                          []).append(key)
+    algorithms_of: dict[tuple[str, str], set[str]] = {}  # (env, kind) -> algorithms
+    for env, kind, name in family:
+        algorithms_of.setdefault((env, kind), set()).add(name)
     shown_of: dict[str, dict[str, Any]] = {}
     label_of: dict[str, str] = {}
-    for (env, command), keys in family.items():
+    for (env, kind, name), keys in family.items():
         configs = [json.loads(k) for k in keys]
         fields = list(dict.fromkeys(f for c in configs for f in c if f not in NOT_LABEL))
         varying = [f for f in fields if len({format_value(c.get(f)) for c in configs}) > 1]
-        name = ALGORITHM.get(command, command)
         for key, config in zip(keys, configs, strict=True):
             shown = shown_of[key] = {f: config.get(f) for f in varying}
             label = setting_label(shown) if shown else name
-            several = len(commands_of[env, command in PREDICTION]) > 1
+            several = len(algorithms_of[env, kind]) > 1
             label_of[key] = f"{name}: {label}" if shown and several else label
     out = []
     for key, members in groups.items():
@@ -438,9 +444,9 @@ def _control_table(settings: Sequence[SettingStats], ci: str, reps: int) -> list
         f"inf when more than a quarter of the runs never solved, a median when half or more. "
         f"Diverged and unfinished runs are left out of the statistics and counted in 'runs'."
         + (" Settings are ranked within their environment only." if several else "")
-        + (f" {' and '.join(once)} evaluates its greedy policy once, after training: 'solved' "
-           f"is that return at or above the threshold, and the time to solve is not measured "
-           f"('-')." if once else ""),
+        + (f" {' and '.join(once)} runs of semigrad before 2026-12-05 evaluated their greedy "
+           f"policy once, after training: 'solved' is that return at or above the threshold, "
+           f"and the time to solve is not measured ('-')." if once else ""),
     ]
     return lines
 

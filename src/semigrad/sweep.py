@@ -19,6 +19,7 @@ on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -63,47 +64,50 @@ class Algo:
     diverged: type[Exception]
 
 
-def _dqn() -> Algo:
+def _on_trainer(name: str) -> Algo:
+    """An algorithm of the trainer's registry: its presets (or one, its config's defaults),
+    exact resume of a stopped trial, divergence raised after the summary is written."""
     from semigrad import trainer
-    from semigrad.algos import dqn
+
+    algo = trainer.algorithm(name)
+    presets = getattr(algo, "PRESETS", None) or {"default": algo.Config()}
+
+    def preset_fields(preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        return {**to_dict(presets[preset]), **overrides}
 
     def train(cfg: Any, run_dir: Path, resume: bool) -> dict:
-        return dqn.train(cfg, run_dir, resume=resume, progress=False)
+        return trainer.train(algo, cfg, run_dir, resume=resume, progress=False)
 
-    return Algo(dqn.DQNConfig, dqn.PRESETS, dqn.DEFAULT_PRESET, dqn.preset_fields, "train",
-                train, trainer.TrainingDiverged)
+    return Algo(algo.Config, presets, getattr(algo, "DEFAULT_PRESET", "default"),
+                getattr(algo, "preset_fields", preset_fields), "train", train,
+                trainer.TrainingDiverged)
 
 
 class _NeverRaised(Exception):
     """For algorithms that report divergence in their summary instead of raising."""
 
 
-def _without_presets(config_cls: type, command: str, train: Callable[[Any, Path], dict]) -> Algo:
-    """An algorithm with one preset, its config's defaults, whose runs keep no checkpoints (a
-    stopped trial starts again) and report divergence in their summary."""
-    presets = {"default": config_cls()}
+def _td0() -> Algo:
+    """TD(0) prediction: one preset (its config's defaults); a stopped trial starts again."""
+    from semigrad.algos import td0
+
+    presets = {"default": td0.TD0Config()}
 
     def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
         return {**to_dict(presets[name]), **overrides}
 
-    return Algo(config_cls, presets, "default", preset_fields, command,
-                lambda cfg, run_dir, resume: train(cfg, run_dir), _NeverRaised)
+    return Algo(td0.TD0Config, presets, "default", preset_fields, "td0",
+                lambda cfg, run_dir, resume: td0.train(cfg, run_dir)[0], _NeverRaised)
 
 
-def _sarsa() -> Algo:
-    from semigrad.algos import sarsa
+def _algos() -> dict[str, Callable[[], Algo]]:
+    from semigrad.algos import TRAINED
 
-    return _without_presets(sarsa.SarsaConfig, "sarsa",
-                            lambda cfg, run_dir: sarsa.train(cfg, run_dir)[0])
-
-
-def _td0() -> Algo:
-    from semigrad.algos import td0
-
-    return _without_presets(td0.TD0Config, "td0", lambda cfg, run_dir: td0.train(cfg, run_dir)[0])
+    return {**{name: functools.partial(_on_trainer, name) for name in TRAINED},
+            "td0": _td0}
 
 
-ALGOS: dict[str, Callable[[], Algo]] = {"dqn": _dqn, "sarsa": _sarsa, "td0": _td0}
+ALGOS: dict[str, Callable[[], Algo]] = _algos()
 
 
 def get_algo(name: str) -> Algo:

@@ -48,6 +48,7 @@ from torch import nn
 from tqdm import tqdm
 
 from semigrad import envs, policies, run
+from semigrad.algos import TRAINED
 from semigrad.config import ConfigError, config_from_saved, parse_seeds, to_dict
 from semigrad.devices import resolve_device
 from semigrad.run import (
@@ -70,7 +71,7 @@ OLD_FORMATS = ("semigrad-dqn-1", "semigrad-dqn-1-many", "semigrad-dqn-1-weights"
 OLD_WEIGHTS_FORMAT = "semigrad-dqn-2-weights"
 COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_return",
            "eval_std")
-ALGORITHMS = {"dqn": "semigrad.algos.dqn"}  # name -> module (the one registry)
+ALGORITHMS = TRAINED  # name -> module (the one registry, in semigrad.algos)
 
 
 def algorithm(name: str) -> ModuleType:
@@ -188,6 +189,7 @@ def check_network(algo: ModuleType, cfg: Any) -> None:
     observations ``(B, obs_dim)`` to Q-values ``(B, num_actions)``: a network with a wrong
     head would otherwise fail later, in the env, with actions it cannot take."""
     probe = envs.make(cfg.env, num_envs=2, device="cpu", seed=0)
+    name = getattr(cfg, "network", algo.NAME)
     try:
         obs = probe.reset()
         torch.manual_seed(0)
@@ -196,13 +198,13 @@ def check_network(algo: ModuleType, cfg: Any) -> None:
             with torch.no_grad():
                 q = net(obs)
         except Exception as err:  # the user's module: whatever it raises, said in one line
-            raise ConfigError(f"network: {cfg.network} failed on a batch of {cfg.env} "
+            raise ConfigError(f"network: {name} failed on a batch of {cfg.env} "
                               f"observations {tuple(obs.shape)} ({type(err).__name__}: "
                               f"{err})") from None
         want = (obs.shape[0], probe.num_actions)
         if not isinstance(q, torch.Tensor) or tuple(q.shape) != want:
             got = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
-            raise ConfigError(f"network: {cfg.network} maps {cfg.env} observations "
+            raise ConfigError(f"network: {name} maps {cfg.env} observations "
                               f"{tuple(obs.shape)} to {got}; it must return Q-values of shape "
                               f"(batch, {probe.num_actions}), one per action")
     finally:
@@ -356,16 +358,14 @@ def metric_rows(r: Run, row: bool = True) -> list[dict | None]:
     rows: list[dict | None] = []
     for rec, (ep_sum, ep_count, *health) in zip(r.records, acc, strict=True):
         if rec.error is None:
-            for what, value in zip(r.algo.HEALTH, health, strict=False):
-                if not math.isfinite(value) and rec.error is None:
-                    (env0, grad0), grad1 = rec.checked, grads
-                    rec.error = (
-                        f"non-finite {what} between env steps {env0} and {r.env_steps} "
-                        f"(gradient steps {grad0 + 1}-{grad1}); usual causes: a learning rate "
-                        "too high, gamma close to 1 with unbounded rewards, or no gradient "
-                        "clipping (--max-grad-norm)")
-                    if r.single:
-                        raise TrainingDiverged(rec.error)
+            broke = health_broken(r.algo, r.cfg, health)
+            if broke is not None:
+                (env0, grad0), grad1 = rec.checked, grads
+                rec.error = (f"{broke} between env steps {env0} and {r.env_steps} (gradient "
+                             f"steps {grad0 + 1}-{grad1}); usual causes: "
+                             + getattr(r.algo, "DIVERGENCE_HINT", "a learning rate too high"))
+                if r.single:
+                    raise TrainingDiverged(rec.error)
         if rec.error is not None or not row:
             rows.append(None)
             continue
@@ -375,6 +375,20 @@ def metric_rows(r: Run, row: bool = True) -> list[dict | None]:
                      "episodes": int(ep_count), "eval_return": None, "eval_std": None,
                      **r.algo.metric_values(r.cfg, r.st, health, r.env_steps)})
     return rows
+
+
+def health_broken(algo: ModuleType, cfg: Any, health: Sequence[float]) -> str | None:
+    """The one divergence rule: what is wrong with an agent's health values since its last
+    metric row (``algo.HEALTH``), or None. A value is broken when it is not finite, or when
+    its magnitude passes the bound ``algo.health_bounds(cfg)`` gives it (optional: e.g. no
+    action value can pass ``r_max / (1 - gamma)``)."""
+    bounds = algo.health_bounds(cfg) if hasattr(algo, "health_bounds") else {}
+    for what, value in zip(algo.HEALTH, health, strict=False):
+        if not math.isfinite(value):
+            return f"non-finite {what}"
+        if what in bounds and abs(value) > bounds[what][0]:
+            return f"{what} = {value:.4g}, beyond its bound {bounds[what][1]}"
+    return None
 
 
 @torch.no_grad()

@@ -64,6 +64,7 @@ from semigrad.nets import (
     ModuleEnsemble,
     QNetwork,
     StackedMLP,
+    acting_mode,
     q_ensemble,
 )
 from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
@@ -312,7 +313,7 @@ class DQNState:
 
     def grad_mode(self):
         """Acting and learning need no autograd tape, except the general backend's forward."""
-        return torch.no_grad() if self.online.needs_autograd else torch.inference_mode()
+        return acting_mode(self.online)
 
 
 def replay_layout(cfg: DQNConfig, env: envs.BatchedEnv) -> dict[str, Any]:
@@ -426,6 +427,8 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tenso
 NAME = "dqn"
 Config = DQNConfig
 HEALTH = ("loss", "mean Q-value")  # st.acc[:, 2:4]; st.acc[:, 4] counts the updates
+DIVERGENCE_HINT = ("a learning rate too high, gamma close to 1 with unbounded rewards, or no "
+                   "gradient clipping (--max-grad-norm)")
 METRIC_COLUMNS = ("loss", "mean_q", "epsilon", "alpha", "gradient_steps")
 
 

@@ -1,4 +1,4 @@
-"""Episodic semi-gradient SARSA and Expected SARSA (Sutton & Barto 10.1, 6.6), N envs at once.
+"""Episodic semi-gradient SARSA and Expected SARSA (Sutton & Barto 10.1, 6.6), K seeds x N envs.
 
 For each transition ``(S, A, R, S', A')`` of the epsilon-greedy policy::
 
@@ -12,7 +12,10 @@ taken next (on-policy). ``delta`` is ``losses.sarsa`` / ``losses.expected_sarsa`
 ``gamma * (1 - terminated)`` as the discount (``losses.fold_termination``): the target carries
 no gradient and only the taken action's value is trained. A time-limit truncation bootstraps
 from ``S' = info["final_obs"]``; when an episode ends, the next action is drawn at the first
-state of the new episode.
+state of the new episode. The loss is ``0.5 * td_error_loss(delta)``, so plain SGD with step
+``alpha`` is the textbook update; its gradient ``-delta / N`` at the taken action is written
+in closed form (``losses.td_error_loss_and_grad_per_row``) and run backward through the
+network (``nets.q_ensemble``: the stacked MLP's hand-written backward, or autograd).
 
 Two forms of ``q_hat`` give the same ``(B, A)`` table of action values:
 
@@ -21,83 +24,91 @@ Two forms of ``q_hat`` give the same ``(B, A)`` table of action values:
 ``state-action``
     ``StateActionQNetwork``, the course notebook's form: ``q_hat(s, a)`` is an MLP on the
     state concatenated with the action (one-hot, or the action number as in the notebook);
-    ``all_actions`` evaluates every action.
+    called on states alone it evaluates every action.
 
-epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over the first
-``epsilon_fraction`` fraction of the run, then stays at ``epsilon_end``. As in ``td0``, the
-loss is ``0.5 * td_error_loss(delta)`` so that plain SGD with step ``alpha`` is the textbook
-update.
+Seeds are a batch dimension, as in DQN: agent k has its own network, optimizer, envs and
+random stream, and on the CPU agent k of ``seeds=[.., k, ..]`` is the single run with seed k
+number for number. The run harness (evaluation, metrics, checkpoints, exact resume,
+summaries, the divergence rule) is ``semigrad.trainer``'s. Health: the mean loss and the
+largest ``|q_hat(S, .)|`` since the last metric row, which may not pass
+``1.5 r_max / (1 - gamma)`` (no value can exceed ``r_max / (1 - gamma)``; Sutton & Barto 3.3).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
-from semigrad import envs, losses, policies
-from semigrad.algos.guard import DivergenceError, DivergenceGuard
-from semigrad.algos.td0 import OPTIMIZERS, make_optimizer
-from semigrad.config import MAX_COUNT, MAX_SEED, check_choice, check_range, to_dict
-from semigrad.devices import resolve_device
-from semigrad.nets import ACTIVATIONS, QNetwork, StateActionQNetwork
-from semigrad.policies import epsilon_greedy, epsilon_greedy_probs, linear_schedule
-from semigrad.run import MetricsLog, atomic_write_json
+from semigrad import envs, losses, policies, trainer
+from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range
+from semigrad.nets import (
+    ACTIVATIONS,
+    ModuleEnsemble,
+    QNetwork,
+    StackedMLP,
+    StateActionQNetwork,
+    acting_mode,
+    q_ensemble,
+)
+from semigrad.optim import optimizer_step
+from semigrad.seeding import AgentUniforms, agent_generators
 
 METHODS = ("sarsa", "expected-sarsa")
 Q_FORMS = ("multi-head", "state-action")
 ACTION_ENCODINGS = ("one_hot", "index")
+OPTIMIZERS = ("sgd", "adam")
+SLACK = 1.5  # a value beyond SLACK * r_max / (1 - gamma) is divergence, not noise
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
 
 
 @dataclass(frozen=True)
 class SarsaConfig:
-    """Hyper-parameters of a semi-gradient SARSA run (validated when built)."""
+    """Hyper-parameters of a semi-gradient SARSA run (validated when built). Steps count
+    transitions per agent, summed over its N envs."""
 
-    env: str = field(default="CartPole-v1", metadata={"help": "environment id"})
-    num_envs: int = field(default=4, metadata={"help": "parallel environments N"})
-    steps: int = field(default=60_000, metadata={"help": "transitions, summed over all envs"})
-    gamma: float = field(default=0.99, metadata={"help": "discount gamma in [0, 1]"})
-    alpha: float = field(default=1e-3, metadata={"help": "step size alpha (learning rate)"})
-    optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "optimizer"})
-    method: Literal["sarsa", "expected-sarsa"] = field(
-        default="sarsa", metadata={"help": "bootstrap on q(S', A') or on E_pi q(S', .)"}
-    )
-    q_form: Literal["multi-head", "state-action"] = field(
-        default="multi-head",
-        metadata={"help": "(B, A) outputs, or the notebook's q(s, a) on [state, action]"},
-    )
-    action_encoding: Literal["one_hot", "index"] = field(
-        default="one_hot",
-        metadata={"help": "action input of the state-action form ('index': the notebook's)"},
-    )
-    hidden: tuple[int, ...] = field(default=(64, 64), metadata={"help": "hidden widths"})
-    activation: str = field(default="relu", metadata={"help": "hidden activation"})
-    epsilon_start: float = field(default=1.0, metadata={"help": "initial exploration rate"})
-    epsilon_end: float = field(default=0.05, metadata={"help": "final exploration rate"})
-    epsilon_fraction: float = field(
-        default=0.5, metadata={"help": "fraction of the run over which epsilon decays"}
-    )
-    r_max: float = field(
-        default=1.0, metadata={"help": "largest |reward|; guard bound is r_max / (1 - gamma)"}
-    )
-    guard: bool = field(default=True, metadata={"help": "stop the run when it diverges"})
-    guard_every: int = field(default=100, metadata={"help": "check the guard every K updates"})
-    log_every: int = field(default=2000, metadata={"help": "log every K transitions"})
-    eval_episodes: int = field(
-        default=100, metadata={"help": "episodes to evaluate the greedy and random policies"})
+    env: str = _help("environment id", default="CartPole-v1")
     seed: int = field(default=0, metadata={"cli": False})
+    num_envs: int = _help("parallel environments N", default=4)
+    steps: int = _help("environment steps to train for", default=60_000)
+    gamma: float = _help("discount gamma in [0, 1]", default=0.99)
+    alpha: float = _help("step size alpha (learning rate)", default=1e-3)
+    optimizer: Literal["sgd", "adam"] = _help("sgd is the textbook update", default="adam")
+    method: Literal["sarsa", "expected-sarsa"] = _help(
+        "bootstrap on q(S', A') or on E_pi q(S', .)", default="sarsa")
+    q_form: Literal["multi-head", "state-action"] = _help(
+        "(B, A) outputs, or the notebook's q(s, a) on [state, action]", default="multi-head")
+    action_encoding: Literal["one_hot", "index"] = _help(
+        "action input of the state-action form ('index': the notebook's)", default="one_hot")
+    hidden: tuple[int, ...] = _help("hidden widths", default=(64, 64))
+    activation: str = _help("hidden activation: " + ", ".join(ACTIVATIONS), default="relu")
+    epsilon_start: float = _help("initial exploration rate", default=1.0)
+    epsilon_end: float = _help("final exploration rate", default=0.05)
+    epsilon_fraction: float = _help("fraction of the run over which epsilon decays",
+                                    default=0.5)
+    r_max: float = _help("largest |reward|: a |q_hat| over 1.5 r_max / (1 - gamma) stops the "
+                         "run as diverged", default=1.0)
+    eval_every: int = _help("env steps between greedy evaluations", default=5_000)
+    eval_episodes: int = _help("greedy episodes per evaluation", default=20)
+    log_every: int = _help("env steps between metric rows", default=1_000)
+    tensorboard: bool = _help("write TensorBoard events", default=True)
+    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
 
     def __post_init__(self) -> None:
-        envs.check_env_id(self.env)
-        check_range("eval_episodes", self.eval_episodes, 1, policies.MAX_PARALLEL_EPISODES)
+        try:
+            envs.check_env_id(self.env)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0, MAX_SEED)
-        check_range("num_envs", self.num_envs, 1, MAX_COUNT)
+        check_range("num_envs", self.num_envs, 1, policies.MAX_PARALLEL_EPISODES)
         check_range("steps", self.steps, 1, MAX_COUNT)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("alpha", self.alpha, 0.0, low_open=True)
@@ -112,231 +123,206 @@ class SarsaConfig:
         check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
         check_range("epsilon_fraction", self.epsilon_fraction, 0.0, 1.0)
         check_range("r_max", self.r_max, 0.0, low_open=True)
-        check_range("guard_every", self.guard_every, 1, MAX_COUNT)
+        check_range("eval_every", self.eval_every, 1, MAX_COUNT)
+        check_range("eval_episodes", self.eval_episodes, 1, policies.MAX_PARALLEL_EPISODES)
         check_range("log_every", self.log_every, 1, MAX_COUNT)
 
 
-def make_q_network(config: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Module:
-    """The ``q_form`` network; ``action_values(net, states)`` gives its ``(B, A)`` table."""
-    if config.q_form == "multi-head":
-        return QNetwork(obs_dim, num_actions, config.hidden, config.activation)
-    return StateActionQNetwork(
-        obs_dim, num_actions, config.hidden, config.activation, config.action_encoding
-    )
+def make_q_network(cfg: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Module:
+    """The ``q_form`` network; called on states ``(B, d)`` it gives ``(B, A)``."""
+    if cfg.q_form == "multi-head":
+        return QNetwork(obs_dim, num_actions, cfg.hidden, cfg.activation)
+    return StateActionQNetwork(obs_dim, num_actions, cfg.hidden, cfg.activation,
+                               cfg.action_encoding)
 
 
-def action_values(q_hat: nn.Module, states: torch.Tensor) -> torch.Tensor:
-    """``q_hat`` at every action: ``states (B, d) -> (B, A)`` for either Q form."""
-    if isinstance(q_hat, StateActionQNetwork):
-        return q_hat.all_actions(states)
-    return q_hat(states)
+def epsilon_at(cfg: SarsaConfig, env_steps: int) -> float:
+    return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
+                                    cfg.epsilon_fraction * cfg.steps, env_steps)
 
 
-class GreedyPolicy:
-    """Epsilon-greedy (default greedy) policy of ``q_hat``: ``obs (N, d) -> actions (N,)``."""
-
-    def __init__(self, q_hat: nn.Module, generator: torch.Generator, epsilon: float = 0.0):
-        self.q_hat, self.generator, self.epsilon = q_hat, generator, epsilon
-
-    @torch.no_grad()
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        return epsilon_greedy(action_values(self.q_hat, obs), self.epsilon, self.generator)
-
-
-def evaluate(
-    policy: Callable[[torch.Tensor], torch.Tensor],
-    env_id: str,
-    episodes: int,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-) -> np.ndarray:
-    """Returns ``(episodes,)`` of the first episode of each of ``episodes`` fresh envs
-    (``semigrad.policies.evaluate``, as float64 NumPy)."""
-    returns = policies.evaluate(policy, env_id, episodes, seed, resolve_device(device))
-    return returns.cpu().numpy().astype(np.float64)
+def value_bound(cfg: SarsaConfig) -> float:
+    """``r_max / (1 - gamma)``: no action value can be larger (``inf`` at gamma = 1)."""
+    return float("inf") if cfg.gamma >= 1 else cfg.r_max / (1.0 - cfg.gamma)
 
 
 @dataclass
-class SarsaResult:
-    """What a SARSA run returns: the trained ``q_hat``; ``steps`` transitions in ``seconds``;
-    ``episode_steps`` / ``episode_returns``: the step at which each training episode ended
-    and its return (the learning curve); ``divergence``: the guard's error, or None."""
+class SarsaState:
+    """Everything that changes while K agents train (stacked along dimension 0)."""
 
-    q_hat: nn.Module
-    steps: int
-    seconds: float
-    episode_steps: np.ndarray
-    episode_returns: np.ndarray
-    divergence: DivergenceError | None = None
+    q_hat: StackedMLP | ModuleEnsemble
+    optimizer: torch.optim.Optimizer
+    optimizer_step: Any
+    env: envs.BatchedEnv
+    obs: torch.Tensor  # (K N, d)
+    actions: torch.Tensor  # (K N,): the actions taken at obs (drawn on-policy)
+    uniforms: AgentUniforms
+    acc: torch.Tensor  # (K, 5): returns, episodes, loss sum, max |q|, updates
+    num_actions: int
+    updates: int = 0
+    epsilon: float = 1.0
 
     @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.seconds if self.seconds > 0 else math.inf
+    def agents(self) -> int:
+        return self.acc.shape[0]
 
 
-def sarsa(
-    config: SarsaConfig,
-    *,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    env: envs.BatchedEnv | None = None,
-    q_hat: nn.Module | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    on_log: Callable[[dict], None] | None = None,
-    progress: bool = False,
-) -> SarsaResult:
-    """Train ``q_hat`` by semi-gradient (Expected) SARSA for ``config.steps`` transitions.
+def _explore(st: SarsaState, q: torch.Tensor, epsilon: float, u: torch.Tensor) -> torch.Tensor:
+    """Epsilon-greedy actions ``(K, N)`` from ``q (K, N, A)`` and uniforms ``u (K, 2N)``."""
+    return policies.epsilon_greedy_from_uniforms(lambda: q, st.num_actions, epsilon, u)
 
-    Defaults are built from ``config`` as in ``td0``. ``on_log`` receives a row ``{"step",
-    "seconds", "epsilon", "episodes", "mean_return"}`` every ``config.log_every`` transitions
-    (mean over the episodes that ended since the last row).
-    """
-    device = resolve_device(device)
-    torch.manual_seed(seed)
-    env = env if env is not None else envs.make(config.env, config.num_envs, device, seed)
-    num_envs = env.num_envs
-    if q_hat is None:
-        q_hat = make_q_network(config, env.obs_dim, env.num_actions)
-    q_hat = q_hat.to(device)
-    if optimizer is None:
-        optimizer = make_optimizer(config.optimizer, q_hat.parameters(), config.alpha)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    guard = DivergenceGuard(config.r_max, config.gamma, config.guard_every, config.guard,
-                            value_name="q_hat")
-    updates = math.ceil(config.steps / num_envs)
-    log_every = max(1, config.log_every // num_envs)
-    decay_steps = config.epsilon_fraction * config.steps
-    ended_steps: list[np.ndarray] = []
-    ended_returns: list[np.ndarray] = []
-    pending: list[tuple[int, torch.Tensor]] = []
-    start = time.perf_counter()
 
-    def flush(update: int, epsilon: float) -> None:
-        new = []
-        for step, returns in pending:
-            returns = returns.cpu().numpy()
-            returns = returns[~np.isnan(returns)].astype(np.float64)
-            ended_steps.append(np.full(len(returns), step))
-            ended_returns.append(returns)
-            new.append(returns)
-        pending.clear()
-        new = np.concatenate(new) if new else np.zeros(0)
-        if on_log is not None:
-            on_log({"step": update * num_envs, "seconds": time.perf_counter() - start,
-                    "epsilon": epsilon, "episodes": len(new),
-                    "mean_return": float(new.mean()) if len(new) else None})
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=updates * num_envs, unit="step", unit_scale=True,
-                   desc=f"{config.method} ({config.q_form})")
+def init(cfg: SarsaConfig, seeds: Sequence[int], device: torch.device) -> SarsaState:
+    """The K agents' fresh state: agent k's network initialised after
+    ``torch.manual_seed(seeds[k])``, its envs and random stream seeded ``seeds[k]``."""
+    env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device)
+    nets = []
+    for s in seeds:
+        torch.manual_seed(s)
+        nets.append(make_q_network(cfg, env.obs_dim, env.num_actions))
+    q_hat = q_ensemble(nets, device, "auto", cfg.activation)
+    kind = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
+    optimizer = kind(q_hat.params, lr=cfg.alpha,
+                     **({"fused": True} if device.type in ("cpu", "cuda") else {}))
+    k, n = len(seeds), cfg.num_envs
     obs = env.reset()
-    epsilon = config.epsilon_start
+    st = SarsaState(q_hat=q_hat, optimizer=optimizer,
+                    optimizer_step=optimizer_step(optimizer, q_hat.params), env=env, obs=obs,
+                    actions=torch.zeros(0, dtype=torch.int64),
+                    uniforms=AgentUniforms(agent_generators(seeds, device)),
+                    acc=torch.zeros(k, 5, dtype=torch.float64, device=device),
+                    num_actions=env.num_actions, epsilon=cfg.epsilon_start)
+    with acting_mode(q_hat):
+        st.actions = _explore(st, q_hat(obs.view(k, n, -1)), st.epsilon,
+                              st.uniforms.take(2 * n)).reshape(-1)
+    return st
+
+
+def iterate(cfg: SarsaConfig, st: SarsaState, env_steps: int) -> int:
+    """One step of every agent's N envs and one (Expected) SARSA update of each agent on its
+    N transitions. Returns N, the env steps per agent."""
+    k, n, a = st.agents, cfg.num_envs, st.num_actions
+    with acting_mode(st.q_hat):
+        next_obs, reward, terminated, truncated, info = st.env.step(st.actions)
+        st.epsilon = epsilon = epsilon_at(cfg, env_steps + n)
+        q_s, cache = st.q_hat.forward(st.obs.view(k, n, -1))  # (K, N, A), trained
+        # one forward for S' (the bootstrap) and the next episode's first state
+        q_t = st.q_hat(torch.cat((info["final_obs"].view(k, n, -1), next_obs.view(k, n, -1)),
+                                 dim=1))
+        q_final, q_next = q_t[:, :n], q_t[:, n:]
+        u = st.uniforms.take(4 * n)
+        next_actions = _explore(st, q_final, epsilon, u[:, :2 * n])  # A' at S'
+        discount = losses.fold_termination(cfg.gamma, terminated, q_s.dtype, check=False)
+        q_tm1, q_final_rows = q_s.detach().reshape(-1, a), q_final.reshape(-1, a)
+        if cfg.method == "sarsa":
+            delta = losses.sarsa(q_tm1, st.actions, reward, discount, q_final_rows,
+                                 next_actions.reshape(-1))
+        else:
+            delta = losses.expected_sarsa(q_tm1, st.actions, reward, discount, q_final_rows,
+                                          policies.epsilon_greedy_probs(q_final_rows, epsilon))
+        loss, grad_delta = losses.td_error_loss_and_grad_per_row(delta.view(k, n))
+        # loss 0.5 * td_error_loss(delta); d delta / d q(S, A) = -1, 0 at the other actions
+        grad_q = torch.zeros_like(q_s).scatter_(2, st.actions.view(k, n, 1),
+                                                grad_delta.mul(-0.5).unsqueeze(2))
+        st.q_hat.backward(cache, grad_q)
+        st.optimizer_step()
+        first = _explore(st, q_next, epsilon, u[:, 2 * n:])  # after an episode ended
+        st.actions = torch.where(terminated | truncated, first.reshape(-1),
+                                 next_actions.reshape(-1))
+        st.obs = next_obs
+        returns = info["episode_return"].view(k, n)
+        st.acc[:, 0] += returns.nan_to_num().sum(dim=1)
+        st.acc[:, 1] += (~returns.isnan()).sum(dim=1)
+        st.acc[:, 2] += loss.mul(0.5)
+        torch.maximum(st.acc[:, 3], q_s.detach().abs().amax(dim=(1, 2)), out=st.acc[:, 3])
+        st.acc[:, 4] += 1
+    st.updates += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- for the trainer
+
+NAME = "sarsa"
+Config = SarsaConfig
+HEALTH = ("loss", "max |q_hat|")  # st.acc[:, 2:4]; st.acc[:, 4] counts the updates
+METRIC_COLUMNS = ("loss", "max_q", "epsilon", "gradient_steps")
+DIVERGENCE_HINT = ("a step size alpha too large for the network and optimizer, or "
+                   "gradient flowing through the bootstrap target (the deadly triad, Sutton & "
+                   "Barto 11.3); lower --alpha")
+
+
+def health_bounds(cfg: SarsaConfig) -> dict[str, tuple[float, str]]:
+    """``max |q_hat|`` may not pass ``SLACK`` times the largest possible value."""
+    bound = value_bound(cfg)
+    return {"max |q_hat|": (SLACK * bound, f"{SLACK:g} x r_max / (1 - gamma) = "
+                                           f"{SLACK:g} x {bound:.4g}")}
+
+
+def metric_values(cfg: SarsaConfig, st: SarsaState, sums: Sequence[float],
+                  env_steps: int) -> dict[str, Any]:
+    loss_sum, max_q, updates = sums
+    return {"loss": loss_sum / updates if updates else None,
+            "max_q": max_q if updates else None, "epsilon": st.epsilon,
+            "gradient_steps": st.updates}
+
+
+def gradient_steps(st: SarsaState) -> int:
+    return st.updates
+
+
+def grad_mode(st: SarsaState):
+    return acting_mode(st.q_hat)
+
+
+def q_values(st: SarsaState, obs: torch.Tensor) -> torch.Tensor:
+    """The K networks on ``obs (K, E, ...)``: ``(K, E, A)``."""
+    return st.q_hat(obs)
+
+
+def make_network(cfg: SarsaConfig, env: envs.BatchedEnv) -> nn.Module:
+    return make_q_network(cfg, env.obs_dim, env.num_actions)
+
+
+def agent_state_dict(st: SarsaState, k: int, template: nn.Module) -> dict:
+    return st.q_hat.agent_state_dict(k, template)
+
+
+def weights_from_state(cfg: SarsaConfig, payload: dict, template: nn.Module) -> dict:
+    """Agent 0's network from a whole-state checkpoint, as ``template``'s state dict."""
+    ens = q_ensemble([template], payload["q_hat"][0].device, "auto", cfg.activation)
+    ens.params = list(payload["q_hat"])
+    return ens.agent_state_dict(0, template)
+
+
+def state_dict(st: SarsaState) -> dict:
+    return {"q_hat": st.q_hat.params, "optimizer": st.optimizer.state_dict(),
+            "env": st.env.state_dict(), "obs": st.obs, "actions": st.actions,
+            "uniforms": st.uniforms.state_dict(), "updates": st.updates,
+            "epsilon": st.epsilon}
+
+
+def load_state_dict(cfg: SarsaConfig, st: SarsaState, payload: dict, seeds: Sequence[int],
+                    device: torch.device) -> SarsaState:
     with torch.no_grad():
-        actions = epsilon_greedy(action_values(q_hat, obs), epsilon, generator)
-    divergence = None
-    update = 0
-    try:
-        for update in range(updates):
-            next_obs, reward, terminated, truncated, info = env.step(actions)
-            epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, decay_steps,
-                                     (update + 1) * num_envs)
-            # one forward for S (trained), S' (bootstrap) and the next episode's first state
-            q_all = action_values(q_hat, torch.cat((obs, info["final_obs"], next_obs)))
-            q_s, q_final, q_next = q_all.detach().split(num_envs)
-            next_actions = epsilon_greedy(q_final, epsilon, generator)  # A' at S'
-            discount = losses.fold_termination(config.gamma, terminated, q_final.dtype)
-            if config.method == "sarsa":
-                delta = losses.sarsa(q_all[:num_envs], actions, reward, discount, q_final,
-                                     next_actions)
-            else:
-                probs = epsilon_greedy_probs(q_final, epsilon)
-                delta = losses.expected_sarsa(q_all[:num_envs], actions, reward, discount,
-                                              q_final, probs)
-            loss = 0.5 * losses.td_error_loss(delta)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            done = terminated | truncated
-            actions = torch.where(done, epsilon_greedy(q_next, epsilon, generator), next_actions)
-            obs = next_obs
-            pending.append(((update + 1) * num_envs, info["episode_return"]))
-            if guard.due(update):
-                guard.check((update + 1) * num_envs, q_s, delta.detach())
-            if (update + 1) % log_every == 0:
-                flush(update + 1, epsilon)
-                if bar is not None:
-                    bar.update(log_every * num_envs)
-        update = updates
-    except DivergenceError as err:
-        divergence = err
-        update += 1
-    finally:
-        if bar is not None:
-            bar.close()
-    if pending:
-        flush(update, epsilon)
-    return SarsaResult(
-        q_hat=q_hat,
-        steps=update * num_envs,
-        seconds=time.perf_counter() - start,
-        episode_steps=np.concatenate(ended_steps) if ended_steps else np.zeros(0),
-        episode_returns=np.concatenate(ended_returns) if ended_returns else np.zeros(0),
-        divergence=divergence,
-    )
+        for p, value in zip(st.q_hat.params, payload["q_hat"], strict=True):
+            p.copy_(value)
+    st.optimizer.load_state_dict(payload["optimizer"])
+    st.optimizer_step = optimizer_step(st.optimizer, st.q_hat.params)
+    if payload["env"] is None:
+        raise ValueError(f"{cfg.env} cannot save its state, so this SARSA run cannot resume "
+                         "exactly; train it again")
+    st.env.load_state_dict(payload["env"])
+    st.obs, st.actions = payload["obs"].to(device), payload["actions"].to(device)
+    st.uniforms.load_state_dict(payload["uniforms"])
+    st.updates, st.epsilon = payload["updates"], payload["epsilon"]
+    return st
 
 
-METRIC_COLUMNS = ("step", "seconds", "epsilon", "episodes", "mean_return")
+def memory_bytes(cfg: SarsaConfig, agents: int) -> int:
+    return 0  # no replay
 
 
-def train(config: SarsaConfig, run_dir, *, device: str | torch.device | None = None,
-          progress: bool = False) -> tuple[dict, SarsaResult, np.ndarray]:
-    """Train with ``config`` (seed ``config.seed``) into the run directory ``run_dir``:
-    config.json, metrics.csv (the mean training return per ``log_every`` transitions) and
-    summary.json, whose ``final_eval_return`` is the greedy policy's mean return over
-    ``eval_episodes`` fresh episodes (what ``semigrad report`` ranks). Returns the summary, the
-    ``SarsaResult`` and the uniform random policy's returns on the same episodes."""
-    from pathlib import Path
-
-    run_dir = Path(run_dir)
-    device = resolve_device(device)
-    atomic_write_json(run_dir / "config.json", {"command": "sarsa", **to_dict(config),
-                                                "device": str(device)})
-    with MetricsLog(run_dir, METRIC_COLUMNS, tensorboard=False) as log:
-        result = sarsa(config, device=device, seed=config.seed, on_log=log.log,
-                       progress=progress)
-    eval_seed = policies.evaluation_seed(config.seed, 0)  # not the training episodes
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    greedy = evaluate(GreedyPolicy(result.q_hat, generator), config.env,
-                      config.eval_episodes, device, eval_seed)
-    from semigrad.algos.td0 import UniformRandomPolicy
-
-    random = evaluate(UniformRandomPolicy(result.q_hat.num_actions, generator), config.env,
-                      config.eval_episodes, device, eval_seed)
-    diverged = result.divergence is not None
-    threshold = envs.make(config.env, num_envs=1, device="cpu").spec.reward_threshold
-    final = float(greedy.mean())
-    summary = {
-        "status": "diverged" if diverged else "finished",
-        "env": config.env,
-        "seed": config.seed,
-        "method": config.method,
-        "q_form": config.q_form,
-        "steps": result.steps,
-        "env_steps": result.steps,
-        "seconds": result.seconds,
-        "steps_per_second": result.steps_per_second,
-        "training_episodes": len(result.episode_returns),
-        "final_eval_return": final,
-        "eval_returns": [final],
-        "greedy_return_std": float(greedy.std()),
-        "random_return_mean": float(random.mean()),
-        "eval_episodes": config.eval_episodes,
-        "reward_threshold": threshold,
-        "solved": threshold is not None and final >= threshold,
-        "divergence": str(result.divergence) if diverged else None,
-    }
-    atomic_write_json(run_dir / "summary.json", summary)
-    return summary, result, random
+def train(cfg: SarsaConfig, run_dir: str | Path, **kw: Any) -> dict:
+    """Train with ``cfg`` into ``run_dir`` (``semigrad.trainer.train``: ``seeds``, ``resume``,
+    ``progress``, ``stop_after``); returns the summary."""
+    return trainer.train(sys.modules[__name__], cfg, run_dir, **kw)

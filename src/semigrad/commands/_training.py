@@ -46,7 +46,7 @@ def resumed(args: argparse.Namespace, algo: ModuleType,
                          f"{saved.get('command')!r}); only training runs resume")
     if saved.get("algo", "dqn") != algo.NAME:
         raise ValueError(f"--resume {run_dir}: a {saved.get('algo', 'dqn')} run, not "
-                         f"{algo.NAME}; resume it with the command that started it")
+                         f"{algo.NAME}; resume it with: semigrad train --resume {run_dir}")
     seeds = saved.get("seeds")
     if seeds is None and args.seeds is not None:
         raise ValueError(f"--resume {run_dir}: a single run; leave --seeds out to resume it")

@@ -17,9 +17,8 @@ Find every run below DIR (`semigrad train`, `sarsa` and `td0` runs, in a sweep o
 the runs whose configs differ only in the seed into settings, and summarise each setting over
 its seeds with interquartile means (IQM) and stratified bootstrap confidence intervals (Agarwal
 et al., 2021, "Deep RL at the Edge of the Statistical Precipice"):
-- DQN and SARSA: the final greedy return (IQM, median) and the time to solve (IQM, median);
-  runs that never solved count as +inf. SARSA evaluates its greedy policy once, after
-  training: its time to solve is not measured.
+- DQN, SARSA, ... (`semigrad train` runs): the final greedy return (IQM, median) and the
+  time to solve (IQM, median); runs that never solved count as +inf.
 - TD(0): its own table, the error of v_hat against the Monte Carlo values at the probe states
   (RMS relative, largest relative, RMS), lower is better.
 Writes report.md (the tables, ranked within each environment, also printed), summary.json
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if prof:
         pngs.append(figures.performance_profiles(
             prof, run_dir / "performance_profile.png", thresholds, ci_text,
-            no_times="SARSA evaluates once, after training:\nno time to solve"))
+            no_times="evaluated once, after training:\nno time to solve"))
     print(table)
     for s in settings:
         for copy in s.duplicates:
