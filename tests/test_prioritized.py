@@ -170,13 +170,14 @@ def _agent_rows(k, step, num_envs):
             obs - 1, flags < 0.1, (flags > 0.1) & (flags < 0.2))
 
 
-def _run(seeds, steps, frames=None, capacity=30, num_envs=3):
+def _run(seeds, steps, frames=None, capacity=30, num_envs=3, compiled=None):
     """K agents adding their own transitions, drawing 3-step batches with their own uniforms
     and setting priorities from the batch (|reward| as the TD error); the batches drawn."""
     obs_dim = 3 if frames is None else 2 * 2 * 3
     replay = AgentReplay(len(seeds), capacity, num_envs, obs_dim, CPU, frames=frames,
                          max_episode_steps=7, prioritized=PrioritizedSpec(0.6),
-                         obs_dtype=torch.float32 if frames is None else torch.uint8)
+                         obs_dtype=torch.float32 if frames is None else torch.uint8,
+                         compiled=compiled)
     uniforms = AgentUniforms(agent_generators(seeds, CPU))
     drawn = []
     for step in range(steps):
@@ -193,12 +194,14 @@ def _run(seeds, steps, frames=None, capacity=30, num_envs=3):
     return replay, drawn
 
 
+@pytest.mark.parametrize("compiled", [None, False])
 @pytest.mark.parametrize("frames", [None, (4, 1, 3)])
-def test_agent_k_of_three_equals_its_single_run(frames):
+def test_agent_k_of_three_equals_its_single_run(frames, compiled):
     """Agent 1 of seeds (5, 6, 7) draws the same slots with the same weights, and keeps the
-    same priorities, as the single run of seed 6, step for step (the ring wraps)."""
-    many, many_drawn = _run([5, 6, 7], 25, frames)
-    one, one_drawn = _run([6], 25, frames)
+    same priorities, as the single run of seed 6, step for step (the ring wraps); in the
+    compiled loops and in the tensor form."""
+    many, many_drawn = _run([5, 6, 7], 25, frames, compiled=compiled)
+    one, one_drawn = _run([6], 25, frames, compiled=compiled)
     for a, b in zip(many_drawn, one_drawn, strict=True):
         for name in ("indices", "weights", "actions", "rewards", "obs"):
             assert torch.equal(getattr(a, name).view(3, 8, -1)[1],

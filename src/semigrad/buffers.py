@@ -444,7 +444,9 @@ class AgentReplay:
     ``indices`` and ``weights``; ``update_priorities(batch.indices, |delta|)`` after the
     gradient step, before the next ``add``. New transitions come in at each agent's largest
     priority so far. The same slots are drawable as with uniform sampling (n-step windows
-    whose successors are stored; the frame replay's readable stacks).
+    whose successors are stored; the frame replay's readable stacks). ``compiled``: whether
+    the sum trees run as compiled loops (``PrioritizedSampler``; default: on the CPU).
+    Checkpoints: ``state_dict`` / ``load_state_dict`` (the buffer's, plus the priorities).
     """
 
     def __init__(self, agents: int, capacity: int, num_envs: int, obs_dim: int,
