@@ -229,6 +229,61 @@ def n_step_returns(
                         steps)
 
 
+def lambda_returns(
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    v_t: torch.Tensor,
+    lambda_: float | torch.Tensor = 1.0,
+    *,
+    truncated_t: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """lambda-returns ``G (T, B)`` of B columns of T consecutive steps, computed backward.
+
+    ``r_t``, ``discount_t``, ``v_t (T, B)``: row t holds the step after the state ``S_{t-1}``
+    whose return is wanted: its reward, its discount with termination folded in
+    (``fold_termination``: ``gamma``, 0 where the step terminated, ``gamma`` where it was
+    truncated) and the bootstrap value of the state it ended in (for Peng's Q(lambda),
+    ``max_a q(S_t, a)``; at a truncation the true final observation's, not the next episode's
+    first). ``lambda_`` a float in [0, 1] or a ``(T, B)`` float tensor (rlax's form). Then
+    ``G_{T-1} = r_{T-1} + discount_{T-1} v_{T-1}`` and, backward,
+
+        G_t = r_t + discount_t ((1 - lambda_t) v_t + lambda_t G_{t+1})
+
+    (Sutton & Barto 12.1, eq. 12.3's recursive form; Peng & Williams 1996 for Q(lambda);
+    PQN, Gallici et al. 2025, computes its targets so). A terminated step cuts the chain by
+    its zero discount. A truncated step must cut it too (``G_{t+1}`` belongs to the next
+    episode) while still bootstrapping from ``v_t``: pass ``truncated_t (T, B)`` bool, which
+    sets ``lambda_t = 0`` there. ``lambda_ = 0`` gives the one-step targets ``r_t +
+    discount_t v_t`` exactly; ``lambda_ = 1`` the discounted sum of rewards to the end of
+    each episode, bootstrapped from ``v`` where the rollout or a truncation cuts it. The
+    result carries no gradient of its own beyond its inputs'; detach ``v_t`` for a
+    semi-gradient target.
+    """
+    fn = "lambda_returns"
+    _check(fn, r_t=(r_t, "TB", "float"), discount_t=(discount_t, "TB", "float"),
+           v_t=(v_t, "TB", "float"))
+    if isinstance(lambda_, torch.Tensor):
+        _check(fn, r_t=(r_t, "TB", "float"), lambda_=(lambda_, "TB", "float"))
+    elif isinstance(lambda_, bool) or not isinstance(lambda_, (int, float)) \
+            or not 0 <= lambda_ <= 1:
+        raise ValueError(f"{fn}: `lambda_` must be a float in [0, 1] or a (T, B) tensor, "
+                         f"got {lambda_!r}")
+    if truncated_t is not None:
+        _check(fn, r_t=(r_t, "TB", "float"), truncated_t=(truncated_t, "TB", "bool"))
+        if not isinstance(lambda_, torch.Tensor):
+            lambda_ = torch.full_like(r_t, lambda_)
+        lambda_ = lambda_.masked_fill(truncated_t, 0.0)
+    returns = torch.empty_like(r_t)
+    if r_t.shape[0] == 0:
+        return returns
+    g = v_t[-1]
+    for t in range(r_t.shape[0] - 1, -1, -1):
+        lam = lambda_[t] if isinstance(lambda_, torch.Tensor) else lambda_
+        # (1 - lambda) v + lambda G as torch.lerp: exactly v at lambda 0, exactly G at 1
+        g = returns[t] = _target(r_t[t], discount_t[t], torch.lerp(v_t[t], g, lam))
+    return returns
+
+
 # ----------------------------------------------------------------------------- learning rules
 
 
@@ -505,6 +560,28 @@ def per_agent_q_learning_loss_and_grad(
     losses, grad = td_error_loss_and_grad_per_row(td_error, kind)
     # d / d q_tm1[a] = -(d / d td_error): the value enters the TD error with a minus sign
     grad_q = torch.zeros_like(q_tm1).scatter_(2, taken.unsqueeze(2), grad.neg_().unsqueeze(2))
+    return losses, q_tm1.mean(dim=(1, 2)), grad_q
+
+
+def per_agent_regression_loss_and_grad(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    target_tm1: torch.Tensor,
+    kind: LossKind = "mse",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Accelerator: K learners' losses of the taken actions' values against targets computed
+    beforehand (lambda-returns, ``lambda_returns``), and their gradient, without autograd.
+
+    ``q_tm1 (K, B, A)``, ``a_tm1 (K, B)`` int64, ``target_tm1 (K, B)`` (no gradient). Returns
+    ``losses (K,)`` (learner k's ``td_error_loss(target_tm1[k] - q_tm1[k, a_tm1[k]])``),
+    ``mean_q (K,)`` and ``grad_q (K, B, A)`` = ``d sum_k losses_k / d q_tm1`` in closed form
+    (``td_error_loss_and_grad_per_row``), nonzero at the taken actions only. Inputs are not
+    checked (no host sync), so actions must lie in ``0 .. A - 1``.
+    """
+    td_error = target_tm1 - _taken(q_tm1, a_tm1)
+    losses, grad = td_error_loss_and_grad_per_row(td_error, kind)
+    # d / d q_tm1[a] = -(d / d td_error): the value enters the TD error with a minus sign
+    grad_q = torch.zeros_like(q_tm1).scatter_(2, a_tm1.unsqueeze(2), grad.neg_().unsqueeze(2))
     return losses, q_tm1.mean(dim=(1, 2)), grad_q
 
 

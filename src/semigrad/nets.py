@@ -18,7 +18,7 @@ d params[i]``; no operation mixes rows, so agent k's gradient depends on agent k
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -37,11 +37,13 @@ class MLP(nn.Module):
     """Fully connected network ``(B, in_dim) -> (B, out_dim)``.
 
     ``hidden`` lists the hidden widths, e.g. ``(64, 64)``; each hidden layer is Linear +
-    activation, the last layer is Linear only.
+    activation (Linear + LayerNorm + activation with ``layer_norm``: Ba et al. 2016, as PQN
+    normalises, Gallici et al. 2025), the last layer is Linear only.
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "relu"
+        self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64),
+        activation: str = "relu", layer_norm: bool = False,
     ) -> None:
         super().__init__()
         if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden):
@@ -52,7 +54,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = in_dim
         for h in hidden:
-            layers += [nn.Linear(width, h), act()]
+            layers += [nn.Linear(width, h), *([nn.LayerNorm(h)] if layer_norm else []), act()]
             width = h
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
@@ -63,7 +65,8 @@ class MLP(nn.Module):
 
 
 class QNetwork(MLP):
-    """Multi-head Q network: states ``(B, obs_dim)`` -> action values ``(B, num_actions)``."""
+    """Multi-head Q network: states ``(B, obs_dim)`` -> action values ``(B, num_actions)``
+    (``layer_norm``: each hidden layer normalised before its activation, see ``MLP``)."""
 
     def __init__(
         self,
@@ -71,8 +74,9 @@ class QNetwork(MLP):
         num_actions: int,
         hidden: Sequence[int] = (64, 64),
         activation: str = "relu",
+        layer_norm: bool = False,
     ) -> None:
-        super().__init__(obs_dim, num_actions, hidden, activation)
+        super().__init__(obs_dim, num_actions, hidden, activation, layer_norm)
         self.num_actions = num_actions
 
 
@@ -80,7 +84,7 @@ class DuelingQNetwork(nn.Module):
     """Dueling architecture (Wang et al., 2016): ``q = v(s) + a(s, .) - mean_a a(s, a)``.
 
     A shared torso feeds a value head ``(B, 1)`` and an advantage head ``(B, A)``;
-    output ``(B, A)``.
+    output ``(B, A)``. ``layer_norm``: the torso's layers are Linear + LayerNorm + activation.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class DuelingQNetwork(nn.Module):
         num_actions: int,
         hidden: Sequence[int] = (64, 64),
         activation: str = "relu",
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         if not hidden:
@@ -96,10 +101,11 @@ class DuelingQNetwork(nn.Module):
         act = _activation(activation)
         torso: list[nn.Module] = []
         width = obs_dim
+        norm = (lambda h: [nn.LayerNorm(h)]) if layer_norm else (lambda h: [])
         for h in hidden[:-1]:
-            torso += [nn.Linear(width, h), act()]
+            torso += [nn.Linear(width, h), *norm(h), act()]
             width = h
-        torso += [nn.Linear(width, hidden[-1]), act()]
+        torso += [nn.Linear(width, hidden[-1]), *norm(hidden[-1]), act()]
         self.torso = nn.Sequential(*torso)
         self.value = nn.Linear(hidden[-1], 1)
         self.advantage = nn.Linear(hidden[-1], num_actions)
@@ -329,6 +335,13 @@ class StackedMLP:
     tanh, elu). No autograd tape: cheaper for small layers, and each product runs in its
     fastest orientation (``_bmm``).
 
+    ``layer_norm`` (the networks' ``layer_norm=True``): every hidden layer is ``h_l =
+    act(gamma_l * xhat_l + beta_l)``, ``xhat_l = (z_l - mean(z_l)) / sqrt(var(z_l) + eps)``
+    over its units, and ``params`` hold ``W_l, b_l, gamma_l (K, 1, h_l), beta_l (K, 1, h_l)``
+    per hidden layer (the modules' order). Backward: ``d gamma = sum_m g * xhat``, ``d beta =
+    sum_m g``, and ``d z = rstd (g' - mean(g') - xhat mean(g' xhat))`` with ``g' = g *
+    gamma`` (aten's layer-norm backward kernel, the one autograd runs).
+
     Large outputs (many agents' minibatches, ``REUSE_MIN_NUMEL``) go into buffers kept between
     calls, and the weight gradients into the existing ``p.grad`` (as autograd accumulates into
     it): ``forward``'s cache is this ensemble's own and holds until its next ``forward``; the
@@ -341,13 +354,23 @@ class StackedMLP:
     needs_autograd = False
 
     def __init__(self, params: Sequence[torch.Tensor], dueling: bool = False,
-                 activation: str = "relu", scratch: dict | None = None) -> None:
+                 activation: str = "relu", scratch: dict | None = None, *,
+                 layer_norm: bool = False, eps: float = 1e-5) -> None:
         if activation not in _STACKED_ACTIVATIONS:
             raise ValueError(f"activation: the stacked MLP backend takes "
                              f"{', '.join(STACKED_ACTIVATIONS)}, not {activation!r}; use the "
                              "general backend (q_backend='vmap') for it")
         self.params = list(params)
         self.dueling, self.activation = dueling, activation
+        self.layer_norm, self.eps = layer_norm, eps
+        # each layer's (index of W in params, index of gamma or None); beta follows gamma
+        per = 4 if layer_norm else 2
+        if (len(self.params) - 2) % per:
+            raise ValueError(f"StackedMLP: {len(self.params)} parameters do not make layers of "
+                             f"{per} and a last layer of 2")
+        hidden = (len(self.params) - 2) // per
+        self._layers = [(per * i, per * i + 2 if layer_norm else None) for i in range(hidden)]
+        self._layers.append((per * hidden, None))
         self._act, self._act_grad = _STACKED_ACTIVATIONS[activation]
         self._cache: dict = {}  # forward's activations (the cache backward reads)
         self._scratch: dict = {} if scratch is None else scratch  # shared with clones
@@ -356,23 +379,32 @@ class StackedMLP:
     def stack(cls, nets: Sequence[nn.Module], device: torch.device,
               activation: str = "relu") -> StackedMLP:
         """From K ``QNetwork``s or ``DuelingQNetwork``s; ``nn.Linear``'s ``(out, in)`` weights
-        are transposed. A dueling network's value and advantage heads become one last layer
-        with ``1 + A`` outputs (value first)."""
+        are transposed, a ``LayerNorm``'s weight and bias become ``(K, 1, h)``. A dueling
+        network's value and advantage heads become one last layer with ``1 + A`` outputs
+        (value first)."""
         dueling = isinstance(nets[0], DuelingQNetwork)
-        layers = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
+        layers = [[m for m in net.modules() if isinstance(m, (nn.Linear, nn.LayerNorm))]
+                  for net in nets]
+        norms = [m for m in layers[0] if isinstance(m, nn.LayerNorm)]
         params = []
         for i in range(len(layers[0]) - (1 if dueling else 0)):
+            if isinstance(layers[0][i], nn.LayerNorm):
+                for name in ("weight", "bias"):
+                    params.append(torch.stack([getattr(net[i], name).detach()
+                                               for net in layers]).unsqueeze(1))
+                continue
             heads = (slice(i, i + 2) if dueling and i == len(layers[0]) - 2
                      else slice(i, i + 1))
             params.append(torch.stack([torch.cat([m.weight.detach().T for m in net[heads]], 1)
                                        for net in layers]))
             params.append(torch.stack([torch.cat([m.bias.detach() for m in net[heads]])
                                        for net in layers]).unsqueeze(1))
-        return cls([p.to(device).contiguous() for p in params], dueling, activation)
+        return cls([p.to(device).contiguous() for p in params], dueling, activation,
+                   layer_norm=bool(norms), eps=norms[0].eps if norms else 1e-5)
 
     def clone(self) -> StackedMLP:
         return StackedMLP([p.clone() for p in self.params], self.dueling, self.activation,
-                          self._scratch)
+                          self._scratch, layer_norm=self.layer_norm, eps=self.eps)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``x (K, M, in)`` -> ``(q (K, M, A), inputs of every layer)`` for ``backward``.
@@ -385,7 +417,9 @@ class StackedMLP:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x, self._scratch)[0]
 
-    def _forward(self, x: torch.Tensor, store: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _forward(self, x: torch.Tensor, store: dict) -> tuple[torch.Tensor, list]:
+        if self.layer_norm:
+            return self._forward_normed(x, store)
         inputs = []
         last = len(self.params) - 2
         for i in range(0, last + 2, 2):
@@ -394,19 +428,43 @@ class StackedMLP:
                 x = _affine(x, self.params[i], self.params[i + 1])
             else:
                 x = self._act(_affine(x, self.params[i], self.params[i + 1], store, i))
+        return self._head(x), inputs
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
         if self.dueling:
             adv = x[..., 1:]
             x = adv - adv.mean(dim=-1, keepdim=True) + x[..., :1]
-        return x, inputs
+        return x
 
-    def backward(self, inputs: list[torch.Tensor], grad_out: torch.Tensor) -> None:
-        """Set every ``p.grad`` from ``grad_out (K, M, out)`` and ``forward``'s ``inputs``."""
+    def _forward_normed(self, x: torch.Tensor, store: dict) -> tuple[torch.Tensor, list]:
+        """``_forward`` with LayerNorm: the cache is ``[inputs, norms]``, ``norms[l] = (z,
+        xhat, mean, rstd)`` of hidden layer l."""
+        inputs, norms = [], []
+        p = self.params
+        for i, j in self._layers:
+            inputs.append(x)
+            if j is None:  # the last layer: q, a fresh tensor
+                x = _affine(x, p[i], p[i + 1])
+                break
+            z = _affine(x, p[i], p[i + 1], store, i)
+            xhat, mean, rstd = _ops.native_layer_norm(z, [z.shape[-1]], None, None, self.eps)
+            norms.append((z, xhat, mean, rstd))
+            x = self._act(torch.addcmul(p[j + 1], xhat, p[j]))
+        return self._head(x), [inputs, norms]
+
+    def backward(self, inputs: list, grad_out: torch.Tensor) -> None:
+        """Set every ``p.grad`` from ``grad_out (K, M, out)`` and ``forward``'s cache
+        (``inputs``: each layer's input; with LayerNorm ``[inputs, norms]``)."""
+        norms = None
+        if self.layer_norm:
+            inputs, norms = inputs
         g = grad_out
         if self.dueling:  # d q_j / d v = 1, d q_j / d a_i = [i == j] - 1 / A
             total = g.sum(dim=-1, keepdim=True)
             g = torch.cat([total, g - total / g.shape[-1]], dim=-1)
         for layer in range(len(inputs) - 1, -1, -1):
-            w, b, h = self.params[2 * layer], self.params[2 * layer + 1], inputs[layer]
+            i = self._layers[layer][0]
+            w, b, h = self.params[i], self.params[i + 1], inputs[layer]
             g = g.reshape(*h.shape[:2], -1)  # a no-op but after StackedConvNet's first layer
             if g.shape[2] < h.shape[2]:  # _bmm's transposed form, then w's layout
                 w.grad = _bmm(h.mT, g).contiguous()
@@ -417,19 +475,30 @@ class StackedMLP:
             b.grad = g.sum(dim=1, keepdim=True)
             if layer > 0:  # the activation's derivative kernel autograd uses, from its output;
                 # g (K, M, in) takes the scratch buffer of the layer input's forward output
-                g = self._act_grad(_bmm(g, w.mT, self._scratch, 2 * layer - 2), h)
+                below, norm = self._layers[layer - 1]
+                g = self._act_grad(_bmm(g, w.mT, self._scratch, below), h)
+                if norm is not None:  # through y = gamma * xhat + beta, then the normalisation
+                    z, xhat, mean, rstd = norms[layer - 1]
+                    gamma, beta = self.params[norm], self.params[norm + 1]
+                    gamma.grad = (g * xhat).sum(dim=1, keepdim=True)
+                    beta.grad = g.sum(dim=1, keepdim=True)
+                    g = _ops.native_layer_norm_backward(
+                        g * gamma, z, [z.shape[-1]], mean, rstd, None, None,
+                        [True, False, False])[0]
 
     def agent_state_dict(self, k: int, template: nn.Module) -> dict:
         """Agent k's weights under ``template``'s (a ``QNetwork``'s or ``DuelingQNetwork``'s)
         parameter names."""
         names = [name for name, _ in template.named_parameters()]
         values = []
-        for i in range(0, len(self.params), 2):
+        for i, j in self._layers:
             w, b = self.params[i][k].T, self.params[i + 1][k, 0]
             if self.dueling and i + 2 == len(self.params):  # value head, then advantage head
                 values += [w[:1].contiguous(), b[:1].clone(), w[1:].contiguous(), b[1:].clone()]
             else:
                 values += [w.contiguous(), b.clone()]
+            if j is not None:  # the layer's LayerNorm: weight, bias
+                values += [self.params[j][k, 0].clone(), self.params[j + 1][k, 0].clone()]
         return dict(zip(names, values, strict=True))
 
 
@@ -619,3 +688,16 @@ def acting_mode(ensemble: StackedMLP | ModuleEnsemble):
     """The cheapest autograd context for acting and learning with ``ensemble``: inference
     mode, except for the general backend, whose forward records autograd's tape."""
     return torch.no_grad() if ensemble.needs_autograd else torch.inference_mode()
+
+
+def seeded_q_ensemble(build: Callable[[], nn.Module], seeds: Sequence[int],
+                      device: torch.device, backend: str = "auto",
+                      activation: str = "relu") -> StackedMLP | ModuleEnsemble:
+    """The Q-ensemble of K agents whose networks agent k's seed alone initialises: ``build()``
+    right after ``torch.manual_seed(seeds[k])``, then ``q_ensemble``. Agent k's initial
+    weights are those of a single run seeded ``seeds[k]``, whatever the other seeds are."""
+    nets = []
+    for s in seeds:
+        torch.manual_seed(s)
+        nets.append(build())
+    return q_ensemble(nets, device, backend, activation)

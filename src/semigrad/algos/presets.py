@@ -86,3 +86,18 @@ DQN_DEFAULT = "cartpole"
 EXPLORATION_STEPS: dict[str, int] = {
     name: round(DQN[name]["epsilon_fraction"] * DQN[name]["steps"])
     for name in [*(f"minatar-{game}" for game in MINATAR_GAMES), "atari"]}
+
+
+# ----------------------------------------------------------------------------- PQN
+# Presets of ``semigrad.algos.pqn`` (``PQNConfig`` fields); what was measured to choose them is
+# in docs/pqn.md.
+PQN: dict[str, dict[str, Any]] = {
+    # CartPole-v1 from the env's own starts: a 64x64 MLP with LayerNorm, 64 envs x 32 steps,
+    # Q(0.9) returns of rewards scaled by 0.1 (as purejaxql's CartPole config), 2 epochs of 8
+    # minibatches, Adam at a constant 1e-3, epsilon 1 -> 0.01 over the first 60k env steps
+    "cartpole": dict(env="CartPole-v1", steps=150_000, num_envs=64, rollout=32, epochs=2,
+                     minibatches=8, alpha=1e-3, q_lambda=0.9, reward_scale=0.1,
+                     hidden=(64, 64), layer_norm=True, epsilon_end=0.01,
+                     epsilon_fraction=0.4, eval_every=4_096),
+}
+PQN_DEFAULT = "cartpole"

@@ -1,0 +1,492 @@
+"""PQN: parallelised Q-learning with lambda-returns, for K seeds at once (a single run is K = 1).
+
+Gallici et al., "Simplifying Deep Temporal Difference Learning" (ICLR 2025); reference code
+purejaxql, and CleanRL's ``pqn.py`` in PyTorch. No replay and no target network: each
+iteration collects a rollout of T steps from N parallel envs per agent with epsilon-greedy
+exploration, computes Peng's Q(lambda) returns backward over it (``losses.lambda_returns``:
+``G_t = r_t + discount_t ((1 - lambda) max_a q(S_t, a) + lambda G_{t+1})``, a termination
+does not bootstrap, a truncation bootstraps from the true final observation and cuts the
+chain), then takes E epochs of M minibatch steps on the squared error ``(G - q(S, A))^2``.
+Normalising the network's hidden layers (LayerNorm, ``layer_norm``) is what the paper finds
+keeps this semi-gradient Q-learning stable without a target network.
+
+As in ``semigrad.algos.dqn``, seeds are a batch dimension: agent k has its own weights, Adam
+moments, envs and random streams, and on the CPU agent k of a run with seeds ``[.., k, ..]``
+is, number for number, the single run with seed k (``tests/test_pqn.py``). The pieces:
+
+- networks: ``semigrad.nets.seeded_q_ensemble`` (the stacked-MLP fast path with its
+  hand-written backward pass, LayerNorm included, or ``torch.vmap`` with autograd);
+- targets and loss: ``semigrad.losses.lambda_returns``, ``fold_termination`` and
+  ``per_agent_regression_loss_and_grad`` (the targets carry no gradient; only the taken
+  action is trained); per-agent gradient clipping and Adam (``semigrad.optim``);
+- environments: ``semigrad.envs.make_agents``; exploration: ``semigrad.policies``;
+  randomness (exploration, minibatch order): ``semigrad.seeding.AgentUniforms``;
+- the run harness (evaluation, metrics, checkpoints, resume, summaries): ``semigrad.trainer``,
+  which calls this module's protocol functions (``init``, ``iterate``, ...; see there).
+
+Step counts are transitions per agent, summed over its envs: one iteration is ``rollout *
+num_envs`` of them and ``epochs * minibatches`` gradient steps.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from semigrad import envs, policies, trainer
+from semigrad.algos import presets
+from semigrad.config import (
+    MAX_COUNT,
+    MAX_SEED,
+    ConfigError,
+    check_choice,
+    check_range,
+    config_from_saved,
+    to_dict,
+)
+from semigrad.devices import resolve_device
+from semigrad.losses import (
+    LOSS_KINDS,
+    fold_termination,
+    lambda_returns,
+    per_agent_regression_loss_and_grad,
+)
+from semigrad.nets import (
+    ACTIVATIONS,
+    CONV_NETWORKS,
+    STACKED_ACTIVATIONS,
+    ModuleEnsemble,
+    QNetwork,
+    StackedMLP,
+    acting_mode,
+    q_ensemble,
+    seeded_q_ensemble,
+)
+from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
+from semigrad.seeding import AgentUniforms, agent_generators
+from semigrad.trainer import load_agent  # noqa: F401 (semigrad's API)
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "radam": torch.optim.RAdam}
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class PQNConfig:
+    """Every PQN hyper-parameter; validated when built. Steps count transitions per agent."""
+
+    env: str = _help("environment id (gymnasium:ID forces gymnasium's)", default="CartPole-v1")
+    seed: int = field(default=0, metadata={"cli": False})
+    steps: int = _help("environment steps to train for", default=200_000)
+    num_envs: int = _help("parallel training environments (N)", default=64)
+    rollout: int = _help("env steps per env in one rollout (T); an iteration is T * N env "
+                         "steps", default=32)
+    epochs: int = _help("passes over each rollout (E)", default=2)
+    minibatches: int = _help("minibatches per epoch (M): each of T * N / M transitions",
+                             default=8)
+    alpha: float = _help("step size alpha: the optimizer's learning rate", default=1e-3)
+    alpha_end: float | None = _help("alpha anneals linearly to this by the end (none: "
+                                    "constant alpha)", default=None)
+    optimizer: Literal["adam", "radam"] = _help("adam or radam (Liu et al. 2020)",
+                                                default="adam")
+    gamma: float = _help("discount", default=0.99)
+    reward_scale: float = _help("rewards are multiplied by this in the targets (Q-values come "
+                                "out in those units; purejaxql scales CartPole's by 0.1)",
+                                default=1.0)
+    q_lambda: float = _help("lambda of Peng's Q(lambda) returns (0: one-step Q-learning "
+                            "targets, 1: Monte Carlo to the rollout's end)", default=0.9)
+    network: str = _help("Q-network: mlp (hidden, activation, layer_norm), minatar or nature "
+                         "(convolutional, for frames; no LayerNorm yet)", default="mlp")
+    hidden: tuple[int, ...] = _help("hidden layer widths (network mlp)", default=(64, 64))
+    activation: str = _help("hidden activation (network mlp): "
+                            + ", ".join(ACTIVATIONS), default="relu")
+    layer_norm: bool = _help("LayerNorm before each hidden activation (network mlp)",
+                             default=True)
+    q_backend: Literal["auto", "stacked", "vmap"] = _help(
+        "how the K agents' networks run: stacked (fast path: the MLP, relu/tanh/elu), vmap "
+        "(any module, autograd) or auto (stacked where it applies)", default="auto")
+    loss: Literal["mse", "huber"] = _help("regression loss", default="mse")
+    max_grad_norm: float = _help("clip the gradient norm (0: no clipping)", default=10.0)
+    epsilon_start: float = _help("initial epsilon", default=1.0)
+    epsilon_end: float = _help("final epsilon", default=0.05)
+    epsilon_fraction: float = _help("fraction of steps to anneal epsilon over", default=0.3)
+    eval_every: int = _help("env steps between greedy evaluations", default=8_192)
+    eval_episodes: int = _help("greedy episodes per evaluation", default=20)
+    log_every: int = _help("env steps between metric rows", default=2_048)
+    tensorboard: bool = _help("write TensorBoard events", default=True)
+    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
+
+    def __post_init__(self) -> None:
+        try:
+            envs.check_env_id(self.env)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        check_range("seed", self.seed, 0, MAX_SEED)
+        for name in ("steps", "num_envs", "rollout", "epochs", "minibatches", "eval_every",
+                     "eval_episodes", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name}: expected an integer, got {value!r}")
+            check_range(name, value, 1,
+                        policies.MAX_PARALLEL_EPISODES if name == "eval_episodes" else MAX_COUNT)
+        batch = self.num_envs * self.rollout
+        if batch % self.minibatches:
+            raise ConfigError(f"minibatches: {self.minibatches} does not divide a rollout of "
+                              f"num_envs * rollout = {batch} transitions")
+        check_range("alpha", self.alpha, 0, 1e3, low_open=True)
+        if self.alpha_end is not None:
+            check_range("alpha_end", self.alpha_end, 0, 1e3)
+        check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
+        check_range("gamma", self.gamma, 0, 1)
+        check_range("reward_scale", self.reward_scale, 0, 1e6, low_open=True)
+        check_range("q_lambda", self.q_lambda, 0, 1)
+        check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
+        for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
+            check_range(name, getattr(self, name), 0, 1)
+        check_choice("network", self.network, ("mlp", *CONV_NETWORKS))
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                                  for h in self.hidden):
+            raise ConfigError(f"hidden: expected one or more widths >= 1, got {self.hidden!r}")
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("loss", self.loss, LOSS_KINDS)
+        check_choice("q_backend", self.q_backend, ("auto", "stacked", "vmap"))
+        if self.network != "mlp" and self.layer_norm:
+            raise ConfigError(f"layer_norm: network {self.network} has no LayerNorm yet; "
+                              "train it with --no-layer-norm (layer_norm=False)")
+        if self.q_backend == "stacked" and not (
+                self.network == "minatar"
+                or (self.network == "mlp" and self.activation in STACKED_ACTIVATIONS)):
+            raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
+                              f"{', '.join(STACKED_ACTIVATIONS)} and network minatar, not "
+                              f"{self.network} with {self.activation}; use 'vmap' or 'auto'")
+        resolve_device(self.device)
+
+
+# ----------------------------------------------------------------------------- presets
+
+PRESETS: dict[str, PQNConfig] = {name: PQNConfig(**fields)
+                                 for name, fields in presets.PQN.items()}
+DEFAULT_PRESET = presets.PQN_DEFAULT
+
+
+def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Preset ``name``'s fields with ``overrides`` on top, for ``PQNConfig(**...)``."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: {name!r} is not one of {', '.join(sorted(PRESETS))}")
+    return {**to_dict(PRESETS[name]), **overrides}
+
+
+def preset_for_env(env_id: str) -> str | None:
+    """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
+    plain = env_id.removeprefix("gymnasium:")
+    return next((name for name, cfg in PRESETS.items() if cfg.env == plain), None)
+
+
+def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> PQNConfig:
+    """The config of preset ``name`` with ``overrides``: ``preset("cartpole", seed=3)``."""
+    return PQNConfig(**preset_fields(name, overrides))
+
+
+def epsilon_at(cfg: PQNConfig, env_steps: int) -> float:
+    """Linear from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_fraction * steps``."""
+    return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
+                                    cfg.epsilon_fraction * cfg.steps, env_steps)
+
+
+def alpha_at(cfg: PQNConfig, env_steps: int) -> float:
+    """Linear from ``alpha`` to ``alpha_end`` (if set) over ``steps``."""
+    if cfg.alpha_end is None:
+        return cfg.alpha
+    return policies.linear_schedule(cfg.alpha, cfg.alpha_end, cfg.steps, env_steps)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def make_network(cfg: PQNConfig, env: envs.BatchedEnv) -> nn.Module:
+    """One agent's Q-network for ``env``: ``(B, obs_dim) -> (B, num_actions)``."""
+    if cfg.network == "mlp":
+        return QNetwork(env.obs_dim, env.num_actions, cfg.hidden, cfg.activation,
+                        cfg.layer_norm)
+    if len(env.obs_shape) != 3:
+        raise ConfigError(f"network: {cfg.network} takes frames (C, H, W); {cfg.env} has "
+                          f"flat observations of {env.obs_dim} numbers: use network mlp")
+    return CONV_NETWORKS[cfg.network](env.obs_shape, env.num_actions)
+
+
+@dataclass
+class Rollout:
+    """T steps of the K agents' N envs, time first: ``obs``, ``final_obs`` (the state each
+    step ended in, before any reset) ``(T, K N, obs_dim)``, ``actions``, ``rewards``,
+    ``terminated``, ``truncated`` ``(T, K N)``. Agent k owns columns ``k N .. k N + N - 1``."""
+
+    obs: torch.Tensor
+    final_obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+
+    @staticmethod
+    def layout(cfg: PQNConfig, env: envs.BatchedEnv, agents: int) -> dict[str, tuple]:
+        """Each tensor's (shape, dtype) for ``agents`` agents on ``env``."""
+        t, b = cfg.rollout, agents * cfg.num_envs
+        return {"obs": ((t, b, env.obs_dim), env.obs_dtype),
+                "final_obs": ((t, b, env.obs_dim), env.obs_dtype),
+                "actions": ((t, b), torch.int64), "rewards": ((t, b), torch.float32),
+                "terminated": ((t, b), torch.bool), "truncated": ((t, b), torch.bool)}
+
+    @classmethod
+    def empty(cls, cfg: PQNConfig, env: envs.BatchedEnv, agents: int,
+              device: torch.device) -> Rollout:
+        return cls(**{name: torch.empty(shape, dtype=dtype, device=device)
+                      for name, (shape, dtype) in cls.layout(cfg, env, agents).items()})
+
+
+@dataclass
+class PQNState:
+    """Everything that changes while K agents train (stacked along dimension 0)."""
+
+    online: StackedMLP | ModuleEnsemble
+    optimizer: torch.optim.Optimizer
+    optimizer_step: Callable[[], object]  # one optimizer step on online.params' .grad
+    env: envs.BatchedEnv
+    obs: torch.Tensor  # (K N, obs_dim): where each env is now
+    uniforms: AgentUniforms
+    rollout: Rollout
+    acc: torch.Tensor  # (K, 5) sums since the last metric row: returns, episodes, loss, Q, updates
+    num_actions: int
+    iterations: int = 0
+    gradient_steps: int = 0  # per agent
+    epsilon: float = 1.0  # of the last env step
+
+    @property
+    def agents(self) -> int:
+        return self.acc.shape[0]
+
+    def grad_mode(self):
+        """Acting and learning need no autograd tape, except the general backend's forward."""
+        return acting_mode(self.online)
+
+
+def _optimizer(cfg: PQNConfig, params: list[torch.Tensor],
+               device: torch.device) -> torch.optim.Optimizer:
+    """Adam with torch's fused kernel where it runs (``optim.optimizer_step`` then steps each
+    agent's row as its own tensor), or RAdam."""
+    fused = cfg.optimizer == "adam" and device.type in ("cpu", "cuda")
+    return OPTIMIZERS[cfg.optimizer](params, lr=cfg.alpha, **({"fused": True} if fused else {}))
+
+
+def init(cfg: PQNConfig, seeds: Sequence[int], device: torch.device) -> PQNState:
+    """The K agents' fresh state: agent k seeded ``seeds[k]``."""
+    env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device)
+    online = seeded_q_ensemble(lambda: make_network(cfg, env), seeds, device, cfg.q_backend,
+                               cfg.activation)
+    optimizer = _optimizer(cfg, online.params, device)
+    k = len(seeds)
+    return PQNState(
+        online=online, optimizer=optimizer,
+        optimizer_step=optimizer_step(optimizer, online.params), env=env, obs=env.reset(),
+        uniforms=AgentUniforms(agent_generators(seeds, device)),
+        rollout=Rollout.empty(cfg, env, k, device),
+        acc=torch.zeros(k, 2 + len(HEALTH) + 1, dtype=torch.float64, device=device),
+        num_actions=env.num_actions)
+
+
+# ----------------------------------------------------------------------------- the algorithm
+
+
+def iterate(cfg: PQNConfig, st: PQNState, env_steps: int) -> int:
+    """One iteration from ``env_steps`` env steps per agent: a rollout of ``rollout`` steps
+    in each agent's N envs, its Q(lambda) returns, then ``epochs`` x ``minibatches`` gradient
+    steps. Returns the env steps per agent it took (T N)."""
+    with st.grad_mode():
+        collect(cfg, st, env_steps)
+        returns = q_lambda_returns(cfg, st)
+        steps = cfg.rollout * cfg.num_envs
+        st.optimizer.param_groups[0]["lr"] = alpha_at(cfg, env_steps + steps)
+        learn(cfg, st, returns)
+    st.iterations += 1
+    return steps
+
+
+def collect(cfg: PQNConfig, st: PQNState, env_steps: int) -> None:
+    """``rollout`` epsilon-greedy steps of every agent's N envs into ``st.rollout`` (epsilon
+    annealed step by step); finished episodes' returns go to ``st.acc``."""
+    k, n, ro = st.agents, cfg.num_envs, st.rollout
+    for t in range(cfg.rollout):
+        st.epsilon = epsilon_at(cfg, env_steps + t * n)
+        obs = st.obs
+        actions = policies.epsilon_greedy_from_uniforms(
+            lambda obs=obs: st.online(obs.view(k, n, *obs.shape[1:])), st.num_actions,
+            st.epsilon, st.uniforms.take(2 * n)).reshape(-1)
+        st.obs, reward, terminated, truncated, info = st.env.step(actions)
+        ro.obs[t], ro.actions[t], ro.rewards[t] = obs, actions, reward
+        ro.terminated[t], ro.truncated[t], ro.final_obs[t] = terminated, truncated, \
+            info["final_obs"]
+        returns = info["episode_return"].view(k, n)
+        st.acc[:, 0] += returns.nan_to_num().sum(dim=1)
+        st.acc[:, 1] += (~returns.isnan()).sum(dim=1)
+
+
+def _per_agent(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``(T, K N, ...)`` -> ``(K, T N, ...)``: agent k's T N transitions in row k."""
+    t, n = x.shape[0], x.shape[1] // k
+    return x.view(t, k, n, *x.shape[2:]).transpose(0, 1).reshape(k, t * n, *x.shape[2:])
+
+
+def q_lambda_returns(cfg: PQNConfig, st: PQNState) -> torch.Tensor:
+    """Peng's Q(lambda) returns ``(T, K N)`` of ``st.rollout`` by the network that collected
+    it: ``v_t = max_a q(S_t, a)`` at the state each step ended in (a truncated episode's true
+    final observation), termination folded into the discount, the chain cut at every
+    episode end (``losses.lambda_returns``); rewards times ``reward_scale``."""
+    ro, k = st.rollout, st.agents
+    t, b = ro.rewards.shape
+    v_t = st.online(_per_agent(ro.final_obs, k)).amax(dim=2)  # (K, T N)
+    v_t = v_t.view(k, t, b // k).transpose(0, 1).reshape(t, b)
+    discount_t = fold_termination(cfg.gamma, ro.terminated.view(-1), v_t.dtype).view(t, b)
+    rewards = ro.rewards.to(v_t.dtype)
+    if cfg.reward_scale != 1.0:
+        rewards = rewards * cfg.reward_scale
+    return lambda_returns(rewards, discount_t, v_t, cfg.q_lambda, truncated_t=ro.truncated)
+
+
+def learn(cfg: PQNConfig, st: PQNState, returns: torch.Tensor) -> None:
+    """``epochs`` passes over the rollout, each in ``minibatches`` gradient steps of every
+    agent on its own transitions (a fresh random order per agent and epoch, from its own
+    uniforms): the squared (or Huber) error of ``q(S, A)`` against ``returns`` (no gradient
+    through them), per-agent clipping, the optimizer step. No host sync: a non-finite loss
+    stays in ``st.acc`` until the next metric row reads it."""
+    ro, k, n = st.rollout, st.agents, cfg.num_envs
+    t = ro.rewards.shape[0]
+    size = t * n // cfg.minibatches
+    obs = ro.obs.view(t * k * n, *ro.obs.shape[2:])
+    actions, targets = ro.actions.view(-1), returns.view(-1)
+    column = (torch.arange(k, device=obs.device) * n).unsqueeze(1)  # agent k's first column
+    for _ in range(cfg.epochs):
+        order = st.uniforms.take(t * n).argsort(dim=1, stable=True)  # (K, T N)
+        rows = (order // n) * (k * n) + column + order % n  # agent k's j-th -> row of (T K N)
+        for m in range(cfg.minibatches):
+            idx = rows[:, m * size:(m + 1) * size]  # (K, size)
+            q, cache = st.online.forward(obs[idx])
+            losses, mean_q, grad_q = per_agent_regression_loss_and_grad(
+                q.detach(), actions[idx], targets[idx], cfg.loss)
+            st.online.backward(cache, grad_q)
+            if cfg.max_grad_norm > 0:
+                clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
+            st.optimizer_step()
+            st.gradient_steps += 1
+            st.acc[:, 2] += losses
+            st.acc[:, 3] += mean_q
+            st.acc[:, 4] += 1
+
+
+# ----------------------------------------------------------------------------- for the trainer
+
+NAME = "pqn"
+Config = PQNConfig
+HEALTH = ("loss", "mean Q-value")  # st.acc[:, 2:4]; st.acc[:, 4] counts the updates
+METRIC_COLUMNS = ("loss", "mean_q", "epsilon", "alpha", "gradient_steps")
+
+
+def metric_values(cfg: PQNConfig, st: PQNState, sums: Sequence[float],
+                  env_steps: int) -> dict[str, Any]:
+    loss_sum, q_sum, updates = sums
+    return {"loss": loss_sum / updates if updates else None,
+            "mean_q": q_sum / updates if updates else None, "epsilon": st.epsilon,
+            "alpha": alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
+
+
+def gradient_steps(st: PQNState) -> int:
+    return st.gradient_steps
+
+
+def grad_mode(st: PQNState):
+    return st.grad_mode()
+
+
+def q_values(st: PQNState, obs: torch.Tensor) -> torch.Tensor:
+    """The K networks on ``obs (K, E, ...)``: ``(K, E, A)``."""
+    return st.online(obs)
+
+
+def agent_state_dict(st: PQNState, k: int, template: nn.Module) -> dict:
+    """Agent k's network as ``template``'s state dict."""
+    return st.online.agent_state_dict(k, template)
+
+
+def weights_from_state(cfg: PQNConfig, payload: dict, template: nn.Module) -> dict:
+    """Agent 0's network from a whole-state checkpoint, as ``template``'s state dict."""
+    ens = q_ensemble([template], payload["online"][0].device, cfg.q_backend, cfg.activation)
+    if isinstance(ens, ModuleEnsemble):
+        ens = ModuleEnsemble(payload["online"], payload["buffers"], template)
+    else:
+        ens.params = list(payload["online"])
+    return ens.agent_state_dict(0, template)
+
+
+def state_dict(st: PQNState) -> dict:
+    """The K agents' whole state between iterations (networks, optimizer, envs, random
+    streams, counters); the rollout is refilled before it is read, so it is not saved."""
+    return {"online": st.online.params, "buffers": getattr(st.online, "buffers", []),
+            "optimizer": st.optimizer.state_dict(), "env": st.env.state_dict(),
+            "obs": st.obs, "uniforms": st.uniforms.state_dict(), "iterations": st.iterations,
+            "gradient_steps": st.gradient_steps, "epsilon": st.epsilon}
+
+
+def load_state_dict(cfg: PQNConfig, st: PQNState, payload: dict, seeds: Sequence[int],
+                    device: torch.device) -> PQNState:
+    """``init``'s state ``st``, overwritten with a checkpoint's."""
+    with torch.no_grad():
+        for params, saved in ((st.online.params, payload["online"]),
+                              (getattr(st.online, "buffers", []), payload["buffers"])):
+            for p, value in zip(params, saved, strict=True):
+                p.copy_(value)
+    st.optimizer.load_state_dict(payload["optimizer"])
+    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
+    if payload["env"] is not None:
+        st.env.load_state_dict(payload["env"])
+        st.obs = payload["obs"].to(device)
+    else:  # the env could not save its episodes in progress: new ones, from fresh seeds
+        warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
+                      "so it will not match an uninterrupted run exactly", stacklevel=4)
+        st.env.close()
+        steps = payload["counters"]["env_steps"]
+        st.env = envs.make_agents(cfg.env, cfg.num_envs, [s + 1 + steps for s in seeds],
+                                  device)
+        st.obs = st.env.reset()
+    st.uniforms.load_state_dict(payload["uniforms"])
+    st.iterations, st.gradient_steps = payload["iterations"], payload["gradient_steps"]
+    st.epsilon = payload["epsilon"]
+    return st
+
+
+def config_from_dict(saved: Mapping[str, Any]) -> PQNConfig:
+    """A ``PQNConfig`` from ``config.json``'s or a checkpoint's fields."""
+    return config_from_saved(PQNConfig, saved)
+
+
+def memory_bytes(cfg: PQNConfig, agents: int) -> int:
+    """Bytes the rollout storage of ``agents`` agents will allocate (from its layout)."""
+    probe = envs.make(cfg.env, num_envs=1, device="cpu")
+    try:
+        layout = Rollout.layout(cfg, probe, agents)
+    finally:
+        probe.close()
+    return sum(torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
+               for shape, dtype in layout.values())
+
+
+def train(cfg: PQNConfig, run_dir: str | Path, **kw: Any) -> dict:
+    """Train PQN with ``cfg`` into ``run_dir`` (``semigrad.trainer.train``: ``seeds``,
+    ``resume``, ``progress``, ``stop_after``); returns the summary."""
+    return trainer.train(sys.modules[__name__], cfg, run_dir, **kw)
