@@ -23,21 +23,17 @@ import torch
 
 from machine import describe_machine
 from semigrad.algos import dqn, sarsa
-from semigrad.algos.monte_carlo import DEFAULT_PROBES
+from semigrad.algos import td0 as td0_algo
 from semigrad.algos.sarsa import SarsaConfig
-from semigrad.algos.td0 import TD0Config, td0
-from semigrad.run import MetricsLog
+from semigrad.algos.td0 import TD0Config
 
 OFF = 10**9
 
 
 def time_td0(cfg: TD0Config, folder: Path) -> float:
-    """Transitions/s of `semigrad td0`'s loop, probes logged to metrics.csv and TensorBoard."""
-    probes = torch.tensor(DEFAULT_PROBES, dtype=torch.float32)
-    columns = ["step", "seconds"] + [f"v_hat_{i}" for i in range(len(probes))]
-    with MetricsLog(folder, columns) as log:
-        result = td0(cfg, device="cpu", seed=0, probes=probes, on_log=log.log)
-    return result.steps / result.seconds
+    """Transitions/s of `semigrad td0`'s run: probes logged to metrics.csv and TensorBoard."""
+    summary = td0_algo.train(cfg, folder, progress=False)
+    return summary["env_steps"] / summary["train_s"]
 
 
 def time_sarsa(cfg: SarsaConfig, folder: Path) -> float:
@@ -58,7 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(describe_machine())
-    td0_cfg = TD0Config(**({} if args.num_envs is None else {"num_envs": args.num_envs}))
+    td0_cfg = TD0Config(device="cpu", eval_every=10**9,
+                        **({} if args.num_envs is None else {"num_envs": args.num_envs}))
     cases = {
         f"td0 ({td0_cfg.num_envs} envs, {td0_cfg.steps:,} transitions, log_every "
         f"{td0_cfg.log_every})": (time_td0, td0_cfg, "log_every"),

@@ -87,17 +87,17 @@ def semi_gradient_td0(scale: float, seed: int) -> None:
 
 
 def notebook_rule(scale: float, seed: int) -> None:
-    section("3. The notebook's update, and the divergence guard")
+    section("3. The notebook's update, and the divergence rule")
     config = TD0Config(num_envs=1, steps=max(3000, int(20_000 * scale)), alpha=3e-4,
-                       alpha_end=3e-4, rule="notebook", guard_every=10)
+                       alpha_end=3e-4, rule="notebook", log_every=100)
     result = td0(config, device="cpu", seed=seed, probes=torch.tensor([NOTEBOOK_PROBE]))
     print(f"v_hat at the notebook probe: {result.probe_values[0, 0]:.3f} at the start, "
           f"{result.probe_values[-1, 0]:.3f} when the run stopped")
     if result.divergence is not None:
-        print(f"guard: {result.divergence}")
+        print(f"stopped: {result.divergence}")
     print("Look at: no state of CartPole is worth more than 20 at gamma 0.95, yet the estimate\n"
-          "crosses it after a few hundred steps and keeps climbing: the guard stops the run\n"
-          "and names the cause.")
+          "crosses it after a few hundred steps and keeps climbing: the run is stopped and\n"
+          "the cause named.")
 
 
 def state_action_control(scale: float, seed: int) -> None:

@@ -16,5 +16,5 @@ def test_notebook_walkthrough_runs(capsys):
     # semi-gradient: nothing reaches v(S'); the notebook's rule: +alpha * gamma = +0.76
     assert "d loss / d v(S') = +0.0000" in out and "d loss / d v(S') = +0.7600" in out
     assert "Monte Carlo v_pi" in out
-    assert "guard: diverged at step" in out  # the notebook's rule is stopped
+    assert "stopped: diverged by step" in out  # the notebook's rule is stopped
     assert "greedy policy" in out and "random policy" in out

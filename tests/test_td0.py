@@ -1,12 +1,12 @@
 """Semi-gradient TD(0): the textbook update by hand, closed-form fixed points, CartPole vs MC,
-the notebook's rule and the divergence guard."""
+the notebook's rule and the divergence rule, K seeds at once and exact resume."""
 
 import numpy as np
 import pytest
 import torch
 
-from semigrad import envs
-from semigrad.algos.guard import SLACK, DivergenceError, DivergenceGuard, value_bound
+from semigrad import envs, trainer
+from semigrad.algos import td0 as td0_mod
 from semigrad.algos.monte_carlo import DEFAULT_PROBES, cartpole_values
 from semigrad.algos.td0 import (
     MLPSemiGradient,
@@ -15,6 +15,7 @@ from semigrad.algos.td0 import (
     make_optimizer,
     td0,
     td_loss,
+    value_bound,
 )
 from semigrad.config import ConfigError
 from semigrad.envs import BatchedEnv, EnvSpec, EpisodeCounter
@@ -74,7 +75,7 @@ def test_linear_sgd_is_the_textbook_update(rule, fast):
     w0 = v_hat.linear.weight.detach().double().clone()[0]
     b0 = v_hat.linear.bias.detach().double().clone()[0]
     config = TD0Config(num_envs=3, steps=3 * 40, gamma=0.9, alpha=0.05, alpha_end=0.05,
-                       optimizer="sgd", rule=rule, fast_path=fast, guard=False)
+                       optimizer="sgd", rule=rule, fast_path=fast)
     td0(config, device="cpu", seed=1, env=env, v_hat=v_hat)
     terminated = torch.stack([t[2] for t in env.transitions])
     truncated = torch.stack([t[3] for t in env.transitions])
@@ -276,7 +277,7 @@ def test_chain_td_fixed_point_and_residual_gradient_solution():
         v_hat = LinearValue(2)
         config = TD0Config(env="CartPole-v1", num_envs=512, steps=512 * 1500, gamma=gamma,
                            alpha=0.1, alpha_end=0.1, optimizer="sgd", rule=rule,
-                           guard=False)
+                           r_max=100.0)
         # the last 500 iterates, averaged (Polyak), remove the constant-step noise
         rows = []
         td0(config, device="cpu", seed=0, env=env, v_hat=v_hat, probes=torch.eye(2),
@@ -317,36 +318,77 @@ def test_exploring_starts_bring_every_probe_within_10_percent():
     assert (rel < 0.10).all(), (result.probe_values[-1], mc.values)
 
 
-# --------------------------------------------------------------- the notebook and the guard
+# --------------------------------------------------------------- the notebook and divergence
 
 
-def test_notebook_rule_diverges_and_the_guard_stops_it():
+def test_notebook_rule_diverges_and_the_divergence_rule_stops_it():
     config = TD0Config(num_envs=1, steps=20_000, alpha=3e-4, alpha_end=3e-4,
-                       rule="notebook", guard_every=10, hidden=(64, 64, 64))
+                       rule="notebook", hidden=(64, 64, 64), log_every=200)
     result = td0(config, device="cpu", seed=0, probes=torch.tensor([[0.0, 2, -0.1, -1]]))
-    err = result.divergence
-    assert isinstance(err, DivergenceError)
-    assert result.steps < 20_000 and err.step == result.steps
-    assert err.value > SLACK * value_bound(1.0, 0.95) == pytest.approx(30.0)
-    message = str(err)
-    assert f"diverged at step {err.step:,}" in message and "notebook" in message
+    message = result.divergence
+    assert message is not None and result.steps < 20_000
+    peak = float(message.split("max |v_hat| = ")[1].split(",")[0])
+    assert peak > td0_mod.SLACK * value_bound(1.0, 0.95) == pytest.approx(30.0)
+    assert f"diverged by step {result.steps:,}" in message and "notebook" in message
     assert "semi-gradient" in message  # says what to use instead
+    assert result.probe_values[-1, 0] > 30  # the probe climbed past the bound
     # the same run with the semi-gradient rule stays in bounds
-    good = td0(TD0Config(num_envs=1, steps=result.steps, alpha=3e-4, alpha_end=3e-4,
-                          guard_every=10),
+    good = td0(TD0Config(num_envs=1, steps=result.steps, alpha=3e-4, alpha_end=3e-4),
                device="cpu", seed=0)
     assert good.divergence is None
 
 
-def test_guard_catches_non_finite_and_names_it():
-    guard = DivergenceGuard(r_max=1.0, gamma=0.9, every=1)
-    guard.check(5, torch.tensor([14.9, -14.9]), torch.tensor([29.9]))
-    with pytest.raises(DivergenceError, match=r"v_hat became nan"):
-        guard.check(7, torch.tensor([1.0, float("nan")]), torch.tensor([0.0]))
-    message = r"step 8: max \|TD error delta\| = 31, over 1.5 x .* 20"
-    with pytest.raises(DivergenceError, match=message):
-        guard.check(8, torch.tensor([1.0]), torch.tensor([-31.0]))
-    assert DivergenceGuard(1.0, 1.0).value_bound == float("inf")
+def test_health_rule_catches_non_finite_and_names_it():
+    cfg = TD0Config(r_max=1.0, gamma=0.9)
+    assert trainer.health_broken(td0_mod, cfg, [1.0, 14.9, 1]) is None
+    assert trainer.health_broken(td0_mod, cfg, [float("nan"), 1.0, 1]) == \
+        "non-finite squared TD error"
+    assert trainer.health_broken(td0_mod, cfg, [1.0, -31.0, 1]).startswith(
+        "max |v_hat| = -31, beyond its bound 1.5 x r_max / (1 - gamma) = 1.5 x 10")
+    assert trainer.health_broken(td0_mod, TD0Config(gamma=1.0), [1.0, 1e30, 1]) is None
+
+
+# --------------------------------------------------------------- K seeds, resume
+
+
+SMALL = dict(num_envs=4, steps=1200, log_every=200, eval_every=400, hidden=(16,),
+             mc_rollouts=20, tensorboard=False, device="cpu")
+
+
+def _without_time(rows):
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "train_s")} for r in rows]
+
+
+def test_agent_k_is_the_single_run_with_seed_k(tmp_path):
+    from semigrad.run import read_metrics
+
+    many = td0_mod.train(TD0Config(**SMALL), tmp_path / "many", seeds=[2, 5], progress=False)
+    one = td0_mod.train(TD0Config(**SMALL, seed=5), tmp_path / "one", progress=False)
+    assert _without_time(read_metrics(tmp_path / "many" / "seed5")) == \
+        _without_time(read_metrics(tmp_path / "one"))
+    assert json_of(tmp_path / "many" / "seed5")["probes"] == one["probes"]
+    assert many["per_seed"][1]["max_abs_relative_error"] == one["max_abs_relative_error"]
+
+
+def json_of(run_dir):
+    import json
+
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("seeds", [None, [0, 1]])
+def test_resume_equals_uninterrupted(tmp_path, seeds):
+    from semigrad.run import read_metrics
+
+    cfg = TD0Config(**SMALL, seed=3)
+    td0_mod.train(cfg, tmp_path / "full", seeds=seeds, progress=False)
+    part = td0_mod.train(cfg, tmp_path / "part", seeds=seeds, progress=False, stop_after=600)
+    assert part["status"] == "interrupted"
+    td0_mod.train(cfg, tmp_path / "part", seeds=seeds, progress=False, resume=True)
+    for d in ([""] if seeds is None else [f"seed{s}" for s in seeds]):
+        assert _without_time(read_metrics(tmp_path / "full" / d)) == \
+            _without_time(read_metrics(tmp_path / "part" / d))
+        assert json_of(tmp_path / "full" / d)["probes"] == json_of(tmp_path / "part" / d)["probes"]
 
 
 def test_random_policy_and_config_errors():
@@ -375,22 +417,26 @@ def test_td0_command_writes_probes_with_monte_carlo(tmp_path, capsys):
     from semigrad.cli import main
 
     run_dir = tmp_path / "r"
-    assert main(["td0", "--steps", "4000", "--num-envs", "4", "--device", "cpu",
+    assert main(["td0", "--steps", "4000", "--num-envs", "4", "--no-progress",
                  "--mc-rollouts", "200", "--probe", "0,0.2,0.01,-0.1",
                  "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "probe 0 [0.0, 2.0, -0.1, -1.0]" in out and "MC" in out and "steps/s" in out
+    assert "probe 0 [0.0, 2.0, -0.1, -1.0]" in out and "MC" in out and "env steps/s" in out
     summary = json.loads((run_dir / "summary.json").read_text())
     probes = summary["probes"]
     assert len(probes) == 5 and probes[-1]["state"] == [0.0, 0.2, 0.01, -0.1]
     for probe in probes:
         assert {"v_hat", "mc_value", "mc_stderr"} <= probe.keys()
         assert 1.0 <= probe["mc_value"] <= 20.0 and probe["mc_stderr"] > 0
-    assert summary["steps"] == 4000 and not summary["diverged"]
+    assert summary["env_steps"] == 4000 and summary["status"] == "finished"
+    assert summary["algo"] == "td0" and summary["final_eval_return"] is None
     for name in ("probes.png", "value_slice.png", "metrics.csv", "config.json"):
         assert (run_dir / name).stat().st_size > 100
     config = json.loads((run_dir / "config.json").read_text())
     assert config["num_envs"] == 4 and config["rule"] == "semi-gradient"
+    assert (config["command"], config["algo"]) == ("train", "td0")
+    assert main(["eval", str(run_dir)]) == 2  # no policy to play
+    assert "no policy to load" in capsys.readouterr().err
 
 
 def test_td0_command_notebook_rule_says_it_blew_up(tmp_path, capsys):
@@ -400,13 +446,13 @@ def test_td0_command_notebook_rule_says_it_blew_up(tmp_path, capsys):
 
     run_dir = tmp_path / "nb"
     assert main(["td0", "--rule", "notebook", "--num-envs", "1", "--alpha", "3e-4",
-                 "--alpha-end", "3e-4", "--guard-every", "10", "--steps", "20000",
-                 "--mc-rollouts", "100", "--device", "cpu", "--run-dir", str(run_dir)]) == 0
+                 "--alpha-end", "3e-4", "--log-every", "200", "--steps", "20000",
+                 "--mc-rollouts", "100", "--no-progress", "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "DIVERGED" in out and "course notebook's blow-up" in out
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["diverged"] and summary["steps"] < 20000
-    assert "diverged at step" in summary["divergence"]
+    assert summary["status"] == "diverged" and summary["env_steps"] < 20000
+    assert "max |v_hat|" in summary["error"]
     assert (run_dir / "probes.png").exists()
 
 

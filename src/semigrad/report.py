@@ -58,7 +58,7 @@ from semigrad.run import read_json, read_metrics
 from semigrad.sweep import format_value, setting_label
 
 CONTROL = ("train", "sarsa")  # runs with a final greedy return to rank
-PREDICTION = ("td0",)  # runs with v_hat against Monte Carlo values to rank
+PREDICTION = ("td0",)  # algorithms with v_hat against Monte Carlo values to rank
 RUN_COMMANDS = CONTROL + PREDICTION
 NOT_SUMMARISED = ("baird",)  # listed, not ranked
 ALGORITHM = {"train": "dqn", "sarsa": "sarsa", "td0": "td0"}  # short names, for labels
@@ -98,7 +98,7 @@ class RunRecord:
 
     @property
     def kind(self) -> str:
-        return "prediction" if self.command in PREDICTION else "control"
+        return "prediction" if self.algorithm in PREDICTION else "control"
 
     @property
     def algorithm(self) -> str:

@@ -83,28 +83,10 @@ def _on_trainer(name: str) -> Algo:
                 trainer.TrainingDiverged)
 
 
-class _NeverRaised(Exception):
-    """For algorithms that report divergence in their summary instead of raising."""
-
-
-def _td0() -> Algo:
-    """TD(0) prediction: one preset (its config's defaults); a stopped trial starts again."""
-    from semigrad.algos import td0
-
-    presets = {"default": td0.TD0Config()}
-
-    def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        return {**to_dict(presets[name]), **overrides}
-
-    return Algo(td0.TD0Config, presets, "default", preset_fields, "td0",
-                lambda cfg, run_dir, resume: td0.train(cfg, run_dir)[0], _NeverRaised)
-
-
 def _algos() -> dict[str, Callable[[], Algo]]:
     from semigrad.algos import TRAINED
 
-    return {**{name: functools.partial(_on_trainer, name) for name in TRAINED},
-            "td0": _td0}
+    return {name: functools.partial(_on_trainer, name) for name in TRAINED}
 
 
 ALGOS: dict[str, Callable[[], Algo]] = _algos()

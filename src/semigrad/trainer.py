@@ -74,6 +74,13 @@ COLUMNS = ("step", "wall_s", "train_s", "episode_return", "episodes", "eval_retu
 ALGORITHMS = TRAINED  # name -> module (the one registry, in semigrad.algos)
 
 
+def is_prediction(algo: ModuleType) -> bool:
+    """Whether ``algo`` predicts values of a fixed policy (``KIND = "prediction"``: TD(0)) rather
+    than learning to act: then there is no greedy evaluation, no best checkpoint, no
+    ``solved``; its metric rows and summary carry what it supplies instead."""
+    return getattr(algo, "KIND", "control") == "prediction"
+
+
 def algorithm(name: str) -> ModuleType:
     """The algorithm module registered as ``name``."""
     if name not in ALGORITHMS:
@@ -127,7 +134,14 @@ class Run:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        if hasattr(self.algo, "metric_columns"):
+            return (*COLUMNS, *self.algo.metric_columns(self.cfg))
         return (*COLUMNS, *self.algo.METRIC_COLUMNS)
+
+    @property
+    def predicts(self) -> bool:
+        """A prediction algorithm (TD(0)): no greedy policy to evaluate."""
+        return is_prediction(self.algo)
 
 
 # ----------------------------------------------------------------------------- training
@@ -201,12 +215,14 @@ def check_network(algo: ModuleType, cfg: Any) -> None:
             raise ConfigError(f"network: {name} failed on a batch of {cfg.env} "
                               f"observations {tuple(obs.shape)} ({type(err).__name__}: "
                               f"{err})") from None
-        want = (obs.shape[0], probe.num_actions)
+        want, what = (((obs.shape[0],), "values of shape (batch,), one per state")
+                      if is_prediction(algo) else
+                      ((obs.shape[0], probe.num_actions),
+                       f"Q-values of shape (batch, {probe.num_actions}), one per action"))
         if not isinstance(q, torch.Tensor) or tuple(q.shape) != want:
             got = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
             raise ConfigError(f"network: {name} maps {cfg.env} observations "
-                              f"{tuple(obs.shape)} to {got}; it must return Q-values of shape "
-                              f"(batch, {probe.num_actions}), one per action")
+                              f"{tuple(obs.shape)} to {got}; it must return {what}")
     finally:
         probe.close()
 
@@ -301,6 +317,9 @@ def _train(algo, cfg, run_dir, seeds, single, dirs, last_path, device, resume, p
                     bar.set_postfix(eval=f"{statistics.median(evals):.1f}", refresh=False)
                 t_train = time.perf_counter()
             elif r.env_steps >= r.next_log:
+                now = time.perf_counter()
+                r.train_s += now - t_train  # the row's train_s is up to date
+                t_train = now
                 _log(r, metric_rows(r))
         else:
             r.train_s += time.perf_counter() - t_train
@@ -355,15 +374,17 @@ def metric_rows(r: Run, row: bool = True) -> list[dict | None]:
     if row:
         r.st.acc.zero_()
     grads = r.algo.gradient_steps(r.st)
+    extra = (r.algo.agent_metrics(r.cfg, r.st) if row and hasattr(r.algo, "agent_metrics")
+             else [{} for _ in r.records])
     rows: list[dict | None] = []
-    for rec, (ep_sum, ep_count, *health) in zip(r.records, acc, strict=True):
+    for rec, (ep_sum, ep_count, *health), more in zip(r.records, acc, extra, strict=True):
         if rec.error is None:
             broke = health_broken(r.algo, r.cfg, health)
             if broke is not None:
                 (env0, grad0), grad1 = rec.checked, grads
                 rec.error = (f"{broke} between env steps {env0} and {r.env_steps} (gradient "
                              f"steps {grad0 + 1}-{grad1}); usual causes: "
-                             + getattr(r.algo, "DIVERGENCE_HINT", "a learning rate too high"))
+                             + divergence_hint(r.algo, r.cfg))
                 if r.single:
                     raise TrainingDiverged(rec.error)
         if rec.error is not None or not row:
@@ -373,8 +394,16 @@ def metric_rows(r: Run, row: bool = True) -> list[dict | None]:
         rows.append({"step": r.env_steps, "train_s": round(r.train_s, 4),
                      "episode_return": ep_sum / ep_count if ep_count else None,
                      "episodes": int(ep_count), "eval_return": None, "eval_std": None,
-                     **r.algo.metric_values(r.cfg, r.st, health, r.env_steps)})
+                     **r.algo.metric_values(r.cfg, r.st, health, r.env_steps), **more})
     return rows
+
+
+def divergence_hint(algo: ModuleType, cfg: Any) -> str:
+    """The usual causes of ``algo`` diverging with ``cfg`` (its ``divergence_hint(cfg)`` or
+    ``DIVERGENCE_HINT``)."""
+    if hasattr(algo, "divergence_hint"):
+        return algo.divergence_hint(cfg)
+    return getattr(algo, "DIVERGENCE_HINT", "a learning rate too high")
 
 
 def health_broken(algo: ModuleType, cfg: Any, health: Sequence[float]) -> str | None:
@@ -411,7 +440,8 @@ def evaluate_agents(q_values, env_id: str, episodes: int, seeds: Sequence[int],
 def _evaluate_and_save_best(r: Run, rows, template, threshold, device) -> list[float]:
     """Greedy evaluation of every agent still training; best weights; returns the means."""
     live = [i for i, row in enumerate(rows) if row is not None]
-    if not live:
+    if not live or r.predicts:  # a prediction: its rows hold what it measures (agent_metrics)
+        r.next_eval = (r.env_steps // r.cfg.eval_every + 1) * r.cfg.eval_every
         return []
     cfg, st = r.cfg, r.st
     seeds = [policies.evaluation_seed(rec.seed, len(rec.evals)) for rec in r.records]
@@ -544,6 +574,10 @@ def load_agent(run_dir: str | Path, which: Literal["best", "last"] = "best",
         raise ValueError(f"{run_dir}: {what}, not one `semigrad train` run; give a train run "
                          "directory (of a --seeds run: one of its seedN folders)")
     algo = algorithm(saved.get("algo", "dqn"))
+    if is_prediction(algo):
+        raise ValueError(f"{run_dir}: a {algo.NAME} run learns the values of a fixed policy; "
+                         "it has no policy to load (its value network: the 'v_hat' of "
+                         "checkpoint_last.pt)")
     cfg = config_from_saved(algo.Config, saved)
     path = run_dir / f"checkpoint_{which}.pt"
     if not path.exists():
@@ -597,6 +631,12 @@ def summarize(r: Run, rec: AgentRecord, threshold: float | None, status: str,
         "env_steps_per_s": r.env_steps / r.train_s if r.train_s else None,
         "eval_returns": rec.evals,
     }
+    if r.predicts:  # nothing played greedily: no returns, threshold or solving
+        for key in ("solved", "reward_threshold", "time_to_solve_s", "env_steps_to_solve",
+                    "gradient_steps_to_solve", "evals_after_solve", "stable_fraction"):
+            summary[key] = None
+    if hasattr(r.algo, "summary_extras"):
+        summary.update(r.algo.summary_extras(r.cfg, r.st, r.records.index(rec)))
     if error:
         summary["error"] = error
     return summary
@@ -639,6 +679,8 @@ def aggregate(cfg: Any, seeds: list[int], summaries: list[dict], dirs: list[Path
                       "final_eval_return": s["final_eval_return"],
                       "best_eval_return": s["best_eval_return"],
                       "env_steps_to_solve": s["env_steps_to_solve"], "run_dir": str(d),
+                      **({"max_abs_relative_error": s["max_abs_relative_error"]}
+                         if "max_abs_relative_error" in s else {}),
                       **({"error": s["error"]} if "error" in s else {})}
                      for s, d in zip(summaries, dirs, strict=True)],
     }

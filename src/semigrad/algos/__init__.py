@@ -9,4 +9,5 @@ algorithm (nor torch).
 TRAINED = {
     "dqn": "semigrad.algos.dqn",
     "sarsa": "semigrad.algos.sarsa",
+    "td0": "semigrad.algos.td0",
 }

@@ -33,30 +33,39 @@ exactly and any torch optimizer (Adam...) can follow the same gradient.
     ``notebook_alpha * (R + gamma v_hat(S') - v_hat(S))``, which is linear in the TD error
     (not a square) and lets gradient flow through ``v_hat(S')``; it also bootstraps past
     terminal states. Every step raises ``v_hat(S)`` and lowers ``gamma v_hat(S')``; as
-    ``S`` and ``S'`` are close, ``v_hat`` climbs without bound. The divergence guard stops it.
+    ``S`` and ``S'`` are close, ``v_hat`` climbs without bound. The trainer's divergence rule
+    stops it.
+
+Runs go through ``semigrad.trainer`` (``train``): K seeds x N envs (agent k is the single run
+with seed k), metric rows with ``v_hat`` at the probe states, checkpoints and exact resume,
+one summary schema; the summary compares each probe's ``v_hat`` with its Monte Carlo value
+(``semigrad.algos.monte_carlo``). ``td0`` runs the same ``init``/``iterate`` in memory, on any
+env, network, policy or optimizer, without a run directory. Health (sampled every
+``HEALTH_EVERY`` updates, to keep one env's hot loop lean): the mean squared TD error and the
+largest ``|v_hat|``, which may not pass ``1.5 r_max / (1 - gamma)``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from semigrad import envs
-from semigrad.algos.guard import DivergenceError, DivergenceGuard
-from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range, to_dict
+from semigrad import envs, trainer
+from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
 from semigrad.losses import fold_termination, td_error_loss, td_learning
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
 from semigrad.optim import lean_step
-from semigrad.run import MetricsLog, atomic_write_json
 
 RULES = ("semi-gradient", "residual-gradient", "notebook")
 OPTIMIZERS = ("sgd", "adam")
@@ -64,57 +73,56 @@ OPTIMIZERS = ("sgd", "adam")
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
 @dataclass(frozen=True)
 class TD0Config:
-    """Hyper-parameters of a TD(0) prediction run (validated when built)."""
+    """Hyper-parameters of a TD(0) prediction run (validated when built). Steps count
+    transitions per agent, summed over its N envs."""
 
-    env: str = field(default="CartPole-v1", metadata={"help": "environment id"})
-    num_envs: int = field(default=8, metadata={"help": "parallel environments N"})
-    steps: int = field(default=100_000, metadata={"help": "transitions, summed over all envs"})
-    gamma: float = field(default=0.95, metadata={"help": "discount gamma in [0, 1]"})
-    alpha: float = field(default=3e-3, metadata={"help": "step size alpha (learning rate)"})
-    alpha_end: float = field(
-        default=0.0,
-        metadata={"help": "alpha anneals linearly to this over the run (= alpha: constant)"},
-    )
-    optimizer: Literal["sgd", "adam"] = field(
-        default="adam", metadata={"help": "sgd is the textbook update w += alpha delta grad v"}
-    )
-    rule: Literal["semi-gradient", "residual-gradient", "notebook"] = field(
-        default="semi-gradient",
-        metadata={"help": "update rule; 'notebook' is the course notebook's mistake"},
-    )
-    hidden: tuple[int, ...] = field(
-        default=(64, 64, 64), metadata={"help": "hidden widths of the value MLP (notebook's)"}
-    )
-    activation: str = field(default="relu", metadata={"help": "hidden activation"})
-    notebook_alpha: float = field(
-        default=0.8, metadata={"help": "the factor inside the notebook's 'loss' (rule notebook)"}
-    )
-    r_max: float = field(
-        default=1.0, metadata={"help": "largest |reward|; guard bound is r_max / (1 - gamma)"}
-    )
-    guard: bool = field(default=True, metadata={"help": "stop the run when it diverges"})
-    guard_every: int = field(default=100, metadata={"help": "check the guard every K updates"})
-    log_every: int = field(
-        default=2000, metadata={"help": "record v_hat at the probes every K transitions (the "
-                                        "default keeps the records under 5% of the time)"}
-    )
-    start_box: tuple[float, ...] = field(
-        default=(),
-        metadata={"help": "CartPole-v1 only: start episodes uniformly in +-(x, x_dot, theta, "
-                          "theta_dot), e.g. 2.4 3 0.2 3.5 (exploring starts; v_pi does not "
-                          "change); none: the env's +-0.05"},
-    )
-    fast_path: bool = field(
-        default=True,
-        metadata={"help": "hand-written backprop for MLP value nets (semi-gradient rule); "
-                          "same update as autograd with less per-step overhead"},
-    )
+    env: str = _help("environment id", default="CartPole-v1")
     seed: int = field(default=0, metadata={"cli": False})
+    num_envs: int = _help("parallel environments N", default=8)
+    steps: int = _help("transitions to learn from", default=100_000)
+    gamma: float = _help("discount gamma in [0, 1]", default=0.95)
+    alpha: float = _help("step size alpha (learning rate)", default=3e-3)
+    alpha_end: float = _help("alpha anneals linearly to this over the run (= alpha: constant)",
+                             default=0.0)
+    optimizer: Literal["sgd", "adam"] = _help(
+        "sgd is the textbook update w += alpha delta grad v", default="adam")
+    rule: Literal["semi-gradient", "residual-gradient", "notebook"] = _help(
+        "update rule; 'notebook' is the course notebook's mistake", default="semi-gradient")
+    hidden: tuple[int, ...] = _help("hidden widths of the value MLP (notebook's)",
+                                    default=(64, 64, 64))
+    activation: str = _help("hidden activation", default="relu")
+    notebook_alpha: float = _help("the factor inside the notebook's 'loss' (rule notebook)",
+                                  default=0.8)
+    r_max: float = _help("largest |reward|: a |v_hat| over 1.5 r_max / (1 - gamma) stops the "
+                         "run as diverged", default=1.0)
+    start_box: tuple[float, ...] = _help(
+        "CartPole-v1 only: start episodes uniformly in +-(x, x_dot, theta, theta_dot), e.g. "
+        "2.4 3 0.2 3.5 (exploring starts; v_pi does not change); none: the env's +-0.05",
+        default=())
+    fast_path: bool = _help("hand-written backprop for MLP value nets (semi-gradient rule); "
+                            "same update as autograd with less per-step overhead", default=True)
+    probes: tuple[float, ...] = field(default=(), metadata={
+        "cli": False, "help": "extra probe states, obs_dim numbers each, one after another "
+                              "(after CartPole-v1's default probes)"})
+    mc_rollouts: int = _help("Monte Carlo rollouts per probe state (CartPole-v1)", default=2000)
+    log_every: int = _help("env steps between metric rows (v_hat at the probes; the default "
+                           "keeps the records under 5% of the time)", default=2000)
+    eval_every: int = _help("env steps between checkpoints", default=20_000)
+    tensorboard: bool = _help("write TensorBoard events", default=True)
+    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
 
     def __post_init__(self) -> None:
-        envs.check_env_id(self.env)
+        try:
+            envs.check_env_id(self.env)
+            envs.check_start_box(self.env, self.start_box)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0, MAX_SEED)
         check_range("num_envs", self.num_envs, 1, MAX_COUNT)
         check_range("steps", self.steps, 1, MAX_COUNT)
@@ -128,12 +136,29 @@ class TD0Config:
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_range("notebook_alpha", self.notebook_alpha, 0.0, low_open=True)
         check_range("r_max", self.r_max, 0.0, low_open=True)
-        check_range("guard_every", self.guard_every, 1, MAX_COUNT)
+        check_range("mc_rollouts", self.mc_rollouts, 2, 1_000_000)
         check_range("log_every", self.log_every, 1, MAX_COUNT)
-        try:
-            envs.check_start_box(self.env, self.start_box)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_range("eval_every", self.eval_every, 1, MAX_COUNT)
+        for x in self.probes:
+            if not math.isfinite(x):
+                raise ConfigError(f"probes: expected finite numbers, got {x}")
+
+    def probe_states(self) -> list[tuple[float, ...]]:
+        """The probe states: CartPole-v1's defaults (``monte_carlo.DEFAULT_PROBES``), then
+        ``probes`` cut into states of the env's ``obs_dim`` numbers."""
+        from semigrad.algos.monte_carlo import DEFAULT_PROBES
+
+        cartpole = is_cartpole(self.env)
+        width = 4 if cartpole else envs.make(self.env, num_envs=1, device="cpu").obs_dim
+        if len(self.probes) % width:
+            raise ConfigError(f"probes: every probe needs {width} numbers ({self.env}'s "
+                              f"observation), got {len(self.probes)} in all")
+        extra = [tuple(self.probes[i:i + width]) for i in range(0, len(self.probes), width)]
+        return ([*DEFAULT_PROBES] if cartpole else []) + extra
+
+
+def is_cartpole(env_id: str) -> bool:
+    return env_id.removeprefix("gymnasium:") == CARTPOLE
 
 
 class UniformRandomPolicy:
@@ -196,7 +221,7 @@ def td_loss(
 
     ``states (B, d)``, ``rewards (B,)``, ``terminated (B,)`` bool, ``next_states (B, d)`` (for
     a truncated transition, the state it was cut in). One forward of ``v_hat`` on the ``2B``
-    rows ``[S; S']``. ``v (2B,)`` are the values (for the guard), ``delta (B,)`` the TD
+    rows ``[S; S']``. ``v (2B,)`` are the values (for the health checks), ``delta (B,)`` the TD
     errors, both detached. SGD on the loss with step alpha gives, per rule (mean over B):
 
     * ``semi-gradient``: ``w += alpha * delta * grad v(S)``;
@@ -303,21 +328,300 @@ class MLPSemiGradient:
         return values, delta, grads
 
 
+HEALTH_EVERY = 64  # updates between health samples (one env's update costs ~30 us)
+SLACK = 1.5  # a value beyond SLACK * r_max / (1 - gamma) is divergence, not noise
+CARTPOLE = "CartPole-v1"
+
+
+def value_bound(r_max: float, gamma: float) -> float:
+    """``r_max / (1 - gamma)``, the largest possible ``|v_pi(s)|`` (Sutton & Barto 3.3;
+    ``inf`` when gamma = 1)."""
+    return math.inf if gamma >= 1 else r_max / (1.0 - gamma)
+
+
+@dataclass
+class Agent:
+    """One seed's learner: its value network, optimizer, policy and (fast path) step."""
+
+    v_hat: nn.Module
+    optimizer: torch.optim.Optimizer
+    policy: Policy
+    generator: torch.Generator | None  # the default policy's (saved for exact resume)
+    fast: MLPSemiGradient | None = None
+    step: Callable[[list[torch.Tensor]], None] | None = None
+
+
+@dataclass
+class TD0State:
+    """Everything that changes while K agents learn."""
+
+    agents: list[Agent]
+    env: envs.BatchedEnv
+    obs: torch.Tensor  # (K N, d)
+    probes: torch.Tensor  # (P, d)
+    mc: list  # each agent's Monte Carlo estimate at the probes (CartPole-v1), or None
+    acc: torch.Tensor  # (K, 5): returns, episodes, squared TD error, max |v_hat|, samples
+    updates: int = 0
+
+
+def _agent(cfg: TD0Config, v_hat: nn.Module, policy: Policy | None,
+           optimizer: torch.optim.Optimizer | None, num_actions: int, seed: int,
+           device: torch.device) -> Agent:
+    generator = None
+    if policy is None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        policy = UniformRandomPolicy(num_actions, generator)
+    if optimizer is None:
+        optimizer = make_optimizer(cfg.optimizer, v_hat.parameters(), cfg.alpha)
+    agent = Agent(v_hat, optimizer, policy, generator)
+    if cfg.fast_path and cfg.rule == "semi-gradient":
+        agent.fast = MLPSemiGradient.build(v_hat)
+        agent.step = None if agent.fast is None else lean_step(optimizer, agent.fast.parameters)
+    return agent
+
+
+def init(cfg: TD0Config, seeds: Sequence[int], device: torch.device, *,
+         env: envs.BatchedEnv | None = None, v_hat: nn.Module | None = None,
+         policy: Policy | None = None, optimizer: torch.optim.Optimizer | None = None,
+         probes: torch.Tensor | None = None) -> TD0State:
+    """The K agents' fresh state: agent k's ``ValueNetwork`` initialised after
+    ``torch.manual_seed(seeds[k])``, its envs seeded ``seeds[k]``, the uniform random policy
+    drawing from a generator seeded ``seeds[k]``; the probe states (``cfg.probe_states()``)
+    with each agent's Monte Carlo values on CartPole-v1. ``env``, ``v_hat``, ``policy``,
+    ``optimizer``, ``probes (P, d)``: one agent's own instead (``td0``; no Monte Carlo)."""
+    own = env is not None
+    if env is None:
+        env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
+    agents = []
+    for s in seeds:
+        torch.manual_seed(s)
+        net = (v_hat if v_hat is not None
+               else ValueNetwork(env.obs_dim, cfg.hidden, cfg.activation)).to(device)
+        agents.append(_agent(cfg, net, policy, optimizer, env.num_actions, s, device))
+    mc = [None] * len(seeds)
+    if probes is not None:
+        probes = torch.as_tensor(probes, dtype=torch.float32, device=device)
+    elif own:
+        probes = torch.zeros(0, env.obs_dim, device=device)
+    else:
+        states = cfg.probe_states()
+        if is_cartpole(cfg.env) and states:
+            from semigrad.algos.monte_carlo import cartpole_values
+
+            mc = [cartpole_values(states, cfg.gamma, cfg.mc_rollouts, seed=s) for s in seeds]
+        probes = torch.tensor(states, dtype=torch.float32, device=device).view(len(states), -1)
+    k = len(seeds)
+    return TD0State(agents, env, env.reset(), probes, mc,
+                    torch.zeros(k, 5, dtype=torch.float64, device=device))
+
+
+def _learn(cfg: TD0Config, agent: Agent, obs, reward, terminated, final_obs):
+    """One update of one agent on its N transitions; returns ``(values (2N,), delta (N,))``."""
+    if agent.fast is None:
+        loss, values, delta = td_loss(agent.v_hat, obs, reward, terminated, final_obs,
+                                      cfg.gamma, cfg.rule, cfg.notebook_alpha)
+        agent.optimizer.zero_grad()
+        loss.backward()
+        agent.optimizer.step()
+        return values, delta
+    values, delta, grads = agent.fast.step(obs, reward, terminated, final_obs, cfg.gamma)
+    if agent.step is None:  # the same update as td_loss's semi-gradient rule, no autograd
+        for param, grad in zip(agent.fast.parameters, grads, strict=True):
+            param.grad = grad
+        agent.optimizer.step()
+    else:
+        agent.step(grads)
+    return values, delta
+
+
+def iterate(cfg: TD0Config, st: TD0State, env_steps: int) -> int:
+    """Updates of every agent, each on the N transitions of one step of its envs, up to the
+    next metric row (``log_every``) or the end of the run; returns the env steps per agent."""
+    n, k = cfg.num_envs, len(st.agents)
+    end = min((env_steps // cfg.log_every + 1) * cfg.log_every, cfg.steps)
+    updates = max(1, -(-(end - env_steps) // n))
+    total = math.ceil(cfg.steps / n)
+    anneal_every = max(1, total // 100)
+    returns = []
+    # With the lean step nothing here needs autograd: inference mode, the cheapest dispatch
+    lean = all(a.step is not None for a in st.agents)
+    with torch.inference_mode() if lean else contextlib.nullcontext():
+        for _ in range(updates):
+            obs = st.obs
+            if k == 1:
+                actions = st.agents[0].policy(obs)
+            else:
+                actions = torch.cat([a.policy(o) for a, o in zip(st.agents, obs.split(n),
+                                                                   strict=True)])
+            next_obs, reward, terminated, _, info = st.env.step(actions)
+            final = info["final_obs"]
+            sample = st.updates % HEALTH_EVERY == 0
+            for i, agent in enumerate(st.agents):
+                rows = slice(i * n, i * n + n)
+                values, delta = (_learn(cfg, agent, obs, reward, terminated, final) if k == 1
+                                 else _learn(cfg, agent, obs[rows], reward[rows],
+                                             terminated[rows], final[rows]))
+                if sample:
+                    st.acc[i, 2] += delta.double().square().mean()
+                    torch.maximum(st.acc[i, 3], values.double().abs().max(), out=st.acc[i, 3])
+                    st.acc[i, 4] += 1
+            returns.append(info["episode_return"])
+            st.obs = next_obs
+            if cfg.alpha_end != cfg.alpha and st.updates % anneal_every == 0:
+                for agent in st.agents:  # for the next updates
+                    set_step_size(agent.optimizer, cfg.alpha, cfg.alpha_end, st.updates / total)
+            st.updates += 1
+        ended = torch.stack(returns).view(len(returns), k, n)
+        st.acc[:, 0] += ended.nan_to_num().sum(dim=(0, 2))
+        st.acc[:, 1] += (~ended.isnan()).sum(dim=(0, 2))
+    return updates * n
+
+
+def probe_values(st: TD0State) -> list[list[float]]:
+    """Each agent's ``v_hat`` at the probe states (one host sync)."""
+    if st.probes.shape[0] == 0:
+        return [[] for _ in st.agents]
+    with torch.no_grad():
+        return torch.stack([a.v_hat(st.probes) for a in st.agents]).tolist()
+
+
+# ----------------------------------------------------------------------------- for the trainer
+
+NAME = "td0"
+KIND = "prediction"  # no greedy policy to evaluate: the probes' values against Monte Carlo
+Config = TD0Config
+HEALTH = ("squared TD error", "max |v_hat|")  # sampled: st.acc[:, 2:4]; st.acc[:, 4] counts
+
+
+def metric_columns(cfg: TD0Config) -> tuple[str, ...]:
+    return ("td_error_sq", "max_v", "alpha",
+            *(f"v_hat_{i}" for i in range(len(cfg.probe_states()))))
+
+
+def agent_metrics(cfg: TD0Config, st: TD0State) -> list[dict[str, Any]]:
+    """Each agent's ``v_hat`` at the probes, for its metric row."""
+    return [{f"v_hat_{i}": v for i, v in enumerate(values)} for values in probe_values(st)]
+
+
+def health_bounds(cfg: TD0Config) -> dict[str, tuple[float, str]]:
+    bound = value_bound(cfg.r_max, cfg.gamma)
+    return {"max |v_hat|": (SLACK * bound, f"{SLACK:g} x r_max / (1 - gamma) = "
+                                           f"{SLACK:g} x {bound:.4g}")}
+
+
+def divergence_hint(cfg: TD0Config) -> str:
+    if cfg.rule == "notebook":
+        return ("the notebook's update: its 'loss' alpha * (R + gamma v(S') - v(S)) is not a "
+                "squared error, and minimising it lets gradient flow through v(S'), so it "
+                "pushes v(S) up without end; use the semi-gradient rule (target without "
+                "gradient, Sutton & Barto 9.3)")
+    return ("a step size alpha too large for the network and optimizer, gradient flowing "
+            "through the bootstrap target, or off-policy bootstrapping with function "
+            "approximation (the deadly triad, Sutton & Barto 11.3); lower --alpha")
+
+
+def metric_values(cfg: TD0Config, st: TD0State, sums: Sequence[float],
+                  env_steps: int) -> dict[str, Any]:
+    sq, max_v, samples = sums
+    lr = st.agents[0].optimizer.param_groups[0]["lr"]
+    return {"td_error_sq": sq / samples if samples else None,
+            "max_v": max_v if samples else None, "alpha": lr}
+
+
+def summary_extras(cfg: TD0Config, st: TD0State, k: int) -> dict[str, Any]:
+    """Agent k's probes: ``v_hat`` against the Monte Carlo value (CartPole-v1)."""
+    states, mc = cfg.probe_states(), st.mc[k]
+    final = probe_values(st)[k]
+    rows = []
+    for i, state in enumerate(states):
+        v = final[i] if math.isfinite(final[i]) else None
+        row = {"state": list(state), "v_hat": v, "mc_value": None, "mc_stderr": None,
+               "error": None, "relative_error": None}
+        if mc is not None and v is not None:
+            row.update(mc_value=float(mc.values[i]), mc_stderr=float(mc.stderr[i]),
+                       error=v - float(mc.values[i]),
+                       relative_error=(v - float(mc.values[i])) / float(mc.values[i]))
+        rows.append(row)
+    errors = [abs(r["relative_error"]) for r in rows if r["relative_error"] is not None]
+    return {"rule": cfg.rule, "probes": rows,
+            "max_abs_relative_error": max(errors) if errors and len(errors) == len(rows)
+            else None,
+            "mc_rollouts": cfg.mc_rollouts if mc is not None else None}
+
+
+def gradient_steps(st: TD0State) -> int:
+    return st.updates
+
+
+def grad_mode(st: TD0State):
+    return torch.no_grad()
+
+
+def make_network(cfg: TD0Config, env: envs.BatchedEnv) -> nn.Module:
+    return ValueNetwork(env.obs_dim, cfg.hidden, cfg.activation)
+
+
+def agent_state_dict(st: TD0State, k: int, template: nn.Module) -> dict:
+    return {name: t.detach().clone() for name, t in st.agents[k].v_hat.state_dict().items()}
+
+
+def weights_from_state(cfg: TD0Config, payload: dict, template: nn.Module) -> dict:
+    return payload["v_hat"][0]
+
+
+def state_dict(st: TD0State) -> dict:
+    return {"v_hat": [a.v_hat.state_dict() for a in st.agents],
+            "optimizer": [a.optimizer.state_dict() for a in st.agents],
+            "generator": [a.generator.get_state() for a in st.agents],
+            "policy": [{"rows": a.policy._rows, "next": a.policy._next} for a in st.agents],
+            "env": st.env.state_dict(), "obs": st.obs, "updates": st.updates}
+
+
+def load_state_dict(cfg: TD0Config, st: TD0State, payload: dict, seeds: Sequence[int],
+                    device: torch.device) -> TD0State:
+    if payload["env"] is None:
+        raise ValueError(f"{cfg.env} cannot save its state, so this TD(0) run cannot resume "
+                         "exactly; run it again")
+    for i, agent in enumerate(st.agents):
+        agent.v_hat.load_state_dict(payload["v_hat"][i])
+        agent.optimizer.load_state_dict(payload["optimizer"][i])
+        if agent.fast is not None:
+            agent.step = lean_step(agent.optimizer, agent.fast.parameters)
+        agent.generator.set_state(payload["generator"][i].cpu())
+        agent.policy._rows = payload["policy"][i]["rows"].to(device)
+        agent.policy._next = payload["policy"][i]["next"]
+    st.env.load_state_dict(payload["env"])
+    st.obs, st.updates = payload["obs"].to(device), payload["updates"]
+    return st
+
+
+def memory_bytes(cfg: TD0Config, agents: int) -> int:
+    return 0  # no replay
+
+
+def train(cfg: TD0Config, run_dir: str | Path, **kw: Any) -> dict:
+    """TD(0) with ``cfg`` into ``run_dir`` (``semigrad.trainer.train``: ``seeds``, ``resume``,
+    ``progress``, ``stop_after``); returns the summary (each agent's probes against Monte
+    Carlo)."""
+    return trainer.train(sys.modules[__name__], cfg, run_dir, **kw)
+
+
+# ----------------------------------------------------------------------------- in memory
+
+
 @dataclass
 class TD0Result:
-    """What a TD(0) run returns.
-
-    ``v_hat`` the trained network; ``steps`` transitions done; ``seconds`` of training;
-    ``log_steps (T,)`` and ``probe_values (T, P)``: v_hat at the probe states over training;
-    ``divergence`` the guard's error when the run stopped early, else None.
-    """
+    """What ``td0`` returns: ``v_hat`` the trained network; ``steps`` transitions done;
+    ``seconds`` of training; ``log_steps (T,)`` and ``probe_values (T, P)``: v_hat at the
+    probe states over training; ``divergence`` what broke when the run stopped early (the
+    trainer's divergence rule), else None."""
 
     v_hat: nn.Module
     steps: int
     seconds: float
     log_steps: list[int]
     probe_values: np.ndarray
-    divergence: DivergenceError | None = None
+    divergence: str | None = None
 
     @property
     def steps_per_second(self) -> float:
@@ -335,183 +639,47 @@ def td0(
     optimizer: torch.optim.Optimizer | None = None,
     probes: torch.Tensor | None = None,
     on_log: Callable[[dict], None] | None = None,
-    progress: bool = False,
 ) -> TD0Result:
-    """Run TD(0) prediction of ``policy`` (default: uniform random) for ``config.steps``.
+    """TD(0) prediction of ``policy`` (default: uniform random) for ``config.steps``, in
+    memory (no run directory): ``init`` and ``iterate``, as ``train`` runs them.
 
-    Defaults are built from ``config``: ``env`` by ``semigrad.envs.make(config.env,
-    config.num_envs, device, seed, start_box=config.start_box)``, ``v_hat`` a
-    ``ValueNetwork`` (seeded by ``seed``),
-    ``optimizer`` from ``config.optimizer`` and ``config.alpha``. ``probes (P, obs_dim)``:
-    states at which v_hat is recorded every ``config.log_every`` transitions (and passed to
-    ``on_log`` as a row ``{"step", "seconds", "v_hat_0", ...}``).
+    ``env``, ``v_hat``, ``policy``, ``optimizer``: yours instead of ``config``'s (the env
+    seeded ``seed``). ``probes (P, obs_dim)``: states at which v_hat is recorded every
+    ``config.log_every`` transitions (also passed to ``on_log`` as a row ``{"step",
+    "seconds", "v_hat_0", ...}``). Stops early, with ``divergence`` set, when the health
+    values break the trainer's rule.
     """
     device = resolve_device(device)
-    torch.manual_seed(seed)
     if env is None:
         env = envs.make(config.env, config.num_envs, device, seed, start_box=config.start_box)
-    num_envs = env.num_envs
-    if v_hat is None:
-        v_hat = ValueNetwork(env.obs_dim, config.hidden, config.activation)
-    v_hat = v_hat.to(device)
-    if policy is None:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        policy = UniformRandomPolicy(env.num_actions, generator)
-    if optimizer is None:
-        optimizer = make_optimizer(config.optimizer, v_hat.parameters(), config.alpha)
-    fast = step = None
-    if config.fast_path and config.rule == "semi-gradient":
-        fast = MLPSemiGradient.build(v_hat)
-        step = None if fast is None else lean_step(optimizer, fast.parameters)
-    guard = DivergenceGuard(config.r_max, config.gamma, config.guard_every, config.guard,
-                            rule=config.rule)
-    probes = None if probes is None else torch.as_tensor(probes, dtype=torch.float32,
-                                                        device=device)
-    updates = math.ceil(config.steps / num_envs)
-    log_every = max(1, config.log_every // num_envs)
-    anneal_every = max(1, updates // 100)
+    cfg = replace(config, seed=seed, num_envs=env.num_envs)
+    st = init(cfg, [seed], device, env=env, v_hat=v_hat, policy=policy, optimizer=optimizer,
+              probes=probes)
+    module = sys.modules[__name__]
     log_steps: list[int] = []
     history: list[list[float]] = []
     start = time.perf_counter()
 
-    def record(update: int) -> None:
-        step = update * num_envs
-        row: dict = {"step": step, "seconds": time.perf_counter() - start}
-        if probes is not None:
-            with torch.no_grad():
-                values = v_hat(probes).tolist()
-            history.append(values)
-            row.update({f"v_hat_{i}": v for i, v in enumerate(values)})
-        log_steps.append(step)
+    def record(steps: int) -> None:
+        values = probe_values(st)[0]
+        history.append(values)
+        log_steps.append(steps)
         if on_log is not None:
-            on_log(row)
+            on_log({"step": steps, "seconds": time.perf_counter() - start,
+                    **{f"v_hat_{i}": v for i, v in enumerate(values)}})
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=updates * num_envs, unit="step", unit_scale=True,
-                   desc=f"TD(0) {config.rule}")
-    divergence = None
     record(0)
-    obs = env.reset()
-    update = 0
-    # With the lean step nothing the loop makes needs autograd: it runs in inference mode, the
-    # cheapest dispatch (the network and optimizer still work with autograd afterwards).
-    mode = torch.inference_mode() if step is not None else contextlib.nullcontext()
-    with mode:
-        try:
-            for update in range(updates):
-                actions = policy(obs)
-                next_obs, reward, terminated, _, info = env.step(actions)
-                if fast is None:
-                    loss, values, delta = td_loss(
-                        v_hat, obs, reward, terminated, info["final_obs"], config.gamma,
-                        config.rule, config.notebook_alpha,
-                    )
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                else:  # the same update as td_loss's semi-gradient rule, without autograd
-                    values, delta, grads = fast.step(
-                        obs, reward, terminated, info["final_obs"], config.gamma
-                    )
-                    if step is None:
-                        for param, grad in zip(fast.parameters, grads, strict=True):
-                            param.grad = grad
-                        optimizer.step()
-                    else:
-                        step(grads)
-                obs = next_obs
-                if config.alpha_end != config.alpha and update % anneal_every == 0:
-                    set_step_size(optimizer, config.alpha, config.alpha_end, update / updates)
-                if guard.due(update):
-                    guard.check((update + 1) * num_envs, values, delta)
-                if (update + 1) % log_every == 0:
-                    record(update + 1)
-                    if bar is not None:
-                        bar.update(log_every * num_envs)
-            update = updates
-        except DivergenceError as err:
-            divergence = err
-            update += 1
-        finally:
-            if bar is not None:
-                bar.close()
-    if not log_steps or log_steps[-1] != update * num_envs:
-        record(update)
-    seconds = time.perf_counter() - start
-    return TD0Result(
-        v_hat=v_hat,
-        steps=update * num_envs,
-        seconds=seconds,
-        log_steps=log_steps,
-        probe_values=np.asarray(history, dtype=np.float64).reshape(len(log_steps), -1),
-        divergence=divergence,
-    )
-
-
-CARTPOLE = "CartPole-v1"
-
-
-def train(config: TD0Config, run_dir, *, probes=(), mc_rollouts: int = 2000,
-          device: str | torch.device | None = None, progress: bool = False):
-    """Run TD(0) with ``config`` (seed ``config.seed``) into the run directory ``run_dir``:
-    config.json, metrics.csv (v_hat at every probe state every ``log_every`` transitions, also
-    as TensorBoard events) and summary.json (each probe's v_hat against its Monte Carlo value,
-    from ``mc_rollouts`` rollouts, on CartPole-v1). ``probes``: extra probe states, after
-    CartPole-v1's default ones. Returns ``(summary, TD0Result, Monte Carlo values or None)``.
-    """
-    from pathlib import Path
-
-    from semigrad.algos.monte_carlo import DEFAULT_PROBES, cartpole_values
-
-    run_dir = Path(run_dir)
-    device = resolve_device(device)
-    is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
-    probes = ([*DEFAULT_PROBES] if is_cartpole else []) + [tuple(p) for p in probes]
-    if mc_rollouts < 2:
-        raise ValueError(f"mc_rollouts: need at least 2, got {mc_rollouts}")
-    width = 4 if is_cartpole else len(probes[0]) if probes else 0
-    for probe in probes:
-        if len(probe) != width:
-            raise ValueError(f"probe: every probe needs {width} numbers, got {list(probe)}")
-    atomic_write_json(run_dir / "config.json", {
-        "command": "td0", **to_dict(config), "probes": probes, "mc_rollouts": mc_rollouts,
-        "device": str(device)})
-    mc = cartpole_values(probes, config.gamma, mc_rollouts, seed=config.seed) \
-        if is_cartpole else None
-    probe_tensor = torch.tensor(probes, dtype=torch.float32) if probes else None
-    columns = ["step", "seconds"] + [f"v_hat_{i}" for i in range(len(probes))]
-    with MetricsLog(run_dir, columns) as metrics:
-        result = td0(config, device=device, seed=config.seed, probes=probe_tensor,
-                     on_log=metrics.log, progress=progress)
-    final = result.probe_values[-1] if probes else np.zeros(0)
-    rows = []
-    for i, state in enumerate(probes):
-        row = {"state": list(state), "v_hat": float(final[i]), "mc_value": None,
-               "mc_stderr": None, "error": None, "relative_error": None}
-        if mc is not None:
-            row.update(mc_value=float(mc.values[i]), mc_stderr=float(mc.stderr[i]),
-                       error=float(final[i] - mc.values[i]),
-                       relative_error=float((final[i] - mc.values[i]) / mc.values[i]))
-        rows.append(row)
-    diverged = result.divergence is not None
-    summary = {
-        "status": "diverged" if diverged else "finished",
-        "env": config.env,
-        "seed": config.seed,
-        "rule": config.rule,
-        "steps": result.steps,
-        "env_steps": result.steps,
-        "seconds": result.seconds,
-        "steps_per_second": result.steps_per_second,
-        "diverged": diverged,
-        "divergence": str(result.divergence) if diverged else None,
-        "probes": rows,
-        "max_abs_relative_error": (max(abs(r["relative_error"]) for r in rows)
-                                   if mc is not None and rows else None),
-        "mc_rollouts": mc_rollouts if mc is not None else None,
-    }
-    atomic_write_json(run_dir / "summary.json", summary)
-    return summary, result, mc
+    steps, divergence = 0, None
+    while steps < cfg.steps:
+        steps += iterate(cfg, st, steps)
+        record(steps)
+        broke = trainer.health_broken(module, cfg, st.acc[0, 2:].tolist())
+        st.acc.zero_()
+        if broke is not None:
+            divergence = (f"diverged by step {steps:,}: {broke}; usual causes: "
+                          + divergence_hint(cfg))
+            break
+    return TD0Result(v_hat=st.agents[0].v_hat, steps=steps,
+                     seconds=time.perf_counter() - start, log_steps=log_steps,
+                     probe_values=np.asarray(history, dtype=np.float64).reshape(
+                         len(log_steps), -1), divergence=divergence)

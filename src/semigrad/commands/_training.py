@@ -68,10 +68,12 @@ def resumed(args: argparse.Namespace, algo: ModuleType,
 
 
 def run_training(args: argparse.Namespace, algo: ModuleType, command: str,
-                 build: Callable[[int], Any]) -> int:
+                 build: Callable[[int], Any],
+                 show: Callable[[Any, list[int] | None, dict, Path], int] | None = None) -> int:
     """Start (``build(seed)`` makes the config) or resume a run of ``algo``, train it, plot
-    its curves and print its summary. Returns the exit code: 0, 1 (diverged), 130
-    (interrupted: resumable)."""
+    its curves and print its summary (``show(cfg, seeds, summary, run_dir) -> exit code``
+    instead, for a finished run). Returns the exit code: 0, 1 (diverged), 130 (interrupted:
+    resumable)."""
     if args.resume is not None:
         cfg, seeds, run_dir = resumed(args, algo, command)
         prepare_run_dir(run_dir, command, resume=True)  # writable, and locked for this process
@@ -92,13 +94,17 @@ def run_training(args: argparse.Namespace, algo: ModuleType, command: str,
                 if (run_dir / "checkpoint_last.pt").exists()
                 else "no checkpoint was written before it")
         print(f"semigrad {command}: training stopped: {err}\n{kept}", file=sys.stderr)
+        if show is not None:
+            return show(cfg, seeds, read_json(run_dir / "summary.json"), run_dir)
         return 1
-    curve = plot_curves(cfg, seeds, run_dir, summary["reward_threshold"])
     if summary["status"] == "interrupted":
         steps = summary["env_steps"] if seeds is None else summary["env_steps_per_agent"]
         print(f"interrupted at env step {steps}{'' if seeds is None else ' of each agent'}; "
               f"checkpoint saved. Continue with:\n  semigrad {command} --resume {run_dir}")
         return 130
+    if show is not None:
+        return show(cfg, seeds, summary, run_dir)
+    curve = plot_curves(cfg, seeds, run_dir, summary["reward_threshold"])
     print(format_summary(f"semigrad {command}" + ("" if seeds is None else " --seeds"),
                          shown(cfg, seeds, summary, curve, run_dir)))
     if seeds is not None:

@@ -9,6 +9,7 @@ from semigrad.commands._common import add_run_arguments, finish_run, start_run
 from semigrad.config import parse_path
 from semigrad.run import new_run_dir, read_json, read_metrics
 from semigrad.sweep import TRIALS
+from semigrad.trainer import ALGORITHMS, algorithm, is_prediction
 
 NAME = "plot"
 HELP = "learning curves of one or many training runs in one figure"
@@ -49,6 +50,10 @@ def train_runs(path: Path) -> list[Path]:
             "names no command)"
         raise ValueError(f"{path}: {what}; plot draws the learning curves of `semigrad train` "
                          "runs (other commands write their own figures in their folder)")
+    if config.get("algo") in ALGORITHMS and is_prediction(algorithm(config["algo"])):
+        raise ValueError(f"{path}: a {config['algo']} run predicts the values of a fixed "
+                         "policy: no returns to plot; its own figures (probes.png, "
+                         "value_slice.png) are in its folder")
     return [path]
 
 

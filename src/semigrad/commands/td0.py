@@ -4,16 +4,19 @@ Carlo ground truth at probe states (the course notebook's exercise, done right).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from semigrad.algos.guard import value_bound
+from semigrad import trainer
+from semigrad.algos import td0
 from semigrad.algos.monte_carlo import NOTEBOOK_PROBE, cartpole_values
-from semigrad.algos.td0 import CARTPOLE, TD0Config, train
-from semigrad.commands._common import add_run_arguments, finish_run, start_run
-from semigrad.config import add_config_arguments, config_from_args, count_arg, to_dict
-from semigrad.devices import resolve_device
+from semigrad.commands._training import run_training, seed_text
+from semigrad.commands.train import add_algo_arguments, build_config
+from semigrad.run import format_summary, read_metrics
 
 NAME = "td0"
 HELP = "semi-gradient TD(0) prediction of v_pi, with Monte Carlo ground truth at probe states"
@@ -23,8 +26,10 @@ Learn v_pi of the uniform random policy on CartPole with semi-gradient TD(0)
 time-limit truncations bootstrapped. Monte Carlo rollouts from the exact probe states give
 the true values (with standard errors) to compare with.
 
-Writes config.json, metrics.csv (v_hat at each probe over training), summary.json (each probe
-with v_hat, mc_value, mc_stderr), probes.png and value_slice.png.
+A `semigrad train --algo td0` run: config.json, metrics.csv (v_hat at each probe over
+training), checkpoints (Ctrl-C, then --resume RUN_DIR continues exactly), summary.json (each
+probe with v_hat, mc_value, mc_stderr), probes.png and value_slice.png; --seeds learns one
+value function per seed at once.
 
   semigrad td0                                   # the defaults: 8 envs, 100k transitions
   semigrad td0 --probe 0,0.5,0.02,-0.3 --gamma 0.9
@@ -32,6 +37,7 @@ with v_hat, mc_value, mc_stderr), probes.png and value_slice.png.
   semigrad td0 --rule notebook --num-envs 1      # the notebook's update: watch it blow up
   semigrad td0 --num-envs 64 --steps 600000 --start-box 2.4 2.5 0.2 2.5
                                                  # exploring starts: every probe within 10%
+  semigrad td0 --seeds 0-9
 """
 
 THETA_THRESHOLD = 12 * 2 * np.pi / 360
@@ -52,79 +58,116 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="X,X_DOT,THETA,THETA_DOT",
                         help="an extra probe state (repeatable); the defaults include the "
                              f"notebook's {list(NOTEBOOK_PROBE)}")
-    parser.add_argument("--mc-rollouts", type=count_arg(2, 1_000_000), default=2000,
-                        help="Monte Carlo rollouts per probe state (default: 2000)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
-    add_config_arguments(parser, TD0Config)
-    add_run_arguments(parser)
+    add_algo_arguments(parser, td0)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args, TD0Config, seed=args.seed)
-    device = resolve_device(args.device)
-    is_cartpole = config.env.removeprefix("gymnasium:") == CARTPOLE
-    width = 4 if is_cartpole else len(args.probe[0]) if args.probe else 0
-    for probe in args.probe:
-        if len(probe) != width:
-            raise ValueError(f"--probe: every probe needs {width} numbers, got {list(probe)}")
-    run_dir = start_run(args, NAME, to_dict(config))
-    summary, result, mc = train(config, run_dir, probes=args.probe, mc_rollouts=args.mc_rollouts,
-                                device=device, progress=True)
+    def build(seed: int) -> td0.TD0Config:
+        cfg = build_config(args, td0, seed, NAME)
+        widths = {len(p) for p in args.probe}
+        if len(widths) > 1:
+            raise ValueError(f"--probe: every probe needs the same count of numbers, got "
+                             f"{sorted(widths)}")
+        cfg = replace(cfg, probes=tuple(x for p in args.probe for x in p))
+        cfg.probe_states()  # a probe of the wrong width: one error before any work
+        return cfg
+
+    return run_training(args, td0, NAME, build,
+                        show=lambda cfg, seeds, summary, run_dir: show(args, cfg, seeds,
+                                                                       summary, run_dir))
+
+
+def show(args: argparse.Namespace, cfg: td0.TD0Config, seeds: list[int] | None,
+         summary: dict[str, Any], run_dir: Path) -> int:
+    """Figures and the printed summary of a finished (or diverged) TD(0) run."""
+    if seeds is not None:
+        per_seed = {f"seed {s['seed']}": (s["status"] if s["status"] != "finished" else
+                                          "largest probe error "
+                                          + _percent(s.get("max_abs_relative_error")))
+                    for s in summary["per_seed"]}
+        print(format_summary("semigrad td0 --seeds", {
+            "rule": cfg.rule, "seeds": f"{seed_text(seeds)} ({len(seeds)} in one process)",
+            **per_seed, "training s, wall s": f"{summary['train_s']:.2f}, "
+                                             f"{summary['wall_s']:.2f}",
+            "run dir": str(run_dir)}))
+        return 1 if summary["diverged_seeds"] else 0
     rows = summary["probes"]
-    probes = [tuple(r["state"]) for r in rows]
-    final = np.array([r["v_hat"] for r in rows])
-
-    figures = {}
-    if not args.no_plots and probes:
-        from semigrad.plots.td import probe_curves
-
-        labels = [str(list(p)) + (" (notebook)" if tuple(p) == NOTEBOOK_PROBE else "")
-                  for p in probes]
-        figures["probes"] = str(probe_curves(
-            result.log_steps, result.probe_values, labels, run_dir / "probes.png",
-            None if mc is None else mc.values, None if mc is None else mc.stderr,
-            bound=value_bound(config.r_max, config.gamma),
-            title=f"TD(0) {config.rule}, gamma={config.gamma}: v_hat vs Monte Carlo",
-            stopped_at=result.steps if result.divergence else None,
-        ))
-    diverged = result.divergence is not None
-    if not args.no_plots and is_cartpole and not diverged:
-        figures["value_slice"] = str(plot_slice(result.v_hat, config.gamma, run_dir, device,
-                                                args.seed))
-    summary["figures"] = figures
-    shown = {"rule": config.rule, "steps": result.steps, "time (s)": result.seconds,
-             "steps/s": result.steps_per_second}
+    diverged = summary["status"] == "diverged"
+    if not args.no_plots and rows:
+        summary["figures"] = figures(cfg, rows, run_dir, diverged, summary["env_steps"])
+    shown = {"rule": cfg.rule, "env steps": summary["env_steps"],
+             "training s": summary["train_s"], "env steps/s": summary["env_steps_per_s"]}
     for i, row in enumerate(rows):
-        text = f"v_hat {row['v_hat']:.3f}"
+        text = f"v_hat {row['v_hat']:.3f}" if row["v_hat"] is not None else "v_hat not finite"
         if row["mc_value"] is not None:
             text += (f"  MC {row['mc_value']:.3f} +- {row['mc_stderr']:.3f}"
                      f"  error {100 * row['relative_error']:+.1f}%")
         shown[f"probe {i} {row['state']}"] = text
     if diverged:
-        shown["DIVERGED"] = str(result.divergence)
-    finish_run(run_dir, f"semigrad td0 ({config.rule})", summary, shown)
-    if config.rule == "notebook":
-        bound = value_bound(config.r_max, config.gamma)
-        if diverged or (len(final) and np.abs(final).max() > bound):
-            truth = "" if mc is None else f", whose true value is about {mc.values[0]:.1f}"
+        shown["DIVERGED"] = summary["error"]
+    print(format_summary(f"semigrad td0 ({cfg.rule})", {**shown, "run dir": str(run_dir)}))
+    bound = td0.value_bound(cfg.r_max, cfg.gamma)
+    if cfg.rule == "notebook":
+        if diverged:
+            mc = rows[0]["mc_value"] if rows else None
+            truth = "" if mc is None else f", whose true value is about {mc:.1f}"
             print(f"\nThis is the course notebook's blow-up (it printed 13388 for the probe "
                   f"{list(NOTEBOOK_PROBE)}{truth}; no value can exceed {bound:g}): its 'loss' "
                   "is linear in delta and lets gradient through v_hat(S'). Run without "
                   "--rule notebook for semi-gradient TD(0).")
         else:
             print(f"\nThe notebook's rule stayed within the bound {bound:g} in "
-                  f"{result.steps:,} steps; it keeps climbing: give it more --steps.")
+                  f"{summary['env_steps']:,} steps; it keeps climbing: give it more --steps.")
         return 0
     far = [r["state"] for r in rows if r["relative_error"] is not None
            and abs(r["relative_error"]) > 0.10]
-    if far and not config.start_box and config.env == CARTPOLE and not diverged:
+    if far and not cfg.start_box and cfg.env == td0.CARTPOLE and not diverged:
         print(f"\n{len(far)} probe(s) are more than 10% off Monte Carlo, e.g. {far[0]}: states "
               "the random policy seldom visits, where v_hat is extrapolated. Exploring starts "
               "train it there too: --start-box 2.4 2.5 0.2 2.5 (and more --steps).")
     return 1 if diverged else 0
 
 
-def plot_slice(v_hat, gamma: float, run_dir, device, seed: int, points: int = 61,
+def _percent(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def figures(cfg: td0.TD0Config, rows: list[dict], run_dir: Path, diverged: bool,
+            steps: int) -> dict[str, str]:
+    from semigrad.plots.td import probe_curves
+
+    states = [tuple(r["state"]) for r in rows]
+    metrics = [m for m in read_metrics(run_dir) if m.get("v_hat_0") is not None]
+    values = np.array([[m[f"v_hat_{i}"] for i in range(len(rows))] for m in metrics])
+    mc = ([r["mc_value"] for r in rows] if all(r["mc_value"] is not None for r in rows)
+          else None)
+    labels = [str(list(p)) + (" (notebook)" if p == NOTEBOOK_PROBE else "") for p in states]
+    if not metrics:  # diverged before its first metric row
+        return {}
+    out = {"probes": str(probe_curves(
+        [m["step"] for m in metrics], values.reshape(len(metrics), len(rows)), labels,
+        run_dir / "probes.png", None if mc is None else np.array(mc),
+        None if mc is None else np.array([r["mc_stderr"] for r in rows]),
+        bound=td0.value_bound(cfg.r_max, cfg.gamma),
+        title=f"TD(0) {cfg.rule}, gamma={cfg.gamma}: v_hat vs Monte Carlo",
+        stopped_at=steps if diverged else None))}
+    if td0.is_cartpole(cfg.env) and not diverged:
+        payload = trainer.load_checkpoint(run_dir / "checkpoint_last.pt")
+        v_hat = td0.make_network(cfg, _Spec(4))
+        v_hat.load_state_dict(payload["v_hat"][0])
+        out["value_slice"] = str(plot_slice(v_hat, cfg.gamma, run_dir, cfg.seed))
+    return out
+
+
+class _Spec:
+    """What ``td0.make_network`` reads of an env."""
+
+    def __init__(self, obs_dim: int) -> None:
+        self.obs_dim = obs_dim
+
+
+def plot_slice(v_hat, gamma: float, run_dir, seed: int, points: int = 61,
                mc_points: int = 13, rollouts: int = 300):
     """v_hat (fine grid) and Monte Carlo (coarse grid) over theta x theta_dot, x = x_dot = 0."""
     from semigrad.plots.td import value_slice
@@ -135,7 +178,7 @@ def plot_slice(v_hat, gamma: float, run_dir, device, seed: int, points: int = 61
     states = np.zeros((len(grid), 4), dtype=np.float32)
     states[:, 2:] = grid
     with torch.no_grad():
-        values = v_hat(torch.from_numpy(states).to(device)).cpu().numpy()
+        values = v_hat(torch.from_numpy(states)).cpu().numpy()
     mc_theta = np.linspace(-0.2, 0.2, mc_points)
     mc_theta_dot = np.linspace(-2.0, 2.0, mc_points)
     mc_grid = np.stack(np.meshgrid(mc_theta, mc_theta_dot), axis=-1).reshape(-1, 2)

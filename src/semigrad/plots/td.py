@@ -51,7 +51,7 @@ def probe_curves(
                 ax.set_ylim(bottom=0)
     if stopped_at is not None:
         ax.axvline(stopped_at, color="red", lw=1, alpha=0.6)
-        ax.annotate("guard stopped the run", (stopped_at, 0.5), xycoords=("data", "axes fraction"),
+        ax.annotate("diverged: stopped", (stopped_at, 0.5), xycoords=("data", "axes fraction"),
                     rotation=90, ha="right", va="center", color="red", fontsize=9)
     ax.set_xlabel("transitions (all environments)")
     ax.set_ylabel("value")
