@@ -684,3 +684,140 @@ def per_agent_q_loss(device: torch.device, compiled: bool | None = None
                     next_q_target, next_q_online, kind)
 
     return loss
+
+
+# ----------------------------------------------------------------------------- distributional
+
+
+def _check_kappa(fn: str, kappa: object) -> None:
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not kappa >= 0:
+        raise ValueError(f"{fn}: `kappa` must be a float >= 0, got {kappa!r}")
+
+
+def _greedy(means_t: torch.Tensor, q_t_selector: torch.Tensor | None) -> torch.Tensor:
+    """The greedy actions at the next states, ``(B,)``: of ``q_t_selector`` (Double) when
+    given, else of the target's own means ``means_t (B, A)`` (the first maximum)."""
+    return (means_t if q_t_selector is None else q_t_selector).argmax(dim=-1)
+
+
+def categorical_projection(z_t: torch.Tensor, probs_t: torch.Tensor,
+                           z: torch.Tensor) -> torch.Tensor:
+    """The distribution with atoms ``z_t (B, M')`` and probabilities ``probs_t (B, M')``
+    projected onto the fixed, evenly spaced support ``z (M,)`` (``M >= 2``); ``(B, M)``.
+
+    Bellemare, Dabney & Munos 2017 ("A Distributional Perspective on Reinforcement
+    Learning"), Algorithm 1 and eq. 7: each atom is clipped to ``[z_0, z_{M-1}]`` and its
+    probability split between the two support atoms around it in proportion to closeness,
+    ``m_i = sum_j clamp(1 - |clip(z_t[j]) - z_i| / dz, 0, 1) probs_t[j]`` with ``dz = z_1 -
+    z_0``. (Algorithm 1 as printed drops an atom that lands exactly on a support atom, where
+    floor and ceil agree; this form keeps it whole there.) Differentiable in ``probs_t``.
+    """
+    _check("categorical_projection", z_t=(z_t, "BN", "float"), probs_t=(probs_t, "BN", "float"),
+           z=(z, "M", "float"))
+    return _project(z_t, probs_t, z)
+
+
+def _project(z_t, probs_t, z):
+    v_min, v_max, dz = z[0], z[-1], z[1] - z[0]
+    atoms = torch.minimum(torch.maximum(z_t, v_min), v_max)  # (B, M')
+    closeness = (1 - (atoms.unsqueeze(-2) - z.unsqueeze(-1)).abs() / dz).clamp_(min=0)  # (B,M,M')
+    return (closeness * probs_t.unsqueeze(-2)).sum(dim=-1)
+
+
+def categorical_q_learning(
+    logits_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    logits_t: torch.Tensor,
+    z: torch.Tensor,
+    q_t_selector: torch.Tensor | None = None,
+    stop_target_gradients: bool = True,
+) -> torch.Tensor:
+    """C51's loss (Bellemare, Dabney & Munos 2017, Algorithm 1): the cross-entropy between the
+    projected target distribution and the taken action's; ``(B,)`` (average it for the
+    minibatch's loss).
+
+    ``logits_tm1``, ``logits_t (B, A, M)``: logits of each action's distribution over the
+    fixed, evenly spaced support ``z (M,)`` (the learned network's at ``S_{t-1}``, the target
+    network's at ``S_t``); ``a_tm1 (B,)``, ``r_t``, ``discount_t (B,)`` as in ``q_learning``
+    (termination folded in: a terminated transition's target collapses onto ``r_t``, a
+    truncated one bootstraps). The next action ``a*`` maximises the means ``sum_i p_i z_i``
+    of ``logits_t``, or ``q_t_selector (B, A)`` when given (Double: the online network's
+    means, as in Rainbow, Hessel et al. 2018). The target, the projection of atoms ``r_t +
+    discount_t z`` with probabilities ``softmax(logits_t[a*])`` (``categorical_projection``),
+    carries no gradient; the loss ``-sum_i m_i log softmax(logits_tm1[a_tm1])_i`` reaches only
+    the taken action's logits.
+    """
+    fn = "categorical_q_learning"
+    selector = {} if q_t_selector is None else {"q_t_selector": (q_t_selector, "BA", "float")}
+    _check(fn, logits_tm1=(logits_tm1, "BAM", "float"), a_tm1=(a_tm1, "B", "action"),
+           r_t=(r_t, "B", "float"), discount_t=(discount_t, "B", "float"),
+           logits_t=(logits_t, "BAM", "float"), z=(z, "M", "float"), **selector)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_target_gradients):
+        probs_t = torch.softmax(logits_t, dim=-1)
+        a_t = _greedy((probs_t * z).sum(dim=-1), q_t_selector)
+        p_t = probs_t.gather(1, a_t.view(-1, 1, 1).expand(-1, 1, z.shape[0])).squeeze(1)
+        z_t = torch.addcmul(r_t.unsqueeze(1), discount_t.unsqueeze(1), z.unsqueeze(0))
+        target = _project(z_t, p_t, z)
+    log_p = torch.log_softmax(_taken_dist(logits_tm1, a_tm1), dim=-1)
+    return -(target * log_p).sum(dim=-1)
+
+
+def _taken_dist(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``x[i, a[i], :]``: ``x (B, A, M)``, ``a (B,)`` -> ``(B, M)``, via ``gather``."""
+    return x.gather(1, a.view(-1, 1, 1).expand(-1, 1, x.shape[2])).squeeze(1)
+
+
+def quantile_midpoints(num_quantiles: int, device: torch.device | str | None = None,
+                       dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``tau_hat_i = (2 i + 1) / (2 M)``, ``(M,)``: the quantile levels QR-DQN's M outputs
+    estimate (Dabney et al. 2018, Lemma 2: the midpoints of ``[i/M, (i+1)/M]``)."""
+    return (2 * torch.arange(num_quantiles, device=device, dtype=dtype or torch.get_default_dtype())
+            + 1) / (2 * num_quantiles)
+
+
+def quantile_q_learning(
+    quantiles_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    quantiles_t: torch.Tensor,
+    q_t_selector: torch.Tensor | None = None,
+    kappa: float = 1.0,
+    stop_target_gradients: bool = True,
+) -> torch.Tensor:
+    """QR-DQN's loss (Dabney, Rowland, Bellemare & Munos 2018, "Distributional Reinforcement
+    Learning with Quantile Regression", eq. 10 and Algorithm 1): the quantile Huber loss of
+    the taken action's quantiles against the target's; ``(B,)``.
+
+    ``quantiles_tm1``, ``quantiles_t (B, A, M)``: each action's M quantile values at levels
+    ``tau_hat_i = (2i + 1) / 2M`` (``quantile_midpoints``), the learned network's at ``S_{t-1}``
+    and the target network's at ``S_t``; ``a_tm1``, ``r_t``, ``discount_t (B,)`` as in
+    ``q_learning`` (a terminated transition's target is ``r_t`` at every quantile). ``a*``
+    maximises the means of ``quantiles_t`` (or ``q_t_selector (B, A)``: Double). With
+    targets ``T_j = r_t + discount_t theta_j(S_t, a*)`` (no gradient) and ``u_ij = T_j -
+    theta_i(S_{t-1}, a_tm1)``, the loss is ``sum_i mean_j |tau_hat_i - 1{u_ij < 0}|
+    L_kappa(u_ij)``, ``L_kappa`` Huber's loss with threshold ``kappa`` (``0.5 u^2`` within
+    kappa, ``kappa (|u| - 0.5 kappa)`` beyond); ``kappa = 0`` is the plain quantile loss
+    ``|u| |tau_hat - 1{u < 0}|`` (the paper's QR-DQN-0; it used kappa = 1).
+    """
+    fn = "quantile_q_learning"
+    selector = {} if q_t_selector is None else {"q_t_selector": (q_t_selector, "BA", "float")}
+    _check(fn, quantiles_tm1=(quantiles_tm1, "BAM", "float"), a_tm1=(a_tm1, "B", "action"),
+           r_t=(r_t, "B", "float"), discount_t=(discount_t, "B", "float"),
+           quantiles_t=(quantiles_t, "BAN", "float"), **selector)
+    _check_kappa(fn, kappa)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_target_gradients):
+        a_t = _greedy(quantiles_t.mean(dim=-1), q_t_selector)
+        target = torch.addcmul(r_t.unsqueeze(1), discount_t.unsqueeze(1),
+                               _taken_dist(quantiles_t, a_t))  # (B, N)
+    theta = _taken_dist(quantiles_tm1, a_tm1)  # (B, M)
+    u = target.unsqueeze(1) - theta.unsqueeze(2)  # (B, M, N): u_ij = T_j - theta_i
+    tau = quantile_midpoints(theta.shape[1], theta.device, theta.dtype).view(1, -1, 1)
+    weight = (tau - (u < 0).to(u.dtype)).abs()
+    if kappa == 0:
+        loss = u.abs()
+    else:
+        loss = F.huber_loss(u, _zeros(u.shape, u.dtype, u.device), reduction="none", delta=kappa)
+    return (weight * loss).mean(dim=2).sum(dim=1)
