@@ -12,6 +12,7 @@ from torch import nn
 
 from semigrad.algos import dqn
 from semigrad.buffers import Batch
+from semigrad.losses import fold_termination
 
 # Gradients of the two paths, in float64, agree to GRAD_ATOL. The error argument: the paths
 # compute the same sums in different kernels and orders (batched products on patches with a
@@ -76,7 +77,8 @@ def learn_on_both_backends(cfg: dqn.DQNConfig, batch: Batch, seeds: Sequence[int
     for step in range(steps):
         moved_from = [st.online.agent_state_dict(0, template) for st in states]
         for st in states:
-            dqn.learn(cfg, st, batch, cfg.gamma)
+            dqn.learn(cfg, st, batch,
+                      fold_termination(cfg.gamma, batch.terminated, torch.float64))
         # summed losses (column 2) and mean Q-values (column 3): sums of B numbers of ~1
         torch.testing.assert_close(general.acc, fast.acc, rtol=0, atol=GRAD_ATOL)
         for k in range(len(seeds)):

@@ -18,12 +18,11 @@ from semigrad.cli import main
 from semigrad.config import parse_seeds
 from semigrad.envs.cartpole import AgentsCartPole, TorchCartPole
 from semigrad.losses import (
-    per_agent_q_loss,
-    q_learning_loss,
-    q_learning_loss_and_grad_per_agent,
-    value_loss,
-    value_loss_and_grad_per_row,
-    value_loss_per_row,
+    double_q_learning,
+    fold_termination,
+    per_agent_q_learning_loss_and_grad,
+    q_learning,
+    td_error_loss,
 )
 from semigrad.nets import QNetwork, StackedMLP
 from semigrad.optim import optimizer_step
@@ -131,69 +130,16 @@ def test_stacked_mlp_matches_each_q_network_forward_and_backward():
             assert torch.allclose(g, p.grad, rtol=0, atol=1e-12), name
 
 
-@pytest.mark.parametrize("kind", ["mse", "huber"])
-def test_per_agent_loss_is_value_loss_of_each_agents_batch(kind):
-    predictions = (3 * torch.randn(4, 50, dtype=torch.float64)).requires_grad_()
-    targets = torch.randn(4, 50, dtype=torch.float64)
-    losses = value_loss_per_row(predictions, targets, kind)
-    (grad,) = torch.autograd.grad(losses.sum(), predictions)
-    for k in range(4):
-        row = predictions[k].detach().requires_grad_()
-        ref = value_loss(row, targets[k], kind)
-        ref.backward()
-        assert torch.equal(losses[k], ref) and torch.equal(grad[k], row.grad)
-    # the closed form the hand-written backward uses: autograd's numbers, bit for bit
-    for dtype in (torch.float64, torch.float32):
-        p, t = predictions.detach().to(dtype).requires_grad_(), targets.to(dtype)
-        (grad,) = torch.autograd.grad(value_loss_per_row(p, t, kind).sum(), p)
-        closed_losses, closed_grad = value_loss_and_grad_per_row(p.detach(), t, kind)
-        assert torch.equal(closed_losses, value_loss_per_row(p, t, kind).detach())
-        assert torch.equal(closed_grad, grad)
-
-
-def _loss_inputs(k=3, b=40, a=3, seed=0):
-    """Q-values in the stacked MLP's layout (``(K, A, B)`` memory seen as ``(K, B, A)``) and a
-    minibatch, with terminal rows, Huber errors beyond delta and tied next Q-values."""
-    gen = torch.Generator().manual_seed(seed)
-    q, next_t, next_o = ((3 * torch.randn(k, a, b, generator=gen)).mT for _ in range(3))
-    next_o[0, :6] = next_o[0, :6, :1].clone()  # ties: Double DQN takes the first maximum
-    next_t[1, :6] = next_t[1, :6, :1].clone()
-    flags = torch.rand(k * b, generator=gen)
-    batch = Batch(obs=torch.zeros(k * b, 1), actions=torch.randint(a, (k * b,), generator=gen),
-                  rewards=torch.randn(k * b, generator=gen), next_obs=torch.zeros(k * b, 1),
-                  terminated=flags < 0.2, truncated=flags > 0.9)
-    return q, next_t, next_o, batch, torch.rand(k * b, generator=gen)
-
-
-@pytest.mark.parametrize("double", [True, False])
-@pytest.mark.parametrize("loss", ["mse", "huber"])
-@pytest.mark.parametrize("per_row_discounts", [False, True])  # n-step: gamma^m per row
-def test_compiled_loss_matches_the_tensor_form(double, loss, per_row_discounts):
-    q, next_t, next_o, batch, discounts = _loss_inputs()
-    gamma = discounts if per_row_discounts else 0.9
-    compiled = per_agent_q_loss(CPU, compiled=True)
-    args = (q, batch.actions, batch.rewards, next_t, batch.terminated, gamma,
-            next_o if double else None, loss)
-    got, ref = compiled(*args), q_learning_loss_and_grad_per_agent(*args)
-    for name, x, y in zip(("losses", "mean_q", "grad_q"), got, ref, strict=True):
-        torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7, msg=name)
-    assert got[2].stride() == q.stride()  # the layout the backward pass reads
-    assert (got[2] != 0).sum() == q.shape[0] * q.shape[1]  # one taken action per row
-    bad = replace(batch, actions=batch.actions.clone().index_fill_(0, torch.tensor([7]), 3))
-    with pytest.raises(ValueError, match="action 3 at row 7 is not in 0..2"):
-        compiled(q, bad.actions, *args[2:])
-
-
 def test_dqn_without_numba_uses_tensor_operations(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "semigrad.q_loss_kernel", None)  # import fails
     with pytest.warns(RuntimeWarning, match="per-agent Q-learning loss is unavailable"):
         st = init_many(DQNConfig(**CHAIN), [0, 1], CPU)
-    assert st.loss_fn is q_learning_loss_and_grad_per_agent
+    assert st.loss_fn is per_agent_q_learning_loss_and_grad
     monkeypatch.undo()
     assert init_many(DQNConfig(**CHAIN), [0, 1], CPU).loss_fn is not \
-        q_learning_loss_and_grad_per_agent
+        per_agent_q_learning_loss_and_grad
 
 
 def test_initial_weights_are_each_seeds_network():
@@ -255,7 +201,8 @@ def test_sampling_is_replay_buffer_sampling_of_each_agents_own_buffer(adds, n):
          target_update_interval=3, dueling=True),
 ])
 def test_learning_step_is_each_agents_own_dqn_step(options):
-    """K agents' steps = the textbook per-agent step (QNetwork or DuelingQNetwork, q_learning_loss,
+    """K agents' steps = the textbook per-agent step (QNetwork or DuelingQNetwork, td_error_loss
+    of (double_)q_learning,
     clip_grad_norm_, Adam, target update) run agent by agent, in float64."""
     cfg = DQNConfig(**{**CHAIN, "hidden": (16, 8), **options})
     k, b, steps = 3, 24, 5
@@ -281,17 +228,18 @@ def test_learning_step_is_each_agents_own_dqn_step(options):
                       torch.rand(m, generator=gen) < 0.2, torch.rand(m, generator=gen) < 0.1)
         gamma = (cfg.gamma ** torch.randint(1, 4, (m,), generator=gen).double()
                  if cfg.n_step > 1 else cfg.gamma)
-        learn(cfg, st, batch, gamma)
+        discount_t = fold_termination(gamma, batch.terminated, torch.float64)
+        learn(cfg, st, batch, discount_t)
         for i, (net, target, opt) in enumerate(zip(nets, targets, optims, strict=True)):
             rows = slice(i * b, (i + 1) * b)
             q = net(batch.obs[rows])
             with torch.no_grad():
                 next_target = target(batch.next_obs[rows])
                 next_online = net(batch.next_obs[rows]) if cfg.double else None
-            loss = q_learning_loss(q, batch.actions[rows], batch.rewards[rows], next_target,
-                                   batch.terminated[rows],
-                                   gamma[rows] if cfg.n_step > 1 else gamma,
-                                   next_q_online=next_online, kind=cfg.loss)
+            args = (q, batch.actions[rows], batch.rewards[rows], discount_t[rows], next_target)
+            td = (q_learning(*args) if next_online is None
+                  else double_q_learning(*args, next_online))
+            loss = td_error_loss(td, cfg.loss)
             opt.zero_grad()
             loss.backward()
             if cfg.max_grad_norm > 0:

@@ -425,40 +425,6 @@ def test_compiled_per_agent_loss_computes_in_float64(discount_dtype):
     torch.testing.assert_close(losses_, (error**2).mean(1).float(), rtol=1.2e-7, atol=0)
 
 
-@pytest.mark.parametrize("gamma", [0.99, "n-step"])
-@pytest.mark.parametrize("double", [False, True])
-@pytest.mark.parametrize("compiled", [False, True])
-def test_dqns_interface_is_the_new_functions_with_the_fold(gamma, double, compiled):
-    """``per_agent_q_loss`` (what DQN calls today, with ``terminated`` and ``gamma``: a float,
-    or n-step discounts) is ``per_agent_q_learning`` with ``discount_t = fold_termination(
-    gamma, terminated, torch.float64)``, bit for bit: the change DQN's call site makes. A
-    float32 fold of a float gamma is the same for the tensor form (which takes the discount
-    in q's dtype, as ``torch.add``'s alpha did) but not for the compiled loop, which took the
-    float gamma in float64: there they differ by gamma's float32 rounding (3e-8 relative),
-    within the kernel's tolerance."""
-    q, actions, rewards, _, next_t, next_o = _per_agent_inputs()
-    terminated = torch.rand(actions.shape[0], generator=torch.Generator().manual_seed(5)) < 0.2
-    if gamma == "n-step":
-        gamma = 0.97 ** torch.randint(1, 4, actions.shape,
-                                      generator=torch.Generator().manual_seed(6)).float()
-    selector = next_o if double else None
-    old = losses.per_agent_q_loss(CPU, compiled=compiled)
-    new = per_agent_q_learning(CPU, compiled=compiled)
-    assert (old is losses.q_learning_loss_and_grad_per_agent) == (not compiled)
-    assert (new is per_agent_q_learning_loss_and_grad) == (not compiled)
-    got = old(q, actions, rewards, next_t, terminated, gamma, selector, "huber")
-    in_float64 = new(q, actions, rewards, fold_termination(gamma, terminated, torch.float64),
-                     next_t, selector, "huber")
-    in_float32 = new(q, actions, rewards, fold_termination(gamma, terminated), next_t,
-                     selector, "huber")
-    for x, y, z in zip(got, in_float64, in_float32, strict=True):
-        assert torch.equal(x, y)
-        if compiled:
-            torch.testing.assert_close(x, z, rtol=1e-6, atol=1e-7)
-        else:
-            assert torch.equal(x, z)
-
-
 # ----------------------------------------------------------------------------- bad input
 
 Q = torch.zeros(4, 3)

@@ -14,9 +14,11 @@ the single run with seed k (``tests/test_dqn.py``). The pieces come from the low
 
 - networks: ``semigrad.nets.q_ensemble`` (the stacked-MLP fast path with a hand-written
   backward pass, or ``torch.vmap`` over any module with autograd);
-- loss: ``semigrad.losses.per_agent_q_loss``, each agent's (Double) Q-learning loss over its
-  own minibatch and ``d loss / d q`` in closed form (targets carry no gradient; only the taken
-  action is trained); per-agent gradient clipping and Adam (``semigrad.optim``);
+- loss: ``semigrad.losses.per_agent_q_learning``, each agent's (Double) Q-learning loss over
+  its own minibatch (``q_learning`` / ``double_q_learning`` with the replay's per-transition
+  ``discount_t``, termination folded in) and ``d loss / d q`` in closed form (targets carry
+  no gradient; only the taken action is trained); per-agent gradient clipping and Adam
+  (``semigrad.optim``);
 - replay: ``semigrad.buffers.AgentReplay`` (terminated and truncated apart; a truncated
   transition bootstraps from the true final observation);
 - environments: ``semigrad.envs.make_agents``; exploration and greedy evaluation:
@@ -55,7 +57,7 @@ from semigrad.config import (
 )
 from semigrad.devices import resolve_device
 from semigrad.importing import import_user_module
-from semigrad.losses import LOSS_KINDS, per_agent_q_loss
+from semigrad.losses import LOSS_KINDS, fold_termination, per_agent_q_learning
 from semigrad.nets import (
     ACTIVATIONS,
     CONV_NETWORKS,
@@ -337,7 +339,7 @@ def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState
         optimizer_step=optimizer_step(optimizer, online.params),
         replay=AgentReplay(k, device=device, **replay_layout(cfg, env)),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
-        loss_fn=per_agent_q_loss(device),
+        loss_fn=per_agent_q_learning(device),
         acc=torch.zeros(k, 2 + len(HEALTH) + 1, dtype=torch.float64, device=device),
         num_actions=env.num_actions,
     )
@@ -385,15 +387,18 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
     with st.grad_mode():
         u = st.uniforms.take(cfg.batch_size)
         if cfg.n_step == 1:
-            learn(cfg, st, st.replay.sample(u), cfg.gamma)
+            batch = st.replay.sample(u)
+            discount_t = fold_termination(cfg.gamma, batch.terminated, torch.float64)
         else:
             batch = st.replay.sample_n_step(cfg.n_step, cfg.gamma, u)
-            learn(cfg, st, batch, batch.discounts)
+            discount_t = fold_termination(batch.discounts, batch.terminated)
+        learn(cfg, st, batch, discount_t)
 
 
-def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tensor) -> None:
+def learn(cfg: DQNConfig, st: DQNState, batch: Batch, discount_t: torch.Tensor) -> None:
     """The gradient step of all K agents on ``batch`` (``K * B`` transitions, agent k's at rows
-    ``k B .. k B + B - 1``; ``gamma`` a float or ``(K * B,)``): the (Double) Q-learning loss,
+    ``k B .. k B + B - 1``; ``discount_t (K * B,)`` each transition's discount, 0 where it
+    terminated): the (Double) Q-learning loss,
     per-agent clipping, Adam (at the step size ``iterate`` set), target update. No host sync:
     a non-finite loss stays in ``st.acc`` until the next metric row reads it."""
     with st.grad_mode():
@@ -404,8 +409,7 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, gamma: float | torch.Tenso
         next_q_target = st.target(next_obs)
         next_q_online = st.online(next_obs) if cfg.double else None
         losses, mean_q, grad_q = st.loss_fn(q.detach(), batch.actions, batch.rewards,
-                                            next_q_target, batch.terminated, gamma,
-                                            next_q_online, cfg.loss)
+                                            discount_t, next_q_target, next_q_online, cfg.loss)
         st.online.backward(cache, grad_q)
         if cfg.max_grad_norm > 0:
             clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
