@@ -8,6 +8,7 @@ algorithm (nor torch).
 
 TRAINED = {
     "dqn": "semigrad.algos.dqn",
+    "pqn": "semigrad.algos.pqn",
     "sarsa": "semigrad.algos.sarsa",
     "td0": "semigrad.algos.td0",
 }
