@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from chain_env import ChainEnv
+from chain_env import ChainEnv, PixelChainEnv
 from semigrad import envs, trainer
 from semigrad.algos import pqn
 from semigrad.config import ConfigError
@@ -20,10 +20,20 @@ from semigrad.losses import (
     td_error_loss_per_row,
     td_learning,
 )
-from semigrad.nets import DuelingQNetwork, QNetwork, StackedMLP, q_ensemble
+from semigrad.nets import (
+    ChannelLayerNorm,
+    DuelingQNetwork,
+    QNetwork,
+    StackedConvNet,
+    StackedMLP,
+    minatar_q_network,
+    nature_q_network,
+    q_ensemble,
+)
 from semigrad.run import read_metrics
 
 envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
+envs.register("TestPixelChain-v0", lambda **kw: PixelChainEnv(**kw))
 CPU = torch.device("cpu")
 
 # small and fast: 8 envs x 16 steps = 128 env steps an iteration, 2 x 4 gradient steps
@@ -212,6 +222,55 @@ def test_layer_norm_nets_on_the_general_backend_match_the_stacked_path():
     assert torch.allclose(stacked(x), general(x), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dueling", [False, True])
+def test_stacked_conv_layer_norm_is_autograds_in_float64(dueling):
+    """The MinAtar network with LayerNorm on the fast path (each position's filters normalised
+    as a row of patches) against K ConvQNetworks run with autograd."""
+    nets = []
+    for s in range(3):
+        torch.manual_seed(s)
+        net = minatar_q_network((3, 6, 7), 5, dueling, layer_norm=True).double()
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, torch.nn.LayerNorm):
+                    m.weight.normal_(1.0, 0.5)
+                    m.bias.normal_(0.0, 0.5)
+        nets.append(net)
+    assert isinstance(nets[0].torso[1], ChannelLayerNorm)
+    ens = q_ensemble(nets, CPU, "stacked")
+    assert isinstance(ens, StackedConvNet) and ens.layer_norm
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand(3, 11, 3 * 6 * 7, generator=gen) < 0.3).to(torch.uint8)
+    grad_q = torch.randn(3, 11, 5, dtype=torch.float64, generator=gen)
+    q, cache = ens.forward(x)
+    ens.backward(cache, grad_q)
+    grads = StackedConvNet([p.grad for p in ens.params], dueling, ens.patches, 1.0,
+                           layer_norm=True)
+    for k, net in enumerate(nets):
+        out = net(x[k])
+        assert torch.allclose(q[k], out, rtol=0, atol=1e-12)
+        assert torch.allclose(ens(x)[k], out, rtol=0, atol=1e-12)
+        out.backward(grad_q[k])
+        weights, got = ens.agent_state_dict(k, net), grads.agent_state_dict(k, net)
+        assert weights.keys() == dict(net.named_parameters()).keys()
+        for name, p in net.named_parameters():
+            assert torch.equal(weights[name], p.detach()), name
+            assert torch.allclose(got[name], p.grad, rtol=0, atol=1e-10), name
+
+
+def test_channel_layer_norm_normalises_each_positions_channels():
+    norm = ChannelLayerNorm(4).double()
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(2, 4, 3, 5, dtype=torch.float64)
+    ref = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (4,), norm.weight, norm.bias)
+    assert torch.allclose(norm(x), ref.permute(0, 3, 1, 2), rtol=0, atol=1e-14)
+    nature = nature_q_network((4, 84, 84), 6, layer_norm=True)
+    assert sum(isinstance(m, ChannelLayerNorm) for m in nature.modules()) == 3
+    assert not StackedConvNet.fits(nature)  # three convolutions: the general path
+
+
 def test_without_layer_norm_the_networks_are_unchanged():
     torch.manual_seed(0)
     plain = QNetwork(4, 2)
@@ -235,7 +294,7 @@ def test_bad_config_values_are_one_clear_error():
         (dict(minibatches=7), "minibatches: 7 does not divide"),
         (dict(q_lambda=1.5), "q_lambda: 1.5 is outside the allowed range [0, 1]"),
         (dict(optimizer="sgd"), "optimizer: 'sgd' is not one of"),
-        (dict(network="minatar"), "layer_norm: network minatar has no LayerNorm"),
+        (dict(activation="gelu", q_backend="stacked"), "q_backend: 'stacked' runs"),
         (dict(rollout=0), "rollout: 0 is outside the allowed range"),
         (dict(env="CartPole-v9"), "did you mean 'CartPole-v1'"),
     ]:
@@ -264,6 +323,7 @@ def _weights(run_dir):
     ("CartPole-v1", "stacked", {}),
     ("CartPole-v1", "vmap", {"activation": "tanh"}),
     ("TestChain-v0", "stacked", {"layer_norm": False, "optimizer": "radam"}),
+    ("TestPixelChain-v0", "stacked", {"network": "minatar", "gamma": 0.9}),
 ])
 def test_agent_k_of_a_seeds_run_is_the_single_run_with_seed_k(tmp_path, env_id, backend,
                                                                extra):

@@ -195,16 +195,28 @@ class ValueNetwork(MLP):
         return super().forward(x).squeeze(-1)
 
 
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels at each position of ``(B, C, H, W)`` feature maps: what a
+    channels-last LayerNorm computes (as PQN's convolutional networks normalise, Gallici et
+    al. 2025). ``ChannelLayerNorm(C)``; weight and bias ``(C,)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
 class ConvQNetwork(nn.Module):
     """A convolutional Q-network on flat frame rows: ``(B, prod(obs_shape)) -> (B, A)``.
 
     Rows of any dtype (uint8 or bool frames, as the replay stores them) are viewed as
     ``obs_shape = (C, H, W)``, turned to float and multiplied by ``scale`` inside the network.
     ``dueling``: a value and an advantage head on the last hidden layer (Wang et al., 2016).
+    ``layer_norm``: each convolution is followed by a ``ChannelLayerNorm`` and the hidden
+    Linear by a ``LayerNorm``, before their ReLUs.
     """
 
     def __init__(self, obs_shape: Sequence[int], num_actions: int, convs: Sequence[tuple],
-                 hidden: int, scale: float = 1.0, dueling: bool = False) -> None:
+                 hidden: int, scale: float = 1.0, dueling: bool = False,
+                 layer_norm: bool = False) -> None:
         super().__init__()
         if len(obs_shape) != 3:
             raise ValueError(f"ConvQNetwork: obs_shape must be (C, H, W), got {tuple(obs_shape)}")
@@ -212,12 +224,14 @@ class ConvQNetwork(nn.Module):
         layers: list[nn.Module] = []
         channels = self.obs_shape[0]
         for out, kernel, stride in convs:
-            layers += [nn.Conv2d(channels, out, kernel, stride), nn.ReLU()]
+            layers += [nn.Conv2d(channels, out, kernel, stride),
+                       *([ChannelLayerNorm(out)] if layer_norm else []), nn.ReLU()]
             channels = out
         self.torso = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = self.torso(torch.zeros(1, *self.obs_shape)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(flat, hidden),
+                                *([nn.LayerNorm(hidden)] if layer_norm else []), nn.ReLU())
         self.head = nn.Linear(hidden, num_actions + (1 if dueling else 0))
         self.num_actions, self.dueling = num_actions, dueling
 
@@ -232,19 +246,19 @@ class ConvQNetwork(nn.Module):
         return out
 
 
-def minatar_q_network(obs_shape: Sequence[int], num_actions: int,
-                      dueling: bool = False) -> ConvQNetwork:
+def minatar_q_network(obs_shape: Sequence[int], num_actions: int, dueling: bool = False,
+                      layer_norm: bool = False) -> ConvQNetwork:
     """The MinAtar network (Young & Tian, 2019): one 3x3 convolution with 16 filters (stride
     1), a 128-unit layer; frames are 0/1, not scaled."""
-    return ConvQNetwork(obs_shape, num_actions, [(16, 3, 1)], 128, 1.0, dueling)
+    return ConvQNetwork(obs_shape, num_actions, [(16, 3, 1)], 128, 1.0, dueling, layer_norm)
 
 
-def nature_q_network(obs_shape: Sequence[int], num_actions: int,
-                     dueling: bool = False) -> ConvQNetwork:
+def nature_q_network(obs_shape: Sequence[int], num_actions: int, dueling: bool = False,
+                     layer_norm: bool = False) -> ConvQNetwork:
     """The Nature DQN network (Mnih et al., 2015): 32 8x8 filters stride 4, 64 4x4 stride 2,
     64 3x3 stride 1, a 512-unit layer; uint8 frames scaled by 1/255."""
     return ConvQNetwork(obs_shape, num_actions, [(32, 8, 4), (64, 4, 2), (64, 3, 1)], 512,
-                        1.0 / 255.0, dueling)
+                        1.0 / 255.0, dueling, layer_norm)
 
 
 CONV_NETWORKS = {"minatar": minatar_q_network, "nature": nature_q_network}
@@ -446,11 +460,19 @@ class StackedMLP:
             if j is None:  # the last layer: q, a fresh tensor
                 x = _affine(x, p[i], p[i + 1])
                 break
-            z = _affine(x, p[i], p[i + 1], store, i)
-            xhat, mean, rstd = _ops.native_layer_norm(z, [z.shape[-1]], None, None, self.eps)
-            norms.append((z, xhat, mean, rstd))
-            x = self._act(torch.addcmul(p[j + 1], xhat, p[j]))
+            x = self._normed_layer(x, i, j, store, norms)
         return self._head(x), [inputs, norms]
+
+    def _normed_layer(self, x: torch.Tensor, i: int, j: int, store: dict | None,
+                      norms: list) -> torch.Tensor:
+        """``act(gamma * LayerNorm(x W + b) + beta)`` with W, b at ``params[i]``, gamma, beta
+        at ``params[j]``; ``(z, xhat, mean, rstd)`` appended to ``norms`` for ``backward``."""
+        p = self.params
+        z = _affine(x, p[i], p[i + 1], store, i) if store is not None else \
+            _affine(x, p[i], p[i + 1])
+        xhat, mean, rstd = _ops.native_layer_norm(z, [z.shape[-1]], None, None, self.eps)
+        norms.append((z, xhat, mean, rstd))
+        return self._act(torch.addcmul(p[j + 1], xhat, p[j]))
 
     def backward(self, inputs: list, grad_out: torch.Tensor) -> None:
         """Set every ``p.grad`` from ``grad_out (K, M, out)`` and ``forward``'s cache
@@ -479,6 +501,7 @@ class StackedMLP:
                 g = self._act_grad(_bmm(g, w.mT, self._scratch, below), h)
                 if norm is not None:  # through y = gamma * xhat + beta, then the normalisation
                     z, xhat, mean, rstd = norms[layer - 1]
+                    g = g.reshape(z.shape)  # a no-op but after StackedConvNet's convolution
                     gamma, beta = self.params[norm], self.params[norm + 1]
                     gamma.grad = (g * xhat).sum(dim=1, keepdim=True)
                     beta.grad = g.sum(dim=1, keepdim=True)
@@ -511,12 +534,15 @@ class StackedConvNet(StackedMLP):
     the rest is ``StackedMLP`` on ``(K, M, P * filters)``: the first hidden layer's weight rows
     are reordered from PyTorch's flatten order (filter-major) to this one (position-major). The
     backward pass is ``StackedMLP``'s; no gradient with respect to the frames is needed. The
-    same numbers as ``ConvQNetwork`` up to float rounding (tested).
+    same numbers as ``ConvQNetwork`` up to float rounding (tested). ``layer_norm`` (a network
+    built with ``layer_norm=True``): the ``ChannelLayerNorm`` of each position's filters is the
+    ``StackedMLP`` LayerNorm of each patch's row, and the hidden layer's is the MLP's.
     """
 
     def __init__(self, params, dueling, patches: torch.Tensor, scale: float,
-                 scratch: dict | None = None) -> None:
-        super().__init__(params, dueling, "relu", scratch)
+                 scratch: dict | None = None, *, layer_norm: bool = False,
+                 eps: float = 1e-5) -> None:
+        super().__init__(params, dueling, "relu", scratch, layer_norm=layer_norm, eps=eps)
         self.patches, self.scale = patches, scale
 
     @classmethod
@@ -524,9 +550,14 @@ class StackedConvNet(StackedMLP):
         if type(net) is not ConvQNetwork:
             return False
         convs = [m for m in net.torso if isinstance(m, nn.Conv2d)]
+        norms = [m for m in net.modules() if isinstance(m, nn.LayerNorm)]
         return (len(convs) == 1 and convs[0].stride == (1, 1) and convs[0].padding == (0, 0)
                 and convs[0].dilation == (1, 1) and convs[0].groups == 1
-                and convs[0].bias is not None)
+                and convs[0].bias is not None
+                and (not norms or (len(norms) == 2 and len(net.fc) == 3
+                                   and isinstance(net.torso[1], ChannelLayerNorm)
+                                   and all(m.elementwise_affine and m.bias is not None
+                                           and m.eps == norms[0].eps for m in norms))))
 
     @staticmethod
     def _patch_index(shape: tuple[int, int, int], k: int) -> torch.Tensor:
@@ -546,23 +577,31 @@ class StackedConvNet(StackedMLP):
         k, filters = conv.kernel_size[0], conv.out_channels
         patches = cls._patch_index(nets[0].obs_shape, k)
         positions = patches.shape[0]
+        norm = isinstance(nets[0].torso[1], ChannelLayerNorm)
+        row = lambda module, name: getattr(module, name).detach().unsqueeze(0)  # noqa: E731
         params = []
         for get in (
             lambda n: n.torso[0].weight.detach().reshape(filters, -1).T,  # (C k k, F)
-            lambda n: n.torso[0].bias.detach().unsqueeze(0),
+            lambda n: row(n.torso[0], "bias"),
+            *((lambda n: row(n.torso[1], "weight"), lambda n: row(n.torso[1], "bias"))
+              if norm else ()),
             # fc rows: PyTorch flattens (F, P) filter-major; here (P, F) position-major
             lambda n: n.fc[0].weight.detach().T.reshape(filters, positions, -1)
             .transpose(0, 1).reshape(filters * positions, -1),
-            lambda n: n.fc[0].bias.detach().unsqueeze(0),
+            lambda n: row(n.fc[0], "bias"),
+            *((lambda n: row(n.fc[1], "weight"), lambda n: row(n.fc[1], "bias"))
+              if norm else ()),
             lambda n: n.head.weight.detach().T,
-            lambda n: n.head.bias.detach().unsqueeze(0),
+            lambda n: row(n.head, "bias"),
         ):
             params.append(torch.stack([get(n) for n in nets]).to(device).contiguous())
-        return cls(params, nets[0].dueling, patches.to(device), nets[0].scale)
+        return cls(params, nets[0].dueling, patches.to(device), nets[0].scale,
+                   layer_norm=norm, eps=nets[0].fc[1].eps if norm else 1e-5)
 
     def clone(self) -> StackedConvNet:
         return StackedConvNet([p.clone() for p in self.params], self.dueling, self.patches,
-                              self.scale, self._scratch)
+                              self.scale, self._scratch, layer_norm=self.layer_norm,
+                              eps=self.eps)
 
     def _forward(self, x: torch.Tensor, store: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
         k, m = x.shape[:2]  # fresh outputs (store unused): the frames make small batches
@@ -570,6 +609,13 @@ class StackedConvNet(StackedMLP):
         if self.scale != 1.0:
             patches = patches * self.scale
         h0 = patches.reshape(k, m * self.patches.shape[0], -1)
+        if self.layer_norm:
+            norms: list = []
+            (i1, j1), (i2, j2), (i3, _) = self._layers
+            h1 = self._normed_layer(h0, i1, j1, None, norms).reshape(k, m, -1)
+            h2 = self._normed_layer(h1, i2, j2, None, norms)
+            out = self._head(_affine(h2, self.params[i3], self.params[i3 + 1]))
+            return out, [[h0, h1, h2], norms]
         h1 = self._act(_affine(h0, self.params[0], self.params[1])).reshape(k, m, -1)
         h2 = self._act(_affine(h1, self.params[2], self.params[3]))
         out = _affine(h2, self.params[4], self.params[5])
@@ -582,12 +628,19 @@ class StackedConvNet(StackedMLP):
         """Agent k's weights under ``ConvQNetwork``'s names and layouts."""
         conv = template.torso[0]
         filters, positions = conv.out_channels, self.patches.shape[0]
-        w1, b1, w2, b2, w3, b3 = (p[k] for p in self.params)
+        (i1, j1), (i2, j2), (i3, _) = self._layers
+        w1, b1, w2, b2, w3, b3 = (self.params[i][k] for i in (i1, i1 + 1, i2, i2 + 1, i3,
+                                                               i3 + 1))
         fc = w2.reshape(positions, filters, -1).transpose(0, 1).reshape(filters * positions, -1)
-        return {"torso.0.weight": w1.T.reshape(conv.weight.shape).contiguous(),
-                "torso.0.bias": b1[0].clone(), "fc.0.weight": fc.T.contiguous(),
-                "fc.0.bias": b2[0].clone(), "head.weight": w3.T.contiguous(),
-                "head.bias": b3[0].clone()}
+        out = {"torso.0.weight": w1.T.reshape(conv.weight.shape).contiguous(),
+               "torso.0.bias": b1[0].clone(), "fc.0.weight": fc.T.contiguous(),
+               "fc.0.bias": b2[0].clone(), "head.weight": w3.T.contiguous(),
+               "head.bias": b3[0].clone()}
+        if self.layer_norm:
+            for name, j in (("torso.1", j1), ("fc.1", j2)):
+                out[f"{name}.weight"] = self.params[j][k, 0].clone()
+                out[f"{name}.bias"] = self.params[j + 1][k, 0].clone()
+        return out
 
 
 class ModuleEnsemble:

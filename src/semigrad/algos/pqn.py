@@ -105,12 +105,12 @@ class PQNConfig:
     q_lambda: float = _help("lambda of Peng's Q(lambda) returns (0: one-step Q-learning "
                             "targets, 1: Monte Carlo to the rollout's end)", default=0.9)
     network: str = _help("Q-network: mlp (hidden, activation, layer_norm), minatar or nature "
-                         "(convolutional, for frames; no LayerNorm yet)", default="mlp")
+                         "(convolutional, for frames; layer_norm)", default="mlp")
     hidden: tuple[int, ...] = _help("hidden layer widths (network mlp)", default=(64, 64))
     activation: str = _help("hidden activation (network mlp): "
                             + ", ".join(ACTIVATIONS), default="relu")
-    layer_norm: bool = _help("LayerNorm before each hidden activation (network mlp)",
-                             default=True)
+    layer_norm: bool = _help("LayerNorm before each hidden activation (of the convolutions: "
+                             "over each position's channels)", default=True)
     q_backend: Literal["auto", "stacked", "vmap"] = _help(
         "how the K agents' networks run: stacked (fast path: the MLP, relu/tanh/elu), vmap "
         "(any module, autograd) or auto (stacked where it applies)", default="auto")
@@ -159,9 +159,6 @@ class PQNConfig:
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("loss", self.loss, LOSS_KINDS)
         check_choice("q_backend", self.q_backend, ("auto", "stacked", "vmap"))
-        if self.network != "mlp" and self.layer_norm:
-            raise ConfigError(f"layer_norm: network {self.network} has no LayerNorm yet; "
-                              "train it with --no-layer-norm (layer_norm=False)")
         if self.q_backend == "stacked" and not (
                 self.network == "minatar"
                 or (self.network == "mlp" and self.activation in STACKED_ACTIVATIONS)):
@@ -220,7 +217,7 @@ def make_network(cfg: PQNConfig, env: envs.BatchedEnv) -> nn.Module:
     if len(env.obs_shape) != 3:
         raise ConfigError(f"network: {cfg.network} takes frames (C, H, W); {cfg.env} has "
                           f"flat observations of {env.obs_dim} numbers: use network mlp")
-    return CONV_NETWORKS[cfg.network](env.obs_shape, env.num_actions)
+    return CONV_NETWORKS[cfg.network](env.obs_shape, env.num_actions, False, cfg.layer_norm)
 
 
 @dataclass
