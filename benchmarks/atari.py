@@ -78,7 +78,7 @@ def cleanrl_style_loop(game: str, steps: int, learning_starts: int, seed: int) -
     from stable_baselines3.common.buffers import ReplayBuffer
 
     from semigrad.nets import nature_q_network
-    from semigrad.policies import linear_schedule
+    from semigrad.schedules import linear_schedule
 
     gym.register_envs(ale_py)
 

@@ -22,8 +22,9 @@ from semigrad.algos.dqn import (
     train,
 )
 from semigrad.cli import main
-from semigrad.config import ConfigError
+from semigrad.config import ConfigError, to_dict
 from semigrad.run import read_metrics
+from semigrad.schedules import epsilon_at
 from semigrad.trainer import TrainingDiverged, load_checkpoint
 
 envs.register("TestChain-v0", lambda **kw: ChainEnv(**kw))
@@ -157,7 +158,7 @@ def test_resume_with_different_config_is_refused(tmp_path, capsys):
                        "learning_starts": 100, "hidden": (16,)})
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"command": "train",
-                                                     **dqn.to_dict(cfg)}))
+                                                     **to_dict(cfg)}))
     train(cfg, run_dir, progress=False, stop_after=600)
     assert main(["train", "--resume", str(run_dir), "--alpha", "0.5", "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -169,7 +170,7 @@ def test_resume_with_different_config_is_refused(tmp_path, capsys):
 
 def test_corrupted_checkpoint_is_a_clear_error_and_left_alone(tmp_path, capsys):
     cfg = DQNConfig(seed=0, **{**CHAIN, "steps": 1200, "eval_every": 500})
-    (tmp_path / "config.json").write_text(json.dumps({"command": "train", **dqn.to_dict(cfg)}))
+    (tmp_path / "config.json").write_text(json.dumps({"command": "train", **to_dict(cfg)}))
     train(cfg, tmp_path, progress=False, stop_after=600)
     ckpt = tmp_path / "checkpoint_last.pt"
     data = ckpt.read_bytes()
@@ -364,8 +365,8 @@ def test_paper_presets_explore_for_a_fixed_number_of_steps_whatever_steps_is():
             cfg = dqn.preset(name, steps=steps)
             assert cfg.epsilon_fraction == pytest.approx(min(1.0, explore / steps))
             end = min(explore, steps)
-            assert dqn.epsilon_at(cfg, end) == pytest.approx(cfg.epsilon_end)
-            assert dqn.epsilon_at(cfg, end // 2) > cfg.epsilon_end + 0.3
+            assert epsilon_at(cfg, end) == pytest.approx(cfg.epsilon_end)
+            assert epsilon_at(cfg, end // 2) > cfg.epsilon_end + 0.3
         assert dqn.preset(name, steps=explore, epsilon_fraction=0.5).epsilon_fraction == 0.5
     cartpole = dqn.PRESETS["cartpole"]
     assert dqn.preset("cartpole", steps=4 * cartpole.steps).epsilon_fraction == \

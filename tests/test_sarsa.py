@@ -14,8 +14,8 @@ from semigrad.cli import main
 from semigrad.config import ConfigError
 from semigrad.envs import BatchedEnv
 from semigrad.policies import epsilon_greedy_from_uniforms, epsilon_greedy_probs
-from semigrad.policies import linear_schedule as linear_epsilon
 from semigrad.run import read_metrics
+from semigrad.schedules import linear_schedule as linear_epsilon
 
 CPU = torch.device("cpu")
 SMALL = dict(num_envs=4, steps=1200, eval_every=400, eval_episodes=3, log_every=200,
@@ -187,7 +187,7 @@ def test_resume_equals_uninterrupted(tmp_path, seeds):
             _without_time(read_metrics(tmp_path / "part" / d))
     a = trainer.load_checkpoint(tmp_path / "full" / "checkpoint_last.pt")
     b = trainer.load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")
-    assert all(torch.equal(x, y) for x, y in zip(a["q_hat"], b["q_hat"], strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(a["online"], b["online"], strict=True))
     assert full["final_eval_return"] == resumed["final_eval_return"]
 
 

@@ -264,6 +264,64 @@ def nature_q_network(obs_shape: Sequence[int], num_actions: int, dueling: bool =
 CONV_NETWORKS = {"minatar": minatar_q_network, "nature": nature_q_network}
 
 
+def network_factory(spec: str) -> Callable[[int, int], nn.Module]:
+    """The function named by ``"package.module:function"`` (found in the current folder too),
+    or one ``ConfigError``."""
+    from semigrad.config import ConfigError
+    from semigrad.importing import import_user_module
+
+    module, colon, name = spec.partition(":")
+    if not colon or not module or not name:
+        raise ConfigError(f"network: expected 'mlp' or 'package.module:function', got {spec!r}")
+    try:
+        factory = getattr(import_user_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"network: cannot import {spec!r} ({type(err).__name__}: {err})") \
+            from None
+    if not callable(factory):
+        raise ConfigError(f"network: {spec!r} is not callable")
+    return factory
+
+
+def build_q_network(network: str, obs_dim: int, num_actions: int,
+                    obs_shape: Sequence[int] | None = None, *, hidden: Sequence[int] = (64, 64),
+                    activation: str = "relu", dueling: bool = False,
+                    layer_norm: bool = False, env_id: str = "the env") -> nn.Module:
+    """One agent's Q-network ``(B, obs_dim) -> (B, num_actions)`` named by ``network``: "mlp"
+    (``QNetwork``, or ``DuelingQNetwork`` with ``dueling``; ``hidden``, ``activation``,
+    ``layer_norm``), a convolutional one of ``CONV_NETWORKS`` (frames ``obs_shape = (C, H,
+    W)``), or a factory ``module:function`` called as ``function(obs_dim, num_actions)``."""
+    from semigrad.config import ConfigError
+
+    if network == "mlp":
+        cls = DuelingQNetwork if dueling else QNetwork
+        return cls(obs_dim, num_actions, hidden, activation, layer_norm)
+    if network in CONV_NETWORKS:
+        if obs_shape is None or len(obs_shape) != 3:
+            raise ConfigError(f"network: {network} takes frames (C, H, W); {env_id} has "
+                              f"flat observations of {obs_dim} numbers: use network mlp")
+        return CONV_NETWORKS[network](obs_shape, num_actions, dueling, layer_norm)
+    net = network_factory(network)(obs_dim, num_actions)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"network: {network} returned a {type(net).__name__}, not an "
+                          "nn.Module")
+    return net
+
+
+def check_backend(backend: str, network: str, activation: str) -> None:
+    """One ``ConfigError`` unless ``backend`` ("auto", "stacked", "vmap") can run ``network``
+    with ``activation``: the stacked fast path runs the MLP with ``STACKED_ACTIVATIONS`` and
+    the MinAtar network."""
+    from semigrad.config import ConfigError, check_choice
+
+    check_choice("q_backend", backend, ("auto", "stacked", "vmap"))
+    if backend == "stacked" and not (
+            network == "minatar" or (network == "mlp" and activation in STACKED_ACTIVATIONS)):
+        raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
+                          f"{', '.join(STACKED_ACTIVATIONS)} and network minatar, not "
+                          f"{network} with {activation}; use 'vmap' or 'auto'")
+
+
 # ----------------------------------------------------------------------------- Q-ensembles
 
 

@@ -1,5 +1,5 @@
-"""Policies shared by every control algorithm: linear schedules, epsilon-greedy action choice
-and greedy evaluation (DQN, SARSA; TD(0) evaluates fixed policies with the same loop).
+"""Policies shared by every control algorithm: epsilon-greedy action choice and greedy
+evaluation (DQN, SARSA; TD(0) evaluates fixed policies with the same loop).
 
 Epsilon-greedy (Sutton & Barto 2.2, 5.4): with probability epsilon a uniformly random action,
 else ``argmax_a q(s, a)``; its probabilities are ``epsilon / A`` for every action plus
@@ -15,23 +15,6 @@ import torch
 from torch import nn
 
 from semigrad import envs
-
-
-def linear_schedule(start: float, end: float, duration: float, step: float) -> float:
-    """``start`` -> ``end`` linearly over ``duration`` steps, then ``end`` (``duration <= 0``:
-    ``end`` at once)."""
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(1.0, step / duration)
-
-
-def epsilon_greedy(q: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
-    """Actions ``(B,)`` int64 from ``q (B, A)``: uniform with prob. epsilon, else argmax."""
-    batch, num_actions = q.shape
-    greedy = q.argmax(dim=1)
-    random = torch.randint(num_actions, (batch,), generator=generator, device=q.device)
-    explore = torch.rand(batch, generator=generator, device=q.device) < epsilon
-    return torch.where(explore, random, greedy)
 
 
 def epsilon_greedy_from_uniforms(q_fn: Callable[[], torch.Tensor], num_actions: int,

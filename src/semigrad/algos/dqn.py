@@ -34,7 +34,6 @@ summed over its envs.
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,31 +42,27 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from semigrad import envs, policies, trainer
-from semigrad.algos import presets
+from semigrad import envs, policies, schedules, trainer
+from semigrad.algos import ensemble, presets
 from semigrad.buffers import AgentReplay, Batch
 from semigrad.config import (
-    MAX_COUNT,
     MAX_SEED,
     ConfigError,
     check_choice,
     check_range,
     config_from_saved,
-    to_dict,
 )
 from semigrad.devices import resolve_device
-from semigrad.importing import import_user_module
 from semigrad.losses import LOSS_KINDS, fold_termination, per_agent_q_learning
 from semigrad.nets import (
     ACTIVATIONS,
     CONV_NETWORKS,
-    STACKED_ACTIVATIONS,
-    DuelingQNetwork,
     ModuleEnsemble,
-    QNetwork,
     StackedMLP,
-    acting_mode,
-    q_ensemble,
+    build_q_network,
+    check_backend,
+    network_factory,
+    seeded_q_ensemble,
 )
 from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
 from semigrad.seeding import AgentUniforms, agent_generators
@@ -134,14 +129,10 @@ class DQNConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0, MAX_SEED)
-        for name in ("steps", "num_envs", "buffer_size", "batch_size", "n_step",
-                     "target_update_interval", "train_freq", "gradient_steps", "eval_every",
-                     "eval_episodes", "log_every", "learning_starts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name}: expected an integer, got {value!r}")
-            check_range(name, value, 0 if name == "learning_starts" else 1,
-                        policies.MAX_PARALLEL_EPISODES if name == "eval_episodes" else MAX_COUNT)
+        ensemble.check_counts(self, ("steps", "num_envs", "buffer_size", "batch_size", "n_step",
+                                     "target_update_interval", "train_freq", "gradient_steps",
+                                     "eval_every", "eval_episodes", "log_every",
+                                     "learning_starts"), zero_ok=("learning_starts",))
         if self.steps <= self.learning_starts:
             raise ConfigError(f"steps: {self.steps} is not more than learning_starts "
                               f"({self.learning_starts}): the run would only play randomly; "
@@ -154,19 +145,11 @@ class DQNConfig:
         check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
             check_range(name, getattr(self, name), 0, 1)
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
-                                  for h in self.hidden):
-            raise ConfigError(f"hidden: expected one or more widths >= 1, got {self.hidden!r}")
+        ensemble.check_widths(self.hidden)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("loss", self.loss, LOSS_KINDS)
         check_choice("target_update", self.target_update, ("hard", "polyak"))
-        check_choice("q_backend", self.q_backend, ("auto", "stacked", "vmap"))
-        if self.q_backend == "stacked" and not (
-                self.network == "minatar"
-                or (self.network == "mlp" and self.activation in STACKED_ACTIVATIONS)):
-            raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
-                              f"{', '.join(STACKED_ACTIVATIONS)} and network minatar, not "
-                              f"{self.network} with {self.activation}; use 'vmap' or 'auto'")
+        check_backend(self.q_backend, self.network, self.activation)
         if self.network not in ("mlp", *CONV_NETWORKS):
             network_factory(self.network)  # importable and callable, or a clear error
             if self.dueling:
@@ -177,21 +160,6 @@ class DQNConfig:
                               f"least num_envs * (n_step + 1) = "
                               f"{self.num_envs * (self.n_step + 1)} transitions")
         resolve_device(self.device)
-
-
-def network_factory(spec: str) -> Callable[[int, int], nn.Module]:
-    """The function named by ``"package.module:function"``, or one ``ConfigError``."""
-    module, colon, name = spec.partition(":")
-    if not colon or not module or not name:
-        raise ConfigError(f"network: expected 'mlp' or 'package.module:function', got {spec!r}")
-    try:
-        factory = getattr(import_user_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"network: cannot import {spec!r} ({type(err).__name__}: {err})") \
-            from None
-    if not callable(factory):
-        raise ConfigError(f"network: {spec!r} is not callable")
-    return factory
 
 
 PRESETS: dict[str, DQNConfig] = {name: DQNConfig(**fields)
@@ -209,12 +177,9 @@ def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     for that many env steps whatever ``steps`` is (``epsilon_fraction`` is recomputed, at
     most 1), unless ``overrides`` set ``epsilon_fraction``.
     """
-    if name not in PRESETS:
-        raise ConfigError(f"preset: {name!r} is not one of {', '.join(sorted(PRESETS))}")
-    fields = to_dict(PRESETS[name])
-    if overrides.get("env", fields["env"]) != fields["env"] and "start_box" not in overrides:
+    fields = presets.fields_of(PRESETS, name, overrides)
+    if fields["env"] != PRESETS[name].env and "start_box" not in overrides:
         fields["start_box"] = ()
-    fields.update(overrides)
     steps = fields["steps"]
     if (name in EXPLORATION_STEPS and "epsilon_fraction" not in overrides
             and isinstance(steps, int) and steps > 0):
@@ -224,27 +189,13 @@ def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def preset_for_env(env_id: str) -> str | None:
     """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
-    plain = env_id.removeprefix("gymnasium:")
-    return next((name for name, cfg in PRESETS.items() if cfg.env == plain), None)
+    return presets.for_env(PRESETS, env_id)
 
 
 def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
     """The config ``semigrad train --preset NAME --FIELD VALUE ...`` trains with:
     ``preset("cartpole", alpha=5e-4, seed=3)``."""
     return DQNConfig(**preset_fields(name, overrides))
-
-
-def epsilon_at(cfg: DQNConfig, env_steps: int) -> float:
-    """Linear from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_fraction * steps``."""
-    return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
-                                    cfg.epsilon_fraction * cfg.steps, env_steps)
-
-
-def alpha_at(cfg: DQNConfig, env_steps: int) -> float:
-    """Linear from ``alpha`` to ``alpha_end`` (if set) over ``steps``."""
-    if cfg.alpha_end is None:
-        return cfg.alpha
-    return policies.linear_schedule(cfg.alpha, cfg.alpha_end, cfg.steps, env_steps)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -254,30 +205,8 @@ def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int,
                    obs_shape: Sequence[int] | None = None) -> nn.Module:
     """One agent's online network: ``(B, obs_dim) -> (B, num_actions)``; ``obs_shape``: what
     each row stands for (``(C, H, W)`` frames for the convolutional networks)."""
-    if cfg.network == "mlp":
-        cls = DuelingQNetwork if cfg.dueling else QNetwork
-        return cls(obs_dim, num_actions, hidden=cfg.hidden, activation=cfg.activation)
-    if cfg.network in CONV_NETWORKS:
-        if obs_shape is None or len(obs_shape) != 3:
-            raise ConfigError(f"network: {cfg.network} takes frames (C, H, W); {cfg.env} has "
-                              f"flat observations of {obs_dim} numbers: use network mlp")
-        return CONV_NETWORKS[cfg.network](obs_shape, num_actions, cfg.dueling)
-    net = network_factory(cfg.network)(obs_dim, num_actions)
-    if not isinstance(net, nn.Module):
-        raise ConfigError(f"network: {cfg.network} returned a {type(net).__name__}, not an "
-                          "nn.Module")
-    return net
-
-
-def make_ensemble(cfg: DQNConfig, seeds: Sequence[int], env: envs.BatchedEnv,
-                  device: torch.device) -> StackedMLP | ModuleEnsemble:
-    """The K agents' online networks for ``env``, agent k initialised as
-    ``torch.manual_seed(seeds[k])`` then ``make_q_network``."""
-    nets = []
-    for s in seeds:
-        torch.manual_seed(s)
-        nets.append(make_q_network(cfg, env.obs_dim, env.num_actions, env.obs_shape))
-    return q_ensemble(nets, device, cfg.q_backend, cfg.activation)
+    return build_q_network(cfg.network, obs_dim, num_actions, obs_shape, hidden=cfg.hidden,
+                           activation=cfg.activation, dueling=cfg.dueling, env_id=cfg.env)
 
 
 # ----------------------------------------------------------------------------- state
@@ -313,10 +242,6 @@ class DQNState:
     def agents(self) -> int:
         return self.acc.shape[0]
 
-    def grad_mode(self):
-        """Acting and learning need no autograd tape, except the general backend's forward."""
-        return acting_mode(self.online)
-
 
 def replay_layout(cfg: DQNConfig, env: envs.BatchedEnv) -> dict[str, Any]:
     """``AgentReplay``'s arguments but ``agents`` and ``device``, for ``cfg`` on ``env``."""
@@ -330,7 +255,8 @@ def replay_layout(cfg: DQNConfig, env: envs.BatchedEnv) -> dict[str, Any]:
 def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState:
     """The K agents' fresh state: agent k seeded ``seeds[k]``."""
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
-    online = make_ensemble(cfg, seeds, env, device)
+    online = seeded_q_ensemble(lambda: make_network(cfg, env), seeds, device, cfg.q_backend,
+                               cfg.activation)
     optimizer = torch.optim.Adam(online.params, lr=cfg.alpha,
                                  **({"fused": True} if device.type in ("cpu", "cuda") else {}))
     k = len(seeds)
@@ -352,12 +278,12 @@ def iterate(cfg: DQNConfig, st: DQNState, env_steps: int) -> int:
     """One iteration from ``env_steps`` env steps per agent: one epsilon-greedy step in each
     agent's N envs, then every ``train_freq`` iterations ``gradient_steps`` updates. Returns
     the env steps per agent it took (N)."""
-    st.epsilon = epsilon_at(cfg, env_steps)
+    st.epsilon = schedules.epsilon_at(cfg, env_steps)
     n = act(cfg, st, st.epsilon)
     env_steps += n
     if (env_steps >= max(cfg.learning_starts, cfg.n_step * cfg.num_envs)
             and st.iterations % cfg.train_freq == 0):
-        st.optimizer.param_groups[0]["lr"] = alpha_at(cfg, env_steps)
+        st.optimizer.param_groups[0]["lr"] = schedules.alpha_at(cfg, env_steps)
         for _ in range(cfg.gradient_steps):
             update(cfg, st)
     return n
@@ -368,7 +294,7 @@ def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> int:
     the replay and finished episodes' returns to ``st.acc``. Returns N."""
     k = st.agents
     n = st.obs.shape[0] // k
-    with st.grad_mode():
+    with grad_mode(st):
         actions = policies.epsilon_greedy_from_uniforms(
             lambda: st.online(st.obs.view(k, n, *st.obs.shape[1:])), st.num_actions, epsilon,
             st.uniforms.take(2 * n)).reshape(-1)
@@ -384,7 +310,7 @@ def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> int:
 
 def update(cfg: DQNConfig, st: DQNState) -> None:
     """One gradient step of every agent on a minibatch from its own replay (``learn``)."""
-    with st.grad_mode():
+    with grad_mode(st):
         u = st.uniforms.take(cfg.batch_size)
         if cfg.n_step == 1:
             batch = st.replay.sample(u)
@@ -401,7 +327,7 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, discount_t: torch.Tensor) 
     terminated): the (Double) Q-learning loss,
     per-agent clipping, Adam (at the step size ``iterate`` set), target update. No host sync:
     a non-finite loss stays in ``st.acc`` until the next metric row reads it."""
-    with st.grad_mode():
+    with grad_mode(st):
         k = st.agents
         shape = (k, batch.actions.shape[0] // k, *batch.obs.shape[1:])
         q, cache = st.online.forward(batch.obs.view(shape))  # (K, B, A)
@@ -441,46 +367,23 @@ def metric_values(cfg: DQNConfig, st: DQNState, sums: Sequence[float],
     loss_sum, q_sum, updates = sums
     return {"loss": loss_sum / updates if updates else None,
             "mean_q": q_sum / updates if updates else None, "epsilon": st.epsilon,
-            "alpha": alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
+            "alpha": schedules.alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
 
 
-def gradient_steps(st: DQNState) -> int:
-    return st.gradient_steps
-
-
-def grad_mode(st: DQNState):
-    return st.grad_mode()
-
-
-def q_values(st: DQNState, obs: torch.Tensor) -> torch.Tensor:
-    """The K online networks on ``obs (K, E, ...)``: ``(K, E, A)``."""
-    return st.online(obs)
+gradient_steps, grad_mode, q_values = (ensemble.gradient_steps, ensemble.grad_mode,
+                                       ensemble.q_values)
+agent_state_dict, weights_from_state = ensemble.agent_state_dict, ensemble.weights_from_state
 
 
 def make_network(cfg: DQNConfig, env: envs.BatchedEnv) -> nn.Module:
     return make_q_network(cfg, env.obs_dim, env.num_actions, env.obs_shape)
 
 
-def agent_state_dict(st: DQNState, k: int, template: nn.Module) -> dict:
-    """Agent k's online network as ``template``'s state dict."""
-    return st.online.agent_state_dict(k, template)
-
-
-def weights_from_state(cfg: DQNConfig, payload: dict, template: nn.Module) -> dict:
-    """Agent 0's online network from a whole-state checkpoint, as ``template``'s state dict."""
-    ens = q_ensemble([template], payload["online"][0].device, cfg.q_backend, cfg.activation)
-    if isinstance(ens, ModuleEnsemble):
-        ens = ModuleEnsemble(payload["online"], payload["buffers"], template)
-    else:
-        ens.params = list(payload["online"])  # StackedMLP or StackedConvNet: the saved layout
-    return ens.agent_state_dict(0, template)
-
-
 def state_dict(st: DQNState) -> dict:
     """The K agents' whole state (networks, Adam, replay, envs, random streams, counters)."""
     return {"online": st.online.params, "target": st.target.params,
             "buffers": getattr(st.online, "buffers", []),
-            "optimizer": st.optimizer.state_dict(), "replay": st.replay.buffer.state_dict(),
+            "optimizer": st.optimizer.state_dict(), "replay": st.replay.state_dict(),
             "env": st.env.state_dict(), "obs": st.obs, "uniforms": st.uniforms.state_dict(),
             "iterations": st.iterations, "gradient_steps": st.gradient_steps,
             "epsilon": st.epsilon}
@@ -489,26 +392,14 @@ def state_dict(st: DQNState) -> dict:
 def load_state_dict(cfg: DQNConfig, st: DQNState, payload: dict, seeds: Sequence[int],
                     device: torch.device) -> DQNState:
     """``init``'s state ``st``, overwritten with a checkpoint's."""
-    with torch.no_grad():
-        for params, saved in ((st.online.params, payload["online"]),
-                              (st.target.params, payload["target"]),
-                              (getattr(st.online, "buffers", []), payload["buffers"])):
-            for p, value in zip(params, saved, strict=True):
-                p.copy_(value)
+    for tensors, saved in ((st.online.params, payload["online"]),
+                           (st.target.params, payload["target"]),
+                           (getattr(st.online, "buffers", []), payload["buffers"])):
+        ensemble.load_tensors(tensors, saved)
     st.optimizer.load_state_dict(payload["optimizer"])
     st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
-    st.replay.buffer.load_state_dict(payload["replay"])
-    if payload["env"] is not None:
-        st.env.load_state_dict(payload["env"])
-        st.obs = payload["obs"].to(device)
-    else:  # the env could not save its episodes in progress: new ones, from fresh seeds
-        warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
-                      "so it will not match an uninterrupted run exactly", stacklevel=4)
-        st.env.close()
-        steps = payload["counters"]["env_steps"]
-        st.env = envs.make_agents(cfg.env, cfg.num_envs, [s + 1 + steps for s in seeds],
-                                  device, cfg.start_box)
-        st.obs = st.env.reset()
+    st.replay.load_state_dict(payload["replay"])
+    ensemble.restore_envs(cfg, st, payload, seeds, device)
     st.uniforms.load_state_dict(payload["uniforms"])
     st.iterations, st.gradient_steps = payload["iterations"], payload["gradient_steps"]
     st.epsilon = payload["epsilon"]

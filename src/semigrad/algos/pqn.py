@@ -31,7 +31,6 @@ num_envs`` of them and ``epochs * minibatches`` gradient steps.
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +39,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from semigrad import envs, policies, trainer
-from semigrad.algos import presets
-from semigrad.config import (
-    MAX_COUNT,
-    MAX_SEED,
-    ConfigError,
-    check_choice,
-    check_range,
-    config_from_saved,
-    to_dict,
-)
+from semigrad import envs, policies, schedules, trainer
+from semigrad.algos import ensemble, presets
+from semigrad.config import MAX_SEED, ConfigError, check_choice, check_range, config_from_saved
 from semigrad.devices import resolve_device
 from semigrad.losses import (
     LOSS_KINDS,
@@ -61,12 +52,10 @@ from semigrad.losses import (
 from semigrad.nets import (
     ACTIVATIONS,
     CONV_NETWORKS,
-    STACKED_ACTIVATIONS,
     ModuleEnsemble,
-    QNetwork,
     StackedMLP,
-    acting_mode,
-    q_ensemble,
+    build_q_network,
+    check_backend,
     seeded_q_ensemble,
 )
 from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
@@ -131,13 +120,8 @@ class PQNConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         check_range("seed", self.seed, 0, MAX_SEED)
-        for name in ("steps", "num_envs", "rollout", "epochs", "minibatches", "eval_every",
-                     "eval_episodes", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name}: expected an integer, got {value!r}")
-            check_range(name, value, 1,
-                        policies.MAX_PARALLEL_EPISODES if name == "eval_episodes" else MAX_COUNT)
+        ensemble.check_counts(self, ("steps", "num_envs", "rollout", "epochs", "minibatches",
+                                     "eval_every", "eval_episodes", "log_every"))
         batch = self.num_envs * self.rollout
         if batch % self.minibatches:
             raise ConfigError(f"minibatches: {self.minibatches} does not divide a rollout of "
@@ -153,18 +137,10 @@ class PQNConfig:
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
             check_range(name, getattr(self, name), 0, 1)
         check_choice("network", self.network, ("mlp", *CONV_NETWORKS))
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
-                                  for h in self.hidden):
-            raise ConfigError(f"hidden: expected one or more widths >= 1, got {self.hidden!r}")
+        ensemble.check_widths(self.hidden)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("loss", self.loss, LOSS_KINDS)
-        check_choice("q_backend", self.q_backend, ("auto", "stacked", "vmap"))
-        if self.q_backend == "stacked" and not (
-                self.network == "minatar"
-                or (self.network == "mlp" and self.activation in STACKED_ACTIVATIONS)):
-            raise ConfigError(f"q_backend: 'stacked' runs network mlp with activation "
-                              f"{', '.join(STACKED_ACTIVATIONS)} and network minatar, not "
-                              f"{self.network} with {self.activation}; use 'vmap' or 'auto'")
+        check_backend(self.q_backend, self.network, self.activation)
         resolve_device(self.device)
 
 
@@ -177,15 +153,12 @@ DEFAULT_PRESET = presets.PQN_DEFAULT
 
 def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Preset ``name``'s fields with ``overrides`` on top, for ``PQNConfig(**...)``."""
-    if name not in PRESETS:
-        raise ConfigError(f"preset: {name!r} is not one of {', '.join(sorted(PRESETS))}")
-    return {**to_dict(PRESETS[name]), **overrides}
+    return presets.fields_of(PRESETS, name, overrides)
 
 
 def preset_for_env(env_id: str) -> str | None:
     """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
-    plain = env_id.removeprefix("gymnasium:")
-    return next((name for name, cfg in PRESETS.items() if cfg.env == plain), None)
+    return presets.for_env(PRESETS, env_id)
 
 
 def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> PQNConfig:
@@ -193,31 +166,14 @@ def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> PQNConfig:
     return PQNConfig(**preset_fields(name, overrides))
 
 
-def epsilon_at(cfg: PQNConfig, env_steps: int) -> float:
-    """Linear from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_fraction * steps``."""
-    return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
-                                    cfg.epsilon_fraction * cfg.steps, env_steps)
-
-
-def alpha_at(cfg: PQNConfig, env_steps: int) -> float:
-    """Linear from ``alpha`` to ``alpha_end`` (if set) over ``steps``."""
-    if cfg.alpha_end is None:
-        return cfg.alpha
-    return policies.linear_schedule(cfg.alpha, cfg.alpha_end, cfg.steps, env_steps)
-
-
 # ----------------------------------------------------------------------------- state
 
 
 def make_network(cfg: PQNConfig, env: envs.BatchedEnv) -> nn.Module:
     """One agent's Q-network for ``env``: ``(B, obs_dim) -> (B, num_actions)``."""
-    if cfg.network == "mlp":
-        return QNetwork(env.obs_dim, env.num_actions, cfg.hidden, cfg.activation,
-                        cfg.layer_norm)
-    if len(env.obs_shape) != 3:
-        raise ConfigError(f"network: {cfg.network} takes frames (C, H, W); {cfg.env} has "
-                          f"flat observations of {env.obs_dim} numbers: use network mlp")
-    return CONV_NETWORKS[cfg.network](env.obs_shape, env.num_actions, False, cfg.layer_norm)
+    return build_q_network(cfg.network, env.obs_dim, env.num_actions, env.obs_shape,
+                           hidden=cfg.hidden, activation=cfg.activation,
+                           layer_norm=cfg.layer_norm, env_id=cfg.env)
 
 
 @dataclass
@@ -270,10 +226,6 @@ class PQNState:
     def agents(self) -> int:
         return self.acc.shape[0]
 
-    def grad_mode(self):
-        """Acting and learning need no autograd tape, except the general backend's forward."""
-        return acting_mode(self.online)
-
 
 def _optimizer(cfg: PQNConfig, params: list[torch.Tensor],
                device: torch.device) -> torch.optim.Optimizer:
@@ -306,11 +258,11 @@ def iterate(cfg: PQNConfig, st: PQNState, env_steps: int) -> int:
     """One iteration from ``env_steps`` env steps per agent: a rollout of ``rollout`` steps
     in each agent's N envs, its Q(lambda) returns, then ``epochs`` x ``minibatches`` gradient
     steps. Returns the env steps per agent it took (T N)."""
-    with st.grad_mode():
+    with grad_mode(st):
         collect(cfg, st, env_steps)
         returns = q_lambda_returns(cfg, st)
         steps = cfg.rollout * cfg.num_envs
-        st.optimizer.param_groups[0]["lr"] = alpha_at(cfg, env_steps + steps)
+        st.optimizer.param_groups[0]["lr"] = schedules.alpha_at(cfg, env_steps + steps)
         learn(cfg, st, returns)
     st.iterations += 1
     return steps
@@ -321,7 +273,7 @@ def collect(cfg: PQNConfig, st: PQNState, env_steps: int) -> None:
     annealed step by step); finished episodes' returns go to ``st.acc``."""
     k, n, ro = st.agents, cfg.num_envs, st.rollout
     for t in range(cfg.rollout):
-        st.epsilon = epsilon_at(cfg, env_steps + t * n)
+        st.epsilon = schedules.epsilon_at(cfg, env_steps + t * n)
         obs = st.obs
         actions = policies.epsilon_greedy_from_uniforms(
             lambda obs=obs: st.online(obs.view(k, n, *obs.shape[1:])), st.num_actions,
@@ -400,35 +352,12 @@ def metric_values(cfg: PQNConfig, st: PQNState, sums: Sequence[float],
     loss_sum, q_sum, updates = sums
     return {"loss": loss_sum / updates if updates else None,
             "mean_q": q_sum / updates if updates else None, "epsilon": st.epsilon,
-            "alpha": alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
+            "alpha": schedules.alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
 
 
-def gradient_steps(st: PQNState) -> int:
-    return st.gradient_steps
-
-
-def grad_mode(st: PQNState):
-    return st.grad_mode()
-
-
-def q_values(st: PQNState, obs: torch.Tensor) -> torch.Tensor:
-    """The K networks on ``obs (K, E, ...)``: ``(K, E, A)``."""
-    return st.online(obs)
-
-
-def agent_state_dict(st: PQNState, k: int, template: nn.Module) -> dict:
-    """Agent k's network as ``template``'s state dict."""
-    return st.online.agent_state_dict(k, template)
-
-
-def weights_from_state(cfg: PQNConfig, payload: dict, template: nn.Module) -> dict:
-    """Agent 0's network from a whole-state checkpoint, as ``template``'s state dict."""
-    ens = q_ensemble([template], payload["online"][0].device, cfg.q_backend, cfg.activation)
-    if isinstance(ens, ModuleEnsemble):
-        ens = ModuleEnsemble(payload["online"], payload["buffers"], template)
-    else:
-        ens.params = list(payload["online"])
-    return ens.agent_state_dict(0, template)
+gradient_steps, grad_mode, q_values = (ensemble.gradient_steps, ensemble.grad_mode,
+                                       ensemble.q_values)
+agent_state_dict, weights_from_state = ensemble.agent_state_dict, ensemble.weights_from_state
 
 
 def state_dict(st: PQNState) -> dict:
@@ -443,24 +372,12 @@ def state_dict(st: PQNState) -> dict:
 def load_state_dict(cfg: PQNConfig, st: PQNState, payload: dict, seeds: Sequence[int],
                     device: torch.device) -> PQNState:
     """``init``'s state ``st``, overwritten with a checkpoint's."""
-    with torch.no_grad():
-        for params, saved in ((st.online.params, payload["online"]),
-                              (getattr(st.online, "buffers", []), payload["buffers"])):
-            for p, value in zip(params, saved, strict=True):
-                p.copy_(value)
+    for tensors, saved in ((st.online.params, payload["online"]),
+                           (getattr(st.online, "buffers", []), payload["buffers"])):
+        ensemble.load_tensors(tensors, saved)
     st.optimizer.load_state_dict(payload["optimizer"])
     st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
-    if payload["env"] is not None:
-        st.env.load_state_dict(payload["env"])
-        st.obs = payload["obs"].to(device)
-    else:  # the env could not save its episodes in progress: new ones, from fresh seeds
-        warnings.warn(f"{cfg.env} cannot save its state: the resumed run starts new episodes, "
-                      "so it will not match an uninterrupted run exactly", stacklevel=4)
-        st.env.close()
-        steps = payload["counters"]["env_steps"]
-        st.env = envs.make_agents(cfg.env, cfg.num_envs, [s + 1 + steps for s in seeds],
-                                  device)
-        st.obs = st.env.reset()
+    ensemble.restore_envs(cfg, st, payload, seeds, device)
     st.uniforms.load_state_dict(payload["uniforms"])
     st.iterations, st.gradient_steps = payload["iterations"], payload["gradient_steps"]
     st.epsilon = payload["epsilon"]

@@ -1,7 +1,8 @@
-"""Presets as data: each one names the ``DQNConfig`` fields it sets (the rest keep
-``DQNConfig``'s defaults). This file is their one home; `semigrad train --help` lists them and
-``semigrad.algos.dqn.PRESETS`` builds the configs. What was measured to choose them, and what
-else was tried, is in docs/presets.md (classic control) and docs/pixels.md (MinAtar, Atari).
+"""Presets as data, one section per algorithm: each preset names the config fields it sets
+(the rest keep their defaults). This file is their one home; `semigrad train --help` lists
+them and ``PRESETS`` of ``semigrad.algos.dqn`` / ``pqn`` builds the configs. What was measured
+to choose them, and what else was tried, is in docs/presets.md (classic control),
+docs/pixels.md (MinAtar, Atari) and docs/pqn.md.
 """
 
 from __future__ import annotations
@@ -101,3 +102,21 @@ PQN: dict[str, dict[str, Any]] = {
                      epsilon_fraction=0.4, eval_every=4_096),
 }
 PQN_DEFAULT = "cartpole"
+
+
+# ----------------------------------------------------------------------------- lookups
+
+
+def fields_of(presets: dict[str, Any], name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The fields of preset ``name`` (a config in ``presets``) with ``overrides`` on top."""
+    from semigrad.config import ConfigError, to_dict
+
+    if name not in presets:
+        raise ConfigError(f"preset: {name!r} is not one of {', '.join(sorted(presets))}")
+    return {**to_dict(presets[name]), **overrides}
+
+
+def for_env(presets: dict[str, Any], env_id: str) -> str | None:
+    """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
+    plain = env_id.removeprefix("gymnasium:")
+    return next((name for name, cfg in presets.items() if cfg.env == plain), None)

@@ -45,7 +45,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from semigrad import envs, losses, policies, trainer
+from semigrad import envs, losses, policies, schedules, trainer
+from semigrad.algos import ensemble
 from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range
 from semigrad.nets import (
     ACTIVATIONS,
@@ -53,8 +54,7 @@ from semigrad.nets import (
     QNetwork,
     StackedMLP,
     StateActionQNetwork,
-    acting_mode,
-    q_ensemble,
+    seeded_q_ensemble,
 )
 from semigrad.optim import optimizer_step
 from semigrad.seeding import AgentUniforms, agent_generators
@@ -136,11 +136,6 @@ def make_q_network(cfg: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Modul
                                cfg.action_encoding)
 
 
-def epsilon_at(cfg: SarsaConfig, env_steps: int) -> float:
-    return policies.linear_schedule(cfg.epsilon_start, cfg.epsilon_end,
-                                    cfg.epsilon_fraction * cfg.steps, env_steps)
-
-
 def value_bound(cfg: SarsaConfig) -> float:
     """``r_max / (1 - gamma)``: no action value can be larger (``inf`` at gamma = 1)."""
     return float("inf") if cfg.gamma >= 1 else cfg.r_max / (1.0 - cfg.gamma)
@@ -150,7 +145,7 @@ def value_bound(cfg: SarsaConfig) -> float:
 class SarsaState:
     """Everything that changes while K agents train (stacked along dimension 0)."""
 
-    q_hat: StackedMLP | ModuleEnsemble
+    online: StackedMLP | ModuleEnsemble  # the K agents' q_hat
     optimizer: torch.optim.Optimizer
     optimizer_step: Any
     env: envs.BatchedEnv
@@ -159,7 +154,7 @@ class SarsaState:
     uniforms: AgentUniforms
     acc: torch.Tensor  # (K, 5): returns, episodes, loss sum, max |q|, updates
     num_actions: int
-    updates: int = 0
+    gradient_steps: int = 0  # updates per agent
     epsilon: float = 1.0
 
     @property
@@ -176,24 +171,21 @@ def init(cfg: SarsaConfig, seeds: Sequence[int], device: torch.device) -> SarsaS
     """The K agents' fresh state: agent k's network initialised after
     ``torch.manual_seed(seeds[k])``, its envs and random stream seeded ``seeds[k]``."""
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device)
-    nets = []
-    for s in seeds:
-        torch.manual_seed(s)
-        nets.append(make_q_network(cfg, env.obs_dim, env.num_actions))
-    q_hat = q_ensemble(nets, device, "auto", cfg.activation)
+    online = seeded_q_ensemble(lambda: make_network(cfg, env), seeds, device, "auto",
+                               cfg.activation)
     kind = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
-    optimizer = kind(q_hat.params, lr=cfg.alpha,
+    optimizer = kind(online.params, lr=cfg.alpha,
                      **({"fused": True} if device.type in ("cpu", "cuda") else {}))
     k, n = len(seeds), cfg.num_envs
     obs = env.reset()
-    st = SarsaState(q_hat=q_hat, optimizer=optimizer,
-                    optimizer_step=optimizer_step(optimizer, q_hat.params), env=env, obs=obs,
+    st = SarsaState(online=online, optimizer=optimizer,
+                    optimizer_step=optimizer_step(optimizer, online.params), env=env, obs=obs,
                     actions=torch.zeros(0, dtype=torch.int64),
                     uniforms=AgentUniforms(agent_generators(seeds, device)),
                     acc=torch.zeros(k, 5, dtype=torch.float64, device=device),
                     num_actions=env.num_actions, epsilon=cfg.epsilon_start)
-    with acting_mode(q_hat):
-        st.actions = _explore(st, q_hat(obs.view(k, n, -1)), st.epsilon,
+    with grad_mode(st):
+        st.actions = _explore(st, online(obs.view(k, n, -1)), st.epsilon,
                               st.uniforms.take(2 * n)).reshape(-1)
     return st
 
@@ -202,12 +194,12 @@ def iterate(cfg: SarsaConfig, st: SarsaState, env_steps: int) -> int:
     """One step of every agent's N envs and one (Expected) SARSA update of each agent on its
     N transitions. Returns N, the env steps per agent."""
     k, n, a = st.agents, cfg.num_envs, st.num_actions
-    with acting_mode(st.q_hat):
+    with grad_mode(st):
         next_obs, reward, terminated, truncated, info = st.env.step(st.actions)
-        st.epsilon = epsilon = epsilon_at(cfg, env_steps + n)
-        q_s, cache = st.q_hat.forward(st.obs.view(k, n, -1))  # (K, N, A), trained
+        st.epsilon = epsilon = schedules.epsilon_at(cfg, env_steps + n)
+        q_s, cache = st.online.forward(st.obs.view(k, n, -1))  # (K, N, A), trained
         # one forward for S' (the bootstrap) and the next episode's first state
-        q_t = st.q_hat(torch.cat((info["final_obs"].view(k, n, -1), next_obs.view(k, n, -1)),
+        q_t = st.online(torch.cat((info["final_obs"].view(k, n, -1), next_obs.view(k, n, -1)),
                                  dim=1))
         q_final, q_next = q_t[:, :n], q_t[:, n:]
         u = st.uniforms.take(4 * n)
@@ -224,7 +216,7 @@ def iterate(cfg: SarsaConfig, st: SarsaState, env_steps: int) -> int:
         # loss 0.5 * td_error_loss(delta); d delta / d q(S, A) = -1, 0 at the other actions
         grad_q = torch.zeros_like(q_s).scatter_(2, st.actions.view(k, n, 1),
                                                 grad_delta.mul(-0.5).unsqueeze(2))
-        st.q_hat.backward(cache, grad_q)
+        st.online.backward(cache, grad_q)
         st.optimizer_step()
         first = _explore(st, q_next, epsilon, u[:, 2 * n:])  # after an episode ended
         st.actions = torch.where(terminated | truncated, first.reshape(-1),
@@ -236,7 +228,7 @@ def iterate(cfg: SarsaConfig, st: SarsaState, env_steps: int) -> int:
         st.acc[:, 2] += loss.mul(0.5)
         torch.maximum(st.acc[:, 3], q_s.detach().abs().amax(dim=(1, 2)), out=st.acc[:, 3])
         st.acc[:, 4] += 1
-    st.updates += 1
+    st.gradient_steps += 1
     return n
 
 
@@ -263,58 +255,39 @@ def metric_values(cfg: SarsaConfig, st: SarsaState, sums: Sequence[float],
     loss_sum, max_q, updates = sums
     return {"loss": loss_sum / updates if updates else None,
             "max_q": max_q if updates else None, "epsilon": st.epsilon,
-            "gradient_steps": st.updates}
+            "gradient_steps": st.gradient_steps}
 
 
-def gradient_steps(st: SarsaState) -> int:
-    return st.updates
-
-
-def grad_mode(st: SarsaState):
-    return acting_mode(st.q_hat)
-
-
-def q_values(st: SarsaState, obs: torch.Tensor) -> torch.Tensor:
-    """The K networks on ``obs (K, E, ...)``: ``(K, E, A)``."""
-    return st.q_hat(obs)
+gradient_steps, grad_mode, q_values = (ensemble.gradient_steps, ensemble.grad_mode,
+                                       ensemble.q_values)
+agent_state_dict, weights_from_state = ensemble.agent_state_dict, ensemble.weights_from_state
 
 
 def make_network(cfg: SarsaConfig, env: envs.BatchedEnv) -> nn.Module:
     return make_q_network(cfg, env.obs_dim, env.num_actions)
 
 
-def agent_state_dict(st: SarsaState, k: int, template: nn.Module) -> dict:
-    return st.q_hat.agent_state_dict(k, template)
-
-
-def weights_from_state(cfg: SarsaConfig, payload: dict, template: nn.Module) -> dict:
-    """Agent 0's network from a whole-state checkpoint, as ``template``'s state dict."""
-    ens = q_ensemble([template], payload["q_hat"][0].device, "auto", cfg.activation)
-    ens.params = list(payload["q_hat"])
-    return ens.agent_state_dict(0, template)
-
-
 def state_dict(st: SarsaState) -> dict:
-    return {"q_hat": st.q_hat.params, "optimizer": st.optimizer.state_dict(),
-            "env": st.env.state_dict(), "obs": st.obs, "actions": st.actions,
-            "uniforms": st.uniforms.state_dict(), "updates": st.updates,
-            "epsilon": st.epsilon}
+    return {"online": st.online.params, "buffers": getattr(st.online, "buffers", []),
+            "optimizer": st.optimizer.state_dict(), "env": st.env.state_dict(),
+            "obs": st.obs, "actions": st.actions, "uniforms": st.uniforms.state_dict(),
+            "gradient_steps": st.gradient_steps, "epsilon": st.epsilon}
 
 
 def load_state_dict(cfg: SarsaConfig, st: SarsaState, payload: dict, seeds: Sequence[int],
                     device: torch.device) -> SarsaState:
-    with torch.no_grad():
-        for p, value in zip(st.q_hat.params, payload["q_hat"], strict=True):
-            p.copy_(value)
+    for tensors, saved in ((st.online.params, payload["online"]),
+                           (getattr(st.online, "buffers", []), payload["buffers"])):
+        ensemble.load_tensors(tensors, saved)
     st.optimizer.load_state_dict(payload["optimizer"])
-    st.optimizer_step = optimizer_step(st.optimizer, st.q_hat.params)
+    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)
     if payload["env"] is None:
         raise ValueError(f"{cfg.env} cannot save its state, so this SARSA run cannot resume "
                          "exactly; train it again")
     st.env.load_state_dict(payload["env"])
     st.obs, st.actions = payload["obs"].to(device), payload["actions"].to(device)
     st.uniforms.load_state_dict(payload["uniforms"])
-    st.updates, st.epsilon = payload["updates"], payload["epsilon"]
+    st.gradient_steps, st.epsilon = payload["gradient_steps"], payload["epsilon"]
     return st
 
 
