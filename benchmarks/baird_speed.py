@@ -1,4 +1,4 @@
-"""Speed of ``semigrad.algos.gtd.run_baird``: updates per second, per method and form.
+"""Speed of ``semigrad.algos.baird.run_baird``: updates per second, per method and form.
 
 Threads are fixed to 1 (``torch.set_num_threads(1)``). Each measurement runs ``REPEATS`` times;
 the table shows the best and the median wall time (the machine may be shared, so timings are
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from semigrad.algos.gtd import BairdConfig, run_baird
+from semigrad.algos.baird import BairdConfig, run_baird
 
 REPEATS = 5
 CASES = [  # (method, update, runs)

@@ -12,12 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from semigrad.algos.gtd import (
+from semigrad.algos.baird import (
     METHOD_NAMES,
     BairdConfig,
+    BairdNetConfig,
     BairdTrajectory,
+    log_norm,
+    paper_l2,
     run_baird,
+    run_baird_net,
     summarize,
+    summarize_net,
     verdict_line,
 )
 from semigrad.commands._common import add_run_arguments, finish_run, start_run
@@ -39,6 +44,12 @@ bounded (final sqrt(VE), sqrt(PBE)). Step sizes default to the book's figures.
   semigrad baird --method etd                      # Figure 11.6: expected emphatic TD
   semigrad baird --variant notebook --update sampled   # the course notebook's variant; see w8
   semigrad baird --all                             # Figures 11.2, 11.5, 11.6 side by side
+  semigrad baird --compare                         # beside PQN's fix: a LayerNorm net, +- L2
+
+--compare runs expected semi-gradient TD, TDC and emphatic TD on the book's features next to
+expected semi-gradient off-policy TD on a small MLP fed the same features (without LayerNorm,
+with LayerNorm, with LayerNorm and L2 on its last layer: Gallici et al., ICLR 2025), and draws
+each method's sqrt(VE) and weight norm over sweeps in one figure (compare.png, compare.csv).
 """
 
 FIGURE = "baird.png"
@@ -62,7 +73,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true",
                         help="draw the book's Figures 11.2, 11.5 and 11.6 side by side "
                              "(only --steps may be changed)")
+    parser.add_argument("--compare", action="store_true",
+                        help="linear semi-gradient TD, TDC, emphatic TD beside semi-gradient TD "
+                             "on an MLP without/with LayerNorm and with LayerNorm + L2 on its "
+                             "last layer, expected updates, one figure (default --steps 5000)")
+    parser.add_argument("--net-runs", type=int, default=5,
+                        help="with --compare: networks per variant, seeds --seed .. --seed + "
+                             "N - 1 (default 5)")
+    parser.add_argument("--l2", type=float, default=None,
+                        help="with --compare: L2 on the last layer's weights (default (gamma/2)^2 "
+                             "= 0.245)")
     add_run_arguments(parser)
+
+
+COMPARE_LINEAR = ("semi-gradient", "tdc", "etd")
+COMPARE_STEPS = 5000
+
+
+def compare_configs(steps: int, l2: float | None) -> tuple[list[BairdConfig],
+                                                           list[BairdNetConfig]]:
+    """The runs of ``--compare``: the book's linear methods and three networks, all expected."""
+    linear = [BairdConfig(method=m, steps=steps) for m in COMPARE_LINEAR]
+    l2 = paper_l2(linear[0].gamma) if l2 is None else l2
+    nets = [BairdNetConfig(layer_norm=False, steps=steps), BairdNetConfig(steps=steps),
+            BairdNetConfig(l2=l2, steps=steps)]
+    return linear, nets
+
+
+def run_compare(args: argparse.Namespace, device) -> int:
+    from semigrad.plots.baird import stability_figure
+
+    extra = sorted(set(config_overrides(args, BairdConfig)) - {"steps"})
+    if extra:
+        raise ValueError(f"--compare runs the book's settings; drop "
+                         f"{', '.join('--' + k.replace('_', '-') for k in extra)}")
+    if args.net_runs < 1:
+        raise ValueError(f"--net-runs: expected >= 1, got {args.net_runs}")
+    linear, nets = compare_configs(getattr(args, "steps", COMPARE_STEPS), args.l2)
+    run_dir = start_run(args, NAME, {"compare": True, "device": str(device),
+                                     "linear": [to_dict(c) for c in linear],
+                                     "nets": [to_dict(c) for c in nets],
+                                     "net_runs": args.net_runs})
+    curves, results, rows = [], {}, []
+    for c in linear:
+        traj = run_baird(c, seed=args.seed, device=device)
+        label = f"linear {METHOD_NAMES[c.method]} (book features)"
+        norms = log_norm(traj.weights).exp()
+        curves.append({"label": label, "steps": np.arange(c.steps + 1),
+                       "sqrt_ve": traj.sqrt_ve.numpy(), "norm_w": norms.numpy()})
+        summary = summarize(traj)
+        results[label] = {**to_dict(c), "runs": [summary]}
+        rows += [(label, 0, t, float(traj.sqrt_ve[t, 0]), float(norms[t, 0]), "")
+                 for t in range(c.steps + 1)]
+        print(f"{label}: {summary['status']}, sqrt(VE) {summary['sqrt_ve']:.4g}")
+    for c in nets:
+        traj = run_baird_net(c, seed=args.seed, device=device, num_runs=args.net_runs)
+        label = f"{c.name}, {'x'.join(map(str, c.hidden))} ReLU, on x(s)"
+        curves.append({"label": label, "steps": np.arange(c.steps + 1),
+                       "sqrt_ve": traj.sqrt_ve.numpy(), "norm_w": traj.norm_w.numpy(),
+                       "norm_last": traj.norm_last.numpy()})
+        runs = [summarize_net(traj, k) for k in range(args.net_runs)]
+        results[label] = {**to_dict(c), "seeds": [args.seed + k for k in range(args.net_runs)],
+                          "runs": runs}
+        for k in range(args.net_runs):
+            rows += [(label, args.seed + k, t, float(traj.sqrt_ve[t, k]),
+                      float(traj.norm_w[t, k]), float(traj.norm_last[t, k]))
+                     for t in range(c.steps + 1)]
+        statuses = ", ".join(r["status"] for r in runs)
+        ves = ", ".join(f"{r['sqrt_ve']:.3g}" for r in runs)
+        print(f"{label}: {statuses}; sqrt(VE) {ves}; peak sqrt(VE) "
+              f"{max(r['peak_sqrt_ve'] for r in runs):.4g}")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["method", "seed", "step", "sqrt_ve", "norm_w", "norm_last"])
+    writer.writerows(rows)
+    csv_path = atomic_write_text(run_dir / "compare.csv", out.getvalue())
+    figure = stability_figure(
+        curves, run_dir / "compare.png",
+        suptitle="Baird's counterexample, expected off-policy updates from the book's start "
+                 f"values: linear methods and semi-gradient TD on a network (median, min-max "
+                 f"of {args.net_runs} seeds)")
+    summary = {"methods": results, "figure": str(figure), "compare_csv": str(csv_path)}
+    shown = {label: ", ".join(r["status"] for r in r_["runs"]) for label, r_ in results.items()}
+    finish_run(run_dir, "semigrad baird --compare", summary, shown={**shown,
+                                                                     "figure": str(figure)})
+    return 0
 
 
 def write_weights_csv(path: Path, traj: BairdTrajectory, run: int = 0) -> Path:
@@ -112,6 +207,10 @@ def run(args: argparse.Namespace) -> int:
     from semigrad.plots.baird import draw_panels
 
     device = resolve_device(args.device)
+    if args.compare:
+        if args.all:
+            raise ValueError("--compare and --all draw different figures; pick one")
+        return run_compare(args, device)
     if args.all:
         extra = sorted(set(config_overrides(args, BairdConfig)) - {"steps"})
         if extra:

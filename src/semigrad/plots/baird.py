@@ -122,3 +122,68 @@ def draw_panels(panels: Sequence[dict], path: str | Path, suptitle: str = "",
     out = atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
+
+
+STABILITY_TOP = 1e15
+STABILITY_COLORS = ("#c44e52", "#8172b3", "#937860", "#8c8c8c", "#4c72b0", "#55a868", "#dd8452")
+
+
+def _finite_rows(y: np.ndarray) -> np.ndarray:
+    """``y (T+1, N)`` with every row that has a non-finite or clipped entry set to NaN."""
+    y = np.asarray(y, dtype=np.float64)
+    ok = (np.isfinite(y) & (np.abs(y) < CLIP)).all(1)
+    return np.where(ok[:, None], y, np.nan)
+
+
+def stability_figure(curves: Sequence[dict], path: str | Path, suptitle: str = "") -> Path:
+    """Value error and weight norm over sweeps, one line per method, in one figure.
+
+    Each curve: ``label``, ``steps (T+1,)``, ``sqrt_ve`` and ``norm_w`` ``(T+1, N)`` (N runs:
+    the median is drawn, the band spans the runs' min and max), optional ``norm_last (T+1, N)``
+    (drawn dashed: the last layer's weights). A curve whose runs overflow stops at the first
+    overflow and ends in a cross; values above ``STABILITY_TOP`` are drawn at it. All axes are
+    log scales (sweeps + 1, so that the first sweeps, where networks blow up or peak, show).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for i, c in enumerate(curves):
+        color = STABILITY_COLORS[i % len(STABILITY_COLORS)]
+        steps = np.asarray(c["steps"])
+        series = [(axes[0], c["sqrt_ve"], "-", c["label"]), (axes[1], c["norm_w"], "-", c["label"])]
+        if c.get("norm_last") is not None:
+            series.append((axes[1], c["norm_last"], "--", None))
+        for ax, values, style, label in series:
+            y = _finite_rows(values)
+            good = np.flatnonzero(np.isfinite(y[:, 0]))
+            if not good.size:
+                continue
+            y, x = y[: good[-1] + 1], steps[: good[-1] + 1]
+            y = np.clip(y, 1e-12, STABILITY_TOP)  # log scale: an error of 0 sits on the floor
+            x = x + 1
+            ax.plot(x, np.median(y, 1), color=color, linestyle=style, linewidth=1.6,
+                    label=label)
+            if y.shape[1] > 1:
+                ax.fill_between(x, y.min(1), y.max(1), color=color, alpha=0.15, linewidth=0)
+            if good[-1] < len(steps) - 1:
+                ax.plot(x[-1], np.median(y[-1]), marker="x", color=color, markersize=9)
+    axes[0].set_ylabel("sqrt(VE) = RMS error against v_π = 0 (μ uniform)")
+    axes[1].set_ylabel("|w| (solid: all weights; dashed: the net's last layer)")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_ylim(top=STABILITY_TOP * 10)
+        ax.set_xlabel("Sweeps + 1 (expected updates; log scale)")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(True, which="major", color="0.9", linewidth=0.8)
+    axes[0].set_ylim(bottom=1e-12)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, -0.08))
+    axes[1].text(0.99, 0.01, f"×: overflowed (inf/NaN) after this sweep; values above "
+                 f"{STABILITY_TOP:.0e} drawn at it", transform=axes[1].transAxes,
+                 ha="right", va="bottom", fontsize=8, color="0.35")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out

@@ -1,4 +1,5 @@
-"""Linear off-policy TD on Baird's counterexample: semi-gradient TD(0), TDC, GTD2, emphatic TD.
+"""Baird's counterexample as an experiment: linear off-policy TD (semi-gradient TD(0), TDC, GTD2,
+emphatic TD) and semi-gradient off-policy TD(0) on a small network with LayerNorm (PQN's fix).
 
 Sutton & Barto 2nd ed.: semi-gradient off-policy TD(0) (11.1, eq. 11.2), TDC / GTD(0) and GTD2
 (11.7), emphatic TD(0) (11.8, eq. 11.25-11.26 with lambda = 0). Linear ``v_hat(s) = w . x(s)``,
@@ -27,6 +28,18 @@ followon trace's expectation at step t of a behaviour trajectory started from ``
 ``f_{-1} = 0``; it tends to ``(I - gamma P_pi^T)^-1 (mu * i)``. In one-step episodes (the notebook
 variant) ``M_t = I_t`` and ``f_t = mu * i``. Both TDC vectors are updated synchronously, from the
 old ``(w, v)``.
+
+**PQN's fix** (Gallici et al., "Simplifying Deep Temporal Difference Learning", ICLR 2025:
+LayerNorm, with L2 on the last layer in their analysis, keeps off-policy semi-gradient TD
+stable) runs the same expected semi-gradient update on a network ``v_hat(s) = f_theta(x(s))``
+whose input is the book's feature vector ``x(s)`` (``BairdNetConfig``, ``run_baird_net``)::
+
+    theta += alpha sum_s mu(s) delta_bar(s) grad v_hat(s)  -  alpha eta [last layer's weights]
+
+``delta_bar = r_pi + gamma P_pi v_hat - v_hat`` with the target held fixed (no gradient through
+``v_hat(S')``): the expectation of ``rho delta grad v_hat(S)`` over ``S ~ mu, A ~ b, S' ~ p``, the
+network's analogue of ``X^T D delta_bar``. It is the negative gradient of
+``semi_gradient_objective`` (the target detached) plus ``eta/2 |W_last|^2``.
 """
 
 from __future__ import annotations
@@ -267,18 +280,31 @@ def summarize(traj: BairdTrajectory, run: int = 0) -> dict:
     bad = (~finite).nonzero()
     overflow = int(bad[0, 0]) if len(bad) else None
     last = overflow - 1 if overflow is not None else len(w) - 1
-    half = last // 2
-    rate = float(logs[last] - logs[half]) / max(last - half, 1)  # d log|w| / d step
     tail = max(last // 10, 1)
     drift = float(log_norm(w[last] - w[max(last - tail, 0)])) - math.log(tail)
+    still = drift <= math.log(1e-6) + max(float(logs[last]), 0.0)
+    return {
+        **_verdict(logs, traj.sqrt_ve[:, run], last, overflow, still),
+        "weights": w[last].tolist(),
+        "w8": float(w[last, 7]),
+        "sqrt_pbe": float(traj.sqrt_pbe[last, run]),
+    }
+
+
+def _verdict(logs: torch.Tensor, sqrt_ve: torch.Tensor, last: int, overflow: int | None,
+             still: bool) -> dict:
+    """The status rule of ``summarize`` on a run's ``log |w|`` and ``sqrt(VE)`` ``(T+1,)``:
+    ``last`` its last finite step, ``still`` whether it moved less than the converged bound."""
+    half = last // 2
+    rate = float(logs[last] - logs[half]) / max(last - half, 1)  # d log|w| / d step
     quarter = half + (last - half) // 2
     third_q, fourth_q = float(logs[quarter] - logs[half]), float(logs[last] - logs[quarter])
     grew = logs[last] > logs[0] + math.log(2) and third_q > 0 and fourth_q >= 0.5 * third_q
-    ve = traj.sqrt_ve[: last + 1, run]
+    ve = sqrt_ve[: last + 1]
     peak_log, peak_ve = float(logs[: last + 1].max()), float(ve.max())
     if overflow is not None or grew:
         status = "diverged"
-    elif drift <= math.log(1e-6) + max(float(logs[last]), 0.0):
+    elif still:
         status = "converged"
     elif (peak_log > float(logs[0]) + math.log(UNSTABLE_FACTOR)
           or peak_ve > UNSTABLE_FACTOR * max(float(ve[0]), 1e-12)):
@@ -289,13 +315,10 @@ def summarize(traj: BairdTrajectory, run: int = 0) -> dict:
         "status": status,
         "last_finite_step": last,
         "overflow_step": overflow,
-        "weights": w[last].tolist(),
-        "w8": float(w[last, 7]),
         "log10_norm_w": float(logs[last]) / math.log(10),
         "growth_per_step": math.exp(rate),
         "doubling_steps": math.log(2) / rate if rate > 0 else None,
-        "sqrt_ve": float(traj.sqrt_ve[last, run]),
-        "sqrt_pbe": float(traj.sqrt_pbe[last, run]),
+        "sqrt_ve": float(sqrt_ve[last]),
         "peak_norm_w": math.exp(peak_log),
         "peak_sqrt_ve": peak_ve,
     }
@@ -321,3 +344,191 @@ def verdict_line(summary: dict, config: BairdConfig) -> str:
     return (f"{name}: {summary['status']}: after {summary['last_finite_step']} {unit} "
             f"sqrt(VE) = {summary['sqrt_ve']:.4g}, sqrt(PBE) = {summary['sqrt_pbe']:.4g}, "
             f"w8 = {summary['w8']:.4g}")
+
+
+# ----------------------------------------------------------------------------- PQN's fix
+
+NET_INPUTS = ("features", "one-hot")
+
+
+def paper_l2(gamma: float) -> float:
+    """``eta = (gamma / 2)^2``: the size of L2 on the last layer that Gallici et al.'s analysis of a
+    LayerNorm critic asks for (as we read their bound), 0.245 at gamma = 0.99."""
+    return (gamma / 2) ** 2
+
+
+@dataclass(frozen=True)
+class BairdNetConfig:
+    """Expected semi-gradient off-policy TD(0) on Baird's MDP with an MLP ``v_hat(s) =
+    f_theta(input(s))`` (``semigrad.nets.MLP``, ReLU; LayerNorm before each hidden activation).
+
+    ``inputs``: ``"features"`` feeds the book's feature vector ``x(s)`` (8 numbers; the
+    counterexample is about these features), ``"one-hot"`` the state's one-hot code. ``l2`` is
+    ``eta``: weight decay on the last layer's weights only (not its bias, not the torso).
+    """
+
+    layer_norm: bool = True
+    l2: float = 0.0
+    hidden: tuple[int, ...] = (32,)
+    alpha: float = 0.01
+    steps: int = 5000
+    gamma: float = 0.99
+    inputs: Literal["features", "one-hot"] = "features"
+
+    def __post_init__(self) -> None:
+        check_choice("inputs", self.inputs, NET_INPUTS)
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
+            raise ConfigError(f"steps: expected an integer, got {self.steps!r}")
+        check_range("steps", self.steps, 1, 10_000_000)
+        check_range("alpha", self.alpha, 0, None, low_open=True)
+        check_range("l2", self.l2, 0, None)
+        check_range("gamma", self.gamma, 0, 1, high_open=True)
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden: expected one or more widths >= 1, got {self.hidden!r}")
+
+    @property
+    def name(self) -> str:
+        net = "LayerNorm MLP" if self.layer_norm else "MLP (no LayerNorm)"
+        return net + (f" + L2 {self.l2:.3g}" if self.l2 else "")
+
+
+def net_inputs(problem: BairdProblem, inputs: str) -> torch.Tensor:
+    """The network's input for every state, ``(S, in_dim)``: ``x(s)`` or one-hot ``e_s``."""
+    if inputs == "features":
+        return problem.features
+    return torch.eye(problem.num_states, dtype=problem.features.dtype, device=problem.device)
+
+
+def make_value_net(config: BairdNetConfig, problem: BairdProblem, seed: int) -> torch.nn.Module:
+    """The network of run ``seed``: PyTorch's default init from ``torch.manual_seed(seed)``
+    (the global generator is left as it was), in float64, then its last layer set by
+    minimum-norm least squares so that ``v_hat(s) = x(s) . w_0`` in every state: every method
+    starts from the book's start values (3 in the upper states, 12 in the lower one)."""
+    from semigrad.nets import MLP
+
+    x = net_inputs(problem, config.inputs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = MLP(x.shape[1], 1, config.hidden, "relu", config.layer_norm)
+    net = net.to(device=problem.device, dtype=torch.float64)
+    with torch.no_grad():
+        phi = net.net[:-1](x)  # (S, k) the last layer's input
+        design = torch.cat([phi, torch.ones_like(phi[:, :1])], 1)
+        solution = torch.linalg.pinv(design) @ problem.values(problem.start_weights)
+        net.net[-1].weight.copy_(solution[None, :-1])
+        net.net[-1].bias.copy_(solution[-1:])
+    return net
+
+
+def semi_gradient_objective(v: torch.Tensor, problem: BairdProblem,
+                            mu: torch.Tensor | None = None) -> torch.Tensor:
+    """``1/2 sum_s mu(s) (sg[r_pi + gamma P_pi v](s) - v(s))^2``: ``v (..., S)`` -> ``(...,)``.
+
+    ``sg`` (the target) is detached, so ``-d/d theta`` of this is ``sum_s mu(s) delta_bar(s)
+    grad v_hat(s)``, the expected semi-gradient off-policy TD(0) update ``E_b[rho delta grad
+    v_hat(S)]`` (``b rho = pi``); it is not a loss whose minimum TD finds (S&B 11.5).
+    """
+    mu = problem.mu if mu is None else mu
+    target = (problem.target_rewards() + problem.gamma * v @ problem.target_transition_matrix().T)
+    return 0.5 * (mu * (target.detach() - v) ** 2).sum(-1)
+
+
+def expected_net_increments(net: torch.nn.Module, params: dict[str, torch.Tensor],
+                            inputs: torch.Tensor, problem: BairdProblem, alpha: float,
+                            l2: float) -> dict[str, torch.Tensor]:
+    """``d theta`` of one expected semi-gradient TD(0) update of ``net`` at ``params`` (one run;
+    ``torch.func.vmap`` it over runs): ``-alpha grad(semi_gradient_objective + l2/2 |W_last|^2)``.
+    ``inputs (S, in_dim)``; the last layer's weights are the last parameter named ``*.weight``."""
+    last = [k for k in params if k.endswith(".weight")][-1]
+
+    def objective(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        v = torch.func.functional_call(net, p, (inputs,)).squeeze(-1)
+        return semi_gradient_objective(v, problem) + 0.5 * l2 * (p[last] ** 2).sum()
+
+    grads = torch.func.grad(objective)(params)
+    return {k: -alpha * g for k, g in grads.items()}
+
+
+@dataclass
+class BairdNetTrajectory:
+    """A network run's history on the host: ``values (T+1, N, S)`` (v_hat in every state),
+    ``norm_w``, ``norm_last``, ``sqrt_ve (T+1, N)`` (|theta| of all parameters, |W_last| of the
+    last layer's weights, sqrt(VE) under the behaviour distribution); row 0 holds the start."""
+
+    config: BairdNetConfig
+    problem: BairdProblem
+    values: torch.Tensor
+    norm_w: torch.Tensor
+    norm_last: torch.Tensor
+    sqrt_ve: torch.Tensor
+
+
+def run_baird_net(config: BairdNetConfig, seed: int = 0, device: str | torch.device | None = None,
+                  num_runs: int = 1, progress: bool = True) -> BairdNetTrajectory:
+    """``config.steps`` expected updates of ``num_runs`` networks at once (run k's network is
+    ``make_value_net(config, problem, seed + k)``), vmapped over runs. Overflow is not an error:
+    parameters become inf / NaN and ``summarize_net`` reports the divergence."""
+    device = resolve_device(device)
+    problem = make_baird("book", device, config.gamma)
+    x = net_inputs(problem, config.inputs)
+    nets = [make_value_net(config, problem, seed + k) for k in range(num_runs)]
+    params = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets])
+              for k, _ in nets[0].named_parameters()}
+    last = [k for k in params if k.endswith(".weight")][-1]
+    template = nets[0]
+
+    def values(p):
+        return torch.func.functional_call(template, p, (x,)).squeeze(-1)
+
+    increments = torch.func.vmap(
+        lambda p: expected_net_increments(template, p, x, problem, config.alpha, config.l2))
+    all_values = torch.func.vmap(values)
+    t_len = config.steps + 1
+    hist_v = torch.empty(t_len, num_runs, problem.num_states, dtype=torch.float64, device=device)
+    hist_n = torch.empty(t_len, num_runs, dtype=torch.float64, device=device)
+    hist_l = torch.empty_like(hist_n)
+
+    def record(t: int) -> None:
+        with torch.no_grad():
+            hist_v[t] = all_values(params)
+            flat = torch.cat([p.flatten(1) for p in params.values()], 1)
+            hist_n[t] = log_norm(flat).exp()
+            hist_l[t] = log_norm(params[last].flatten(1)).exp()
+
+    record(0)
+    desc = config.name
+    for t in trange(config.steps, desc=desc, disable=None if progress else True, leave=False):
+        d = increments(params)
+        params = {k: params[k] + d[k] for k in params}
+        record(t + 1)
+    sqrt_ve = mu_norm_values(problem, hist_v)
+    return BairdNetTrajectory(config, problem, hist_v.cpu(), hist_n.cpu(), hist_l.cpu(),
+                              sqrt_ve.cpu())
+
+
+def mu_norm_values(problem: BairdProblem, v: torch.Tensor) -> torch.Tensor:
+    """``sqrt(VE)`` of values ``v (..., S)`` under the behaviour distribution -> ``(...,)``."""
+    from semigrad.envs.baird import mu_norm
+
+    return mu_norm(v - problem.true_values(), problem.mu)
+
+
+def summarize_net(traj: BairdNetTrajectory, run: int = 0) -> dict:
+    """``summarize``'s verdict for a network run, on ``|theta|`` and sqrt(VE); ``converged``:
+    the values (not the parameters: LayerNorm leaves directions that change no value) moved
+    less than 1e-6 of ``max(max_s |v_hat(s)|, 1)`` per sweep over the last tenth."""
+    v, norms = traj.values[:, run], traj.norm_w[:, run]
+    logs = norms.log()
+    finite = torch.isfinite(v).all(1) & torch.isfinite(logs) & torch.isfinite(traj.sqrt_ve[:, run])
+    bad = (~finite).nonzero()
+    overflow = int(bad[0, 0]) if len(bad) else None
+    last = overflow - 1 if overflow is not None else len(v) - 1
+    tail = max(last // 10, 1)
+    moved = float((v[last] - v[max(last - tail, 0)]).abs().max()) / tail
+    still = moved <= 1e-6 * max(float(v[last].abs().max()), 1.0)
+    return {
+        **_verdict(logs, traj.sqrt_ve[:, run], last, overflow, still),
+        "values": v[last].tolist(),
+        "norm_last": float(traj.norm_last[last, run]),
+        "start_norm_w": float(norms[0]),
+    }
