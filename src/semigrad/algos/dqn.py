@@ -381,28 +381,17 @@ def make_network(cfg: DQNConfig, env: envs.BatchedEnv) -> nn.Module:
 
 def state_dict(st: DQNState) -> dict:
     """The K agents' whole state (networks, Adam, replay, envs, random streams, counters)."""
-    return {"online": st.online.params, "target": st.target.params,
-            "buffers": getattr(st.online, "buffers", []),
-            "optimizer": st.optimizer.state_dict(), "replay": st.replay.state_dict(),
-            "env": st.env.state_dict(), "obs": st.obs, "uniforms": st.uniforms.state_dict(),
-            "iterations": st.iterations, "gradient_steps": st.gradient_steps,
-            "epsilon": st.epsilon}
+    return {**ensemble.state_dict(st), "target": st.target.params,
+            "replay": st.replay.state_dict(), "iterations": st.iterations}
 
 
 def load_state_dict(cfg: DQNConfig, st: DQNState, payload: dict, seeds: Sequence[int],
                     device: torch.device) -> DQNState:
     """``init``'s state ``st``, overwritten with a checkpoint's."""
-    for tensors, saved in ((st.online.params, payload["online"]),
-                           (st.target.params, payload["target"]),
-                           (getattr(st.online, "buffers", []), payload["buffers"])):
-        ensemble.load_tensors(tensors, saved)
-    st.optimizer.load_state_dict(payload["optimizer"])
-    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
+    ensemble.load_state_dict(cfg, st, payload, seeds, device)
+    ensemble.load_tensors(st.target.params, payload["target"])
     st.replay.load_state_dict(payload["replay"])
-    ensemble.restore_envs(cfg, st, payload, seeds, device)
-    st.uniforms.load_state_dict(payload["uniforms"])
-    st.iterations, st.gradient_steps = payload["iterations"], payload["gradient_steps"]
-    st.epsilon = payload["epsilon"]
+    st.iterations = payload["iterations"]
     return st
 
 

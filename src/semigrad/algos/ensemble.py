@@ -92,3 +92,29 @@ def check_widths(hidden: Sequence[int]) -> None:
     if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                          for h in hidden):
         raise ConfigError(f"hidden: expected one or more widths >= 1, got {hidden!r}")
+
+
+def state_dict(st: Any) -> dict:
+    """What every Q-ensemble algorithm's state holds: the K networks (and the general
+    backend's buffers), the optimizer, the envs and where they are, the random streams, the
+    gradient steps and the last epsilon. An algorithm adds its own keys (a replay, a target
+    network, the next actions)."""
+    return {"online": st.online.params, "buffers": getattr(st.online, "buffers", []),
+            "optimizer": st.optimizer.state_dict(), "env": st.env.state_dict(), "obs": st.obs,
+            "uniforms": st.uniforms.state_dict(), "gradient_steps": st.gradient_steps,
+            "epsilon": st.epsilon}
+
+
+def load_state_dict(cfg: Any, st: Any, payload: dict, seeds: Sequence[int],
+                    device: torch.device) -> None:
+    """``state_dict``'s keys of a checkpoint into ``init``'s state ``st``."""
+    from semigrad.optim import optimizer_step
+
+    for tensors, saved in ((st.online.params, payload["online"]),
+                           (getattr(st.online, "buffers", []), payload["buffers"])):
+        load_tensors(tensors, saved)
+    st.optimizer.load_state_dict(payload["optimizer"])
+    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
+    restore_envs(cfg, st, payload, seeds, device)
+    st.uniforms.load_state_dict(payload["uniforms"])
+    st.gradient_steps, st.epsilon = payload["gradient_steps"], payload["epsilon"]

@@ -363,24 +363,14 @@ agent_state_dict, weights_from_state = ensemble.agent_state_dict, ensemble.weigh
 def state_dict(st: PQNState) -> dict:
     """The K agents' whole state between iterations (networks, optimizer, envs, random
     streams, counters); the rollout is refilled before it is read, so it is not saved."""
-    return {"online": st.online.params, "buffers": getattr(st.online, "buffers", []),
-            "optimizer": st.optimizer.state_dict(), "env": st.env.state_dict(),
-            "obs": st.obs, "uniforms": st.uniforms.state_dict(), "iterations": st.iterations,
-            "gradient_steps": st.gradient_steps, "epsilon": st.epsilon}
+    return {**ensemble.state_dict(st), "iterations": st.iterations}
 
 
 def load_state_dict(cfg: PQNConfig, st: PQNState, payload: dict, seeds: Sequence[int],
                     device: torch.device) -> PQNState:
     """``init``'s state ``st``, overwritten with a checkpoint's."""
-    for tensors, saved in ((st.online.params, payload["online"]),
-                           (getattr(st.online, "buffers", []), payload["buffers"])):
-        ensemble.load_tensors(tensors, saved)
-    st.optimizer.load_state_dict(payload["optimizer"])
-    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)  # on the loaded state
-    ensemble.restore_envs(cfg, st, payload, seeds, device)
-    st.uniforms.load_state_dict(payload["uniforms"])
-    st.iterations, st.gradient_steps = payload["iterations"], payload["gradient_steps"]
-    st.epsilon = payload["epsilon"]
+    ensemble.load_state_dict(cfg, st, payload, seeds, device)
+    st.iterations = payload["iterations"]
     return st
 
 

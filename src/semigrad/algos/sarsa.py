@@ -268,26 +268,15 @@ def make_network(cfg: SarsaConfig, env: envs.BatchedEnv) -> nn.Module:
 
 
 def state_dict(st: SarsaState) -> dict:
-    return {"online": st.online.params, "buffers": getattr(st.online, "buffers", []),
-            "optimizer": st.optimizer.state_dict(), "env": st.env.state_dict(),
-            "obs": st.obs, "actions": st.actions, "uniforms": st.uniforms.state_dict(),
-            "gradient_steps": st.gradient_steps, "epsilon": st.epsilon}
+    """The K agents' whole state, with the actions they take next (drawn on-policy)."""
+    return {**ensemble.state_dict(st), "actions": st.actions}
 
 
 def load_state_dict(cfg: SarsaConfig, st: SarsaState, payload: dict, seeds: Sequence[int],
                     device: torch.device) -> SarsaState:
-    for tensors, saved in ((st.online.params, payload["online"]),
-                           (getattr(st.online, "buffers", []), payload["buffers"])):
-        ensemble.load_tensors(tensors, saved)
-    st.optimizer.load_state_dict(payload["optimizer"])
-    st.optimizer_step = optimizer_step(st.optimizer, st.online.params)
-    if payload["env"] is None:
-        raise ValueError(f"{cfg.env} cannot save its state, so this SARSA run cannot resume "
-                         "exactly; train it again")
-    st.env.load_state_dict(payload["env"])
-    st.obs, st.actions = payload["obs"].to(device), payload["actions"].to(device)
-    st.uniforms.load_state_dict(payload["uniforms"])
-    st.gradient_steps, st.epsilon = payload["gradient_steps"], payload["epsilon"]
+    """``init``'s state ``st``, overwritten with a checkpoint's."""
+    ensemble.load_state_dict(cfg, st, payload, seeds, device)
+    st.actions = payload["actions"].to(device)
     return st
 
 
