@@ -8,7 +8,9 @@ env steps to the first evaluation with mean return >= 475, final and best greedy
 'stable' (the share of evaluations after the first solve that are >= 475). ``--together`` also
 trains all the seeds at once (K agents in one process) and prints the same table.
 
-    python benchmarks/pqn_cartpole.py [--seeds 0-9] [--with-dqn] [--together]
+    python benchmarks/pqn_cartpole.py [--seeds 0-9] [--with-dqn] [--with-sb3] [--together]
+
+SB3 is the optional `bench` extra: pip install -c constraints.txt -e '.[bench]'.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+import dqn_cartpole
 from machine import describe_machine
-from sb3_protocol import fmt, parse_seeds, stability
+from sb3_protocol import parse_seeds, stability
 from semigrad import trainer
 from semigrad.algos import dqn, pqn
 from semigrad.config import to_dict
@@ -55,27 +58,10 @@ def run_together(cfg, seeds: list[int]) -> tuple[dict[int, dict], float]:
 
 
 def table(name: str, rows: dict[int, dict]) -> dict:
-    print(f"\n{name}")
-    print(f"{'seed':>4} {'solved':>6} {'t_solve s':>9} {'steps':>7} {'final':>6} {'best':>6} "
-          f"{'stable':>6} {'train s':>7}")
-    for seed, r in rows.items():
-        print(f"{seed:>4} {str(r['solved']):>6} {fmt(r['time_to_solve_s'], '9.2f')} "
-              f"{fmt(r['env_steps_to_solve'], '7d')} {r['final']:6.1f} {r['best']:6.1f} "
-              f"{fmt(r['stable'], '6.2f')} {r['train_s']:7.1f}", flush=True)
-    solved = [r for r in rows.values() if r["solved"]]
-    med = {
-        "solved": f"{len(solved)}/{len(rows)}",
-        "final_ge_475": f"{sum(r['final'] >= THRESHOLD for r in rows.values())}/{len(rows)}",
-        "median_time_to_solve_s": statistics.median([r["time_to_solve_s"] for r in solved])
-        if solved else None,
-        "median_env_steps_to_solve": statistics.median([r["env_steps_to_solve"] for r in solved])
-        if solved else None,
-        "median_train_s": statistics.median([r["train_s"] for r in rows.values()]),
-    }
-    print(f"solved {med['solved']}, final >= 475 on {med['final_ge_475']}, median time to "
-          f"solve {fmt(med['median_time_to_solve_s'], '.2f')} s, median env steps to solve "
-          f"{fmt(med['median_env_steps_to_solve'], '.0f')}, median training "
-          f"{med['median_train_s']:.1f} s")
+    """dqn_cartpole's table (the same columns and medians), plus the median training time."""
+    med = dqn_cartpole.table(name, rows)
+    med["median_train_s"] = statistics.median([r["train_s"] for r in rows.values()])
+    print(f"median training {med['median_train_s']:.1f} s", flush=True)
     return med
 
 
@@ -86,6 +72,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--with-dqn", action="store_true",
                         help="also train semigrad's DQN CartPole preset on the same seeds")
+    parser.add_argument("--with-sb3", action="store_true",
+                        help="also train Stable-Baselines3's DQN with the RL Zoo's CartPole "
+                             "settings on the same seeds (benchmarks/dqn_cartpole.py's "
+                             "protocol: its 20 greedy episodes every 2,500 env steps)")
     parser.add_argument("--together", action="store_true",
                         help="also train all seeds at once (K agents, one process)")
     args = parser.parse_args()
@@ -108,6 +98,12 @@ def main() -> None:
         if med["median_time_to_solve_s"] and ref["median_time_to_solve_s"]:
             print(f"\nmedian time to solve: DQN / PQN = "
                   f"{ref['median_time_to_solve_s'] / med['median_time_to_solve_s']:.1f}x")
+    if args.with_sb3:
+        peer = dqn_cartpole.table("Stable-Baselines3 DQN, RL Zoo settings, one seed at a time",
+                                  {s: dqn_cartpole.run_sb3(s) for s in seeds})
+        if med["median_time_to_solve_s"] and peer["median_time_to_solve_s"]:
+            print(f"\nmedian time to solve: SB3 / PQN = "
+                  f"{peer['median_time_to_solve_s'] / med['median_time_to_solve_s']:.1f}x")
 
 
 if __name__ == "__main__":

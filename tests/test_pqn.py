@@ -41,12 +41,6 @@ SMALL = dict(num_envs=8, rollout=16, epochs=2, minibatches=4, hidden=(16, 16),
              eval_every=256, eval_episodes=4, log_every=128, tensorboard=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch):
-    """``load_agent`` finds an algorithm through ``trainer.ALGORITHMS``."""
-    monkeypatch.setitem(trainer.ALGORITHMS, "pqn", "semigrad.algos.pqn")
-
-
 # ----------------------------------------------------------------------------- lambda-returns
 
 
@@ -411,3 +405,31 @@ def test_learns_cartpole(tmp_path):
         pqn.PRESETS["cartpole"].steps
     summary = pqn.train(cfg, tmp_path, progress=False)
     assert summary["solved"] and summary["best_eval_return"] >= 475, summary["eval_returns"]
+
+
+def test_the_command_line_trains_resumes_evaluates_and_reports_a_pqn_run(tmp_path, capsys):
+    """`semigrad train --algo pqn`: --seeds, Ctrl-C-style stop and --resume (the algorithm
+    found in the run), eval of one seed's folder, report ranking it by its returns."""
+    import json
+
+    from semigrad.cli import main
+
+    run_dir = tmp_path / "p"
+    flags = ["--env", "TestChain-v0", "--steps", "2048", "--num-envs", "8", "--rollout", "16",
+             "--epochs", "2", "--minibatches", "4", "--hidden", "16", "16", "--eval-every",
+             "512", "--eval-episodes", "2", "--no-tensorboard", "--no-progress"]
+    assert main(["train", "--algo", "pqn", "--seeds", "0-1", *flags,
+                 "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "2 agents in one process" in out
+    config = json.loads((run_dir / "seed1" / "config.json").read_text())
+    assert (config["command"], config["algo"], config["rollout"]) == ("train", "pqn", 16)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["algo"] == "pqn" and summary["env_steps_per_agent"] == 2048
+    assert main(["eval", str(run_dir / "seed1"), "--episodes", "2"]) == 0
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 2  # finished
+    assert "already ended" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--reps", "200"]) == 0
+    assert "| pqn | 2 |" in capsys.readouterr().out
+    assert main(["train", "--algo", "pqn", "--preset", "nope"]) == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
