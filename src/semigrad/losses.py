@@ -563,6 +563,40 @@ def per_agent_q_learning_loss_and_grad(
     return losses, q_tm1.mean(dim=(1, 2)), grad_q
 
 
+def per_agent_weighted_q_learning_loss_and_grad(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t_value: torch.Tensor,
+    q_t_selector: torch.Tensor | None = None,
+    kind: LossKind = "mse",
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Accelerator: ``per_agent_q_learning_loss_and_grad`` with importance weights, and the
+    absolute TD errors prioritized replay needs (Schaul et al. 2016, Algorithm 1).
+
+    ``weights (K * B,)``: each transition's importance weight (None: all 1). Learner k's loss
+    is ``mean_i w_i L(delta_i)`` over its own B samples, so ``d loss_k / d q_tm1[k, i, a_i] =
+    -w_i L'(delta_i) / B`` (closed form; tested against autograd of the weighted loss).
+    Returns ``losses (K,)``, ``mean_q (K,)``, ``grad_q (K, B, A)`` and ``td_abs (K * B,)``
+    ``|delta|``, the new priorities' errors. Inputs are not checked (no host sync).
+    """
+    k, b = q_tm1.shape[:2]
+    taken = a_tm1.view(k, b)
+    discount_t = discount_t.view(k, b).to(q_tm1.dtype)
+    td_error = _q_learning(q_tm1, taken, r_t.view(k, b), discount_t, q_t_value, q_t_selector,
+                           True)
+    per_sample = _elementwise_loss(td_error, kind, 1.0, "none")
+    grad = td_error.mul(2.0 / b) if kind == "mse" else td_error.clamp(-1.0, 1.0).mul_(1.0 / b)
+    if weights is not None:
+        w = weights.view(k, b).to(q_tm1.dtype)
+        per_sample = per_sample * w
+        grad = grad * w
+    grad_q = torch.zeros_like(q_tm1).scatter_(2, taken.unsqueeze(2), grad.neg_().unsqueeze(2))
+    return per_sample.mean(dim=1), q_tm1.mean(dim=(1, 2)), grad_q, td_error.abs().reshape(-1)
+
+
 def per_agent_regression_loss_and_grad(
     q_tm1: torch.Tensor,
     a_tm1: torch.Tensor,

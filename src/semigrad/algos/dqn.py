@@ -44,7 +44,7 @@ from torch import nn
 
 from semigrad import envs, policies, schedules, trainer
 from semigrad.algos import ensemble, presets
-from semigrad.buffers import AgentReplay, Batch
+from semigrad.buffers import AgentReplay, Batch, PrioritizedSpec
 from semigrad.config import (
     MAX_SEED,
     ConfigError,
@@ -53,7 +53,12 @@ from semigrad.config import (
     config_from_saved,
 )
 from semigrad.devices import resolve_device
-from semigrad.losses import LOSS_KINDS, fold_termination, per_agent_q_learning
+from semigrad.losses import (
+    LOSS_KINDS,
+    fold_termination,
+    per_agent_q_learning,
+    per_agent_weighted_q_learning_loss_and_grad,
+)
 from semigrad.nets import (
     ACTIVATIONS,
     CONV_NETWORKS,
@@ -106,6 +111,14 @@ class DQNConfig:
     double: bool = _help("Double DQN targets", default=True)
     n_step: int = _help("n-step returns (1: one-step Q-learning)", default=5)
     loss: Literal["mse", "huber"] = _help("regression loss", default="mse")
+    prioritized: bool = _help("prioritized replay (Schaul et al. 2016, proportional): draw "
+                              "transitions by priority |delta| + eps, importance-weighted loss",
+                              default=False)
+    priority_alpha: float = _help("prioritized replay: the priority exponent alpha",
+                                  default=0.6)
+    priority_beta: float = _help("prioritized replay: the importance-weight exponent beta at "
+                                 "the start, annealed linearly to 1 by the end", default=0.4)
+    priority_eps: float = _help("prioritized replay: eps added to |delta|", default=1e-6)
     max_grad_norm: float = _help("clip the gradient norm (0: no clipping)", default=10.0)
     target_update: Literal["hard", "polyak"] = _help("target network update", default="hard")
     target_update_interval: int = _help("gradient steps between hard copies", default=50)
@@ -142,6 +155,9 @@ class DQNConfig:
             check_range("alpha_end", self.alpha_end, 0, 1e3)
         check_range("gamma", self.gamma, 0, 1)
         check_range("tau", self.tau, 0, 1, low_open=True)
+        check_range("priority_alpha", self.priority_alpha, 0, 1)
+        check_range("priority_beta", self.priority_beta, 0, 1)
+        check_range("priority_eps", self.priority_eps, 0, 1e3)
         check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
             check_range(name, getattr(self, name), 0, 1)
@@ -230,6 +246,7 @@ class DQNState:
     iterations: int = 0
     gradient_steps: int = 0  # per agent
     epsilon: float = 1.0  # of the last iteration
+    beta: float = 1.0  # prioritized replay's importance-weight exponent, of the last iteration
 
     def rows(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Each agent's rows of the target and online parameters (views, made once)."""
@@ -252,6 +269,17 @@ def replay_layout(cfg: DQNConfig, env: envs.BatchedEnv) -> dict[str, Any]:
                 max_episode_steps=env.spec.max_episode_steps)
 
 
+def priority_spec(cfg: DQNConfig) -> PrioritizedSpec | None:
+    """The replay's ``PrioritizedSpec`` (None: uniform sampling)."""
+    return PrioritizedSpec(cfg.priority_alpha, cfg.priority_eps) if cfg.prioritized else None
+
+
+def beta_at(cfg: DQNConfig, env_steps: int) -> float:
+    """Prioritized replay's beta: ``priority_beta`` -> 1 linearly over the run (Schaul et al.
+    2016, section 3.4)."""
+    return schedules.linear_schedule(cfg.priority_beta, 1.0, cfg.steps, env_steps)
+
+
 def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState:
     """The K agents' fresh state: agent k seeded ``seeds[k]``."""
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
@@ -263,7 +291,8 @@ def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState
     return DQNState(
         online=online, target=online.clone(), optimizer=optimizer,
         optimizer_step=optimizer_step(optimizer, online.params),
-        replay=AgentReplay(k, device=device, **replay_layout(cfg, env)),
+        replay=AgentReplay(k, device=device, prioritized=priority_spec(cfg),
+                           **replay_layout(cfg, env)),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
         loss_fn=per_agent_q_learning(device),
         acc=torch.zeros(k, 2 + len(HEALTH) + 1, dtype=torch.float64, device=device),
@@ -279,6 +308,7 @@ def iterate(cfg: DQNConfig, st: DQNState, env_steps: int) -> int:
     agent's N envs, then every ``train_freq`` iterations ``gradient_steps`` updates. Returns
     the env steps per agent it took (N)."""
     st.epsilon = schedules.epsilon_at(cfg, env_steps)
+    st.beta = beta_at(cfg, env_steps) if cfg.prioritized else 1.0
     n = act(cfg, st, st.epsilon)
     env_steps += n
     if (env_steps >= max(cfg.learning_starts, cfg.n_step * cfg.num_envs)
@@ -312,11 +342,12 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
     """One gradient step of every agent on a minibatch from its own replay (``learn``)."""
     with grad_mode(st):
         u = st.uniforms.take(cfg.batch_size)
+        beta = {"beta": st.beta} if cfg.prioritized else {}
         if cfg.n_step == 1:
-            batch = st.replay.sample(u)
+            batch = st.replay.sample(u, **beta)
             discount_t = fold_termination(cfg.gamma, batch.terminated, torch.float64)
         else:
-            batch = st.replay.sample_n_step(cfg.n_step, cfg.gamma, u)
+            batch = st.replay.sample_n_step(cfg.n_step, cfg.gamma, u, **beta)
             discount_t = fold_termination(batch.discounts, batch.terminated)
         learn(cfg, st, batch, discount_t)
 
@@ -324,7 +355,8 @@ def update(cfg: DQNConfig, st: DQNState) -> None:
 def learn(cfg: DQNConfig, st: DQNState, batch: Batch, discount_t: torch.Tensor) -> None:
     """The gradient step of all K agents on ``batch`` (``K * B`` transitions, agent k's at rows
     ``k B .. k B + B - 1``; ``discount_t (K * B,)`` each transition's discount, 0 where it
-    terminated): the (Double) Q-learning loss,
+    terminated): the (Double) Q-learning loss (importance-weighted for a prioritized batch,
+    whose priorities are then updated from the step's ``|delta|``),
     per-agent clipping, Adam (at the step size ``iterate`` set), target update. No host sync:
     a non-finite loss stays in ``st.acc`` until the next metric row reads it."""
     with grad_mode(st):
@@ -334,8 +366,16 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, discount_t: torch.Tensor) 
         next_obs = batch.next_obs.view(shape)
         next_q_target = st.target(next_obs)
         next_q_online = st.online(next_obs) if cfg.double else None
-        losses, mean_q, grad_q = st.loss_fn(q.detach(), batch.actions, batch.rewards,
-                                            discount_t, next_q_target, next_q_online, cfg.loss)
+        weights = getattr(batch, "weights", None)
+        if weights is None:
+            losses, mean_q, grad_q = st.loss_fn(q.detach(), batch.actions, batch.rewards,
+                                                discount_t, next_q_target, next_q_online,
+                                                cfg.loss)
+        else:
+            losses, mean_q, grad_q, td_abs = per_agent_weighted_q_learning_loss_and_grad(
+                q.detach(), batch.actions, batch.rewards, discount_t, next_q_target,
+                next_q_online, cfg.loss, weights)
+            st.replay.update_priorities(batch.indices, td_abs)
         st.online.backward(cache, grad_q)
         if cfg.max_grad_norm > 0:
             clip_grad_norm_per_agent(st.online.params, cfg.max_grad_norm)
@@ -404,7 +444,8 @@ def memory_bytes(cfg: DQNConfig, agents: int) -> int:
     """Bytes the replay of ``agents`` agents will allocate (from the buffer's own layout)."""
     probe = envs.make(cfg.env, num_envs=1, device="cpu")
     try:
-        return AgentReplay.memory_bytes(agents, **replay_layout(cfg, probe))
+        return AgentReplay.memory_bytes(agents, prioritized=priority_spec(cfg),
+                                        **replay_layout(cfg, probe))
     finally:
         probe.close()
 
