@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,8 +41,8 @@ from torch import nn
 
 from semigrad import envs, policies, schedules, trainer
 from semigrad.algos import ensemble, presets
-from semigrad.config import MAX_SEED, ConfigError, check_choice, check_range, config_from_saved
-from semigrad.devices import resolve_device
+from semigrad.algos.base import ControlConfig, option
+from semigrad.config import ConfigError, check_choice, check_range, config_from_saved
 from semigrad.losses import (
     LOSS_KINDS,
     fold_termination,
@@ -65,63 +65,49 @@ from semigrad.trainer import load_agent  # noqa: F401 (semigrad's API)
 OPTIMIZERS = {"adam": torch.optim.Adam, "radam": torch.optim.RAdam}
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
-
-
 @dataclass(frozen=True)
-class PQNConfig:
-    """Every PQN hyper-parameter; validated when built. Steps count transitions per agent."""
+class PQNConfig(ControlConfig):
+    """Every PQN hyper-parameter (and the run fields of ``ControlConfig``); validated when
+    built. Steps count transitions per agent."""
 
-    env: str = _help("environment id (gymnasium:ID forces gymnasium's)", default="CartPole-v1")
-    seed: int = field(default=0, metadata={"cli": False})
-    steps: int = _help("environment steps to train for", default=200_000)
-    num_envs: int = _help("parallel training environments (N)", default=64)
-    rollout: int = _help("env steps per env in one rollout (T); an iteration is T * N env "
+    steps: int = option("environment steps to train for", default=200_000)
+    num_envs: int = option("parallel training environments (N)", default=64)
+    rollout: int = option("env steps per env in one rollout (T); an iteration is T * N env "
                          "steps", default=32)
-    epochs: int = _help("passes over each rollout (E)", default=2)
-    minibatches: int = _help("minibatches per epoch (M): each of T * N / M transitions",
+    epochs: int = option("passes over each rollout (E)", default=2)
+    minibatches: int = option("minibatches per epoch (M): each of T * N / M transitions",
                              default=8)
-    alpha: float = _help("step size alpha: the optimizer's learning rate", default=1e-3)
-    alpha_end: float | None = _help("alpha anneals linearly to this by the end (none: "
+    alpha: float = option("step size alpha: the optimizer's learning rate", default=1e-3)
+    alpha_end: float | None = option("alpha anneals linearly to this by the end (none: "
                                     "constant alpha)", default=None)
-    optimizer: Literal["adam", "radam"] = _help("adam or radam (Liu et al. 2020)",
+    optimizer: Literal["adam", "radam"] = option("adam or radam (Liu et al. 2020)",
                                                 default="adam")
-    gamma: float = _help("discount", default=0.99)
-    reward_scale: float = _help("rewards are multiplied by this in the targets (Q-values come "
+    gamma: float = option("discount", default=0.99)
+    reward_scale: float = option("rewards are multiplied by this in the targets (Q-values come "
                                 "out in those units; purejaxql scales CartPole's by 0.1)",
                                 default=1.0)
-    q_lambda: float = _help("lambda of Peng's Q(lambda) returns (0: one-step Q-learning "
+    q_lambda: float = option("lambda of Peng's Q(lambda) returns (0: one-step Q-learning "
                             "targets, 1: Monte Carlo to the rollout's end)", default=0.9)
-    network: str = _help("Q-network: mlp (hidden, activation, layer_norm), minatar or nature "
+    network: str = option("Q-network: mlp (hidden, activation, layer_norm), minatar or nature "
                          "(convolutional, for frames; layer_norm)", default="mlp")
-    hidden: tuple[int, ...] = _help("hidden layer widths (network mlp)", default=(64, 64))
-    activation: str = _help("hidden activation (network mlp): "
+    hidden: tuple[int, ...] = option("hidden layer widths (network mlp)", default=(64, 64))
+    activation: str = option("hidden activation (network mlp): "
                             + ", ".join(ACTIVATIONS), default="relu")
-    layer_norm: bool = _help("LayerNorm before each hidden activation (of the convolutions: "
+    layer_norm: bool = option("LayerNorm before each hidden activation (of the convolutions: "
                              "over each position's channels)", default=True)
-    q_backend: Literal["auto", "stacked", "vmap"] = _help(
+    q_backend: Literal["auto", "stacked", "vmap"] = option(
         "how the K agents' networks run: stacked (fast path: the MLP, relu/tanh/elu), vmap "
         "(any module, autograd) or auto (stacked where it applies)", default="auto")
-    loss: Literal["mse", "huber"] = _help("regression loss", default="mse")
-    max_grad_norm: float = _help("clip the gradient norm (0: no clipping)", default=10.0)
-    epsilon_start: float = _help("initial epsilon", default=1.0)
-    epsilon_end: float = _help("final epsilon", default=0.05)
-    epsilon_fraction: float = _help("fraction of steps to anneal epsilon over", default=0.3)
-    eval_every: int = _help("env steps between greedy evaluations", default=8_192)
-    eval_episodes: int = _help("greedy episodes per evaluation", default=20)
-    log_every: int = _help("env steps between metric rows", default=2_048)
-    tensorboard: bool = _help("write TensorBoard events", default=True)
-    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
+    loss: Literal["mse", "huber"] = option("regression loss", default="mse")
+    max_grad_norm: float = option("clip the gradient norm (0: no clipping)", default=10.0)
+    epsilon_fraction: float = option("fraction of steps to anneal epsilon over", default=0.3)
+    eval_every: int = option("env steps between greedy evaluations", default=8_192)
+    log_every: int = option("env steps between metric rows", default=2_048)
 
     def __post_init__(self) -> None:
-        try:
-            envs.check_env_id(self.env)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        check_range("seed", self.seed, 0, MAX_SEED)
+        super().__post_init__()
         ensemble.check_counts(self, ("steps", "num_envs", "rollout", "epochs", "minibatches",
-                                     "eval_every", "eval_episodes", "log_every"))
+                                     "eval_every", "log_every"))
         batch = self.num_envs * self.rollout
         if batch % self.minibatches:
             raise ConfigError(f"minibatches: {self.minibatches} does not divide a rollout of "
@@ -134,14 +120,12 @@ class PQNConfig:
         check_range("reward_scale", self.reward_scale, 0, 1e6, low_open=True)
         check_range("q_lambda", self.q_lambda, 0, 1)
         check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
-        for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
-            check_range(name, getattr(self, name), 0, 1)
+        check_range("epsilon_fraction", self.epsilon_fraction, 0, 1)
         check_choice("network", self.network, ("mlp", *CONV_NETWORKS))
         ensemble.check_widths(self.hidden)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("loss", self.loss, LOSS_KINDS)
         check_backend(self.q_backend, self.network, self.activation)
-        resolve_device(self.device)
 
 
 # ----------------------------------------------------------------------------- presets

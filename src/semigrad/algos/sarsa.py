@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +47,8 @@ from torch import nn
 
 from semigrad import envs, losses, policies, schedules, trainer
 from semigrad.algos import ensemble
-from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range
+from semigrad.algos.base import ControlConfig, option
+from semigrad.config import check_choice, check_range
 from semigrad.nets import (
     ACTIVATIONS,
     ModuleEnsemble,
@@ -66,66 +67,46 @@ OPTIMIZERS = ("sgd", "adam")
 SLACK = 1.5  # a value beyond SLACK * r_max / (1 - gamma) is divergence, not noise
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
-
-
 @dataclass(frozen=True)
-class SarsaConfig:
-    """Hyper-parameters of a semi-gradient SARSA run (validated when built). Steps count
-    transitions per agent, summed over its N envs."""
+class SarsaConfig(ControlConfig):
+    """Hyper-parameters of a semi-gradient SARSA run (and the run fields of
+    ``ControlConfig``; validated when built). Steps count transitions per agent, summed over
+    its N envs."""
 
-    env: str = _help("environment id", default="CartPole-v1")
-    seed: int = field(default=0, metadata={"cli": False})
-    num_envs: int = _help("parallel environments N", default=4)
-    steps: int = _help("environment steps to train for", default=60_000)
-    gamma: float = _help("discount gamma in [0, 1]", default=0.99)
-    alpha: float = _help("step size alpha (learning rate)", default=1e-3)
-    optimizer: Literal["sgd", "adam"] = _help("sgd is the textbook update", default="adam")
-    method: Literal["sarsa", "expected-sarsa"] = _help(
+    num_envs: int = option("parallel environments N", default=4)
+    steps: int = option("environment steps to train for", default=60_000)
+    gamma: float = option("discount gamma in [0, 1]", default=0.99)
+    alpha: float = option("step size alpha (learning rate)", default=1e-3)
+    optimizer: Literal["sgd", "adam"] = option("sgd is the textbook update", default="adam")
+    method: Literal["sarsa", "expected-sarsa"] = option(
         "bootstrap on q(S', A') or on E_pi q(S', .)", default="sarsa")
-    q_form: Literal["multi-head", "state-action"] = _help(
+    q_form: Literal["multi-head", "state-action"] = option(
         "(B, A) outputs, or the notebook's q(s, a) on [state, action]", default="multi-head")
-    action_encoding: Literal["one_hot", "index"] = _help(
+    action_encoding: Literal["one_hot", "index"] = option(
         "action input of the state-action form ('index': the notebook's)", default="one_hot")
-    hidden: tuple[int, ...] = _help("hidden widths", default=(64, 64))
-    activation: str = _help("hidden activation: " + ", ".join(ACTIVATIONS), default="relu")
-    epsilon_start: float = _help("initial exploration rate", default=1.0)
-    epsilon_end: float = _help("final exploration rate", default=0.05)
-    epsilon_fraction: float = _help("fraction of the run over which epsilon decays",
-                                    default=0.5)
-    r_max: float = _help("largest |reward|: a |q_hat| over 1.5 r_max / (1 - gamma) stops the "
-                         "run as diverged", default=1.0)
-    eval_every: int = _help("env steps between greedy evaluations", default=5_000)
-    eval_episodes: int = _help("greedy episodes per evaluation", default=20)
-    log_every: int = _help("env steps between metric rows", default=1_000)
-    tensorboard: bool = _help("write TensorBoard events", default=True)
-    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
+    hidden: tuple[int, ...] = option("hidden widths", default=(64, 64))
+    activation: str = option("hidden activation: " + ", ".join(ACTIVATIONS), default="relu")
+    epsilon_fraction: float = option("fraction of the run over which epsilon decays",
+                                     default=0.5)
+    r_max: float = option("largest |reward|: a |q_hat| over 1.5 r_max / (1 - gamma) stops the "
+                          "run as diverged", default=1.0)
+    eval_every: int = option("env steps between greedy evaluations", default=5_000)
+    log_every: int = option("env steps between metric rows", default=1_000)
 
     def __post_init__(self) -> None:
-        try:
-            envs.check_env_id(self.env)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        check_range("seed", self.seed, 0, MAX_SEED)
+        super().__post_init__()
+        ensemble.check_counts(self, ("num_envs", "steps", "eval_every", "log_every"))
         check_range("num_envs", self.num_envs, 1, policies.MAX_PARALLEL_EPISODES)
-        check_range("steps", self.steps, 1, MAX_COUNT)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("alpha", self.alpha, 0.0, low_open=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("method", self.method, METHODS)
         check_choice("q_form", self.q_form, Q_FORMS)
         check_choice("action_encoding", self.action_encoding, ACTION_ENCODINGS)
-        for width in self.hidden:
-            check_range("hidden", width, 1)
+        ensemble.check_widths(self.hidden)
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
-        check_range("epsilon_start", self.epsilon_start, 0.0, 1.0)
-        check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
         check_range("epsilon_fraction", self.epsilon_fraction, 0.0, 1.0)
         check_range("r_max", self.r_max, 0.0, low_open=True)
-        check_range("eval_every", self.eval_every, 1, MAX_COUNT)
-        check_range("eval_episodes", self.eval_episodes, 1, policies.MAX_PARALLEL_EPISODES)
-        check_range("log_every", self.log_every, 1, MAX_COUNT)
 
 
 def make_q_network(cfg: SarsaConfig, obs_dim: int, num_actions: int) -> nn.Module:

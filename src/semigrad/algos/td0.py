@@ -61,7 +61,9 @@ import torch
 from torch import nn
 
 from semigrad import envs, trainer
-from semigrad.config import MAX_COUNT, MAX_SEED, ConfigError, check_choice, check_range
+from semigrad.algos import ensemble
+from semigrad.algos.base import RunConfig, option
+from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
 from semigrad.losses import fold_termination, td_error_loss, td_learning
 from semigrad.nets import ACTIVATIONS, LinearValue, ValueNetwork
@@ -73,72 +75,59 @@ OPTIMIZERS = ("sgd", "adam")
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
-
-
 @dataclass(frozen=True)
-class TD0Config:
-    """Hyper-parameters of a TD(0) prediction run (validated when built). Steps count
-    transitions per agent, summed over its N envs."""
+class TD0Config(RunConfig):
+    """Hyper-parameters of a TD(0) prediction run (and the run fields of ``RunConfig``;
+    validated when built). Steps count transitions per agent, summed over its N envs."""
 
-    env: str = _help("environment id", default="CartPole-v1")
-    seed: int = field(default=0, metadata={"cli": False})
-    num_envs: int = _help("parallel environments N", default=8)
-    steps: int = _help("transitions to learn from", default=100_000)
-    gamma: float = _help("discount gamma in [0, 1]", default=0.95)
-    alpha: float = _help("step size alpha (learning rate)", default=3e-3)
-    alpha_end: float = _help("alpha anneals linearly to this over the run (= alpha: constant)",
+    num_envs: int = option("parallel environments N", default=8)
+    steps: int = option("transitions to learn from", default=100_000)
+    gamma: float = option("discount gamma in [0, 1]", default=0.95)
+    alpha: float = option("step size alpha (learning rate)", default=3e-3)
+    alpha_end: float = option("alpha anneals linearly to this over the run (= alpha: constant)",
                              default=0.0)
-    optimizer: Literal["sgd", "adam"] = _help(
+    optimizer: Literal["sgd", "adam"] = option(
         "sgd is the textbook update w += alpha delta grad v", default="adam")
-    rule: Literal["semi-gradient", "residual-gradient", "notebook"] = _help(
+    rule: Literal["semi-gradient", "residual-gradient", "notebook"] = option(
         "update rule; 'notebook' is the course notebook's mistake", default="semi-gradient")
-    hidden: tuple[int, ...] = _help("hidden widths of the value MLP (notebook's)",
+    hidden: tuple[int, ...] = option("hidden widths of the value MLP (notebook's)",
                                     default=(64, 64, 64))
-    activation: str = _help("hidden activation", default="relu")
-    notebook_alpha: float = _help("the factor inside the notebook's 'loss' (rule notebook)",
+    activation: str = option("hidden activation", default="relu")
+    notebook_alpha: float = option("the factor inside the notebook's 'loss' (rule notebook)",
                                   default=0.8)
-    r_max: float = _help("largest |reward|: a |v_hat| over 1.5 r_max / (1 - gamma) stops the "
+    r_max: float = option("largest |reward|: a |v_hat| over 1.5 r_max / (1 - gamma) stops the "
                          "run as diverged", default=1.0)
-    start_box: tuple[float, ...] = _help(
+    start_box: tuple[float, ...] = option(
         "CartPole-v1 only: start episodes uniformly in +-(x, x_dot, theta, theta_dot), e.g. "
         "2.4 3 0.2 3.5 (exploring starts; v_pi does not change); none: the env's +-0.05",
         default=())
-    fast_path: bool = _help("hand-written backprop for MLP value nets (semi-gradient rule); "
+    fast_path: bool = option("hand-written backprop for MLP value nets (semi-gradient rule); "
                             "same update as autograd with less per-step overhead", default=True)
     probes: tuple[float, ...] = field(default=(), metadata={
         "cli": False, "help": "extra probe states, obs_dim numbers each, one after another "
                               "(after CartPole-v1's default probes)"})
-    mc_rollouts: int = _help("Monte Carlo rollouts per probe state (CartPole-v1)", default=2000)
-    log_every: int = _help("env steps between metric rows (v_hat at the probes; the default "
+    mc_rollouts: int = option("Monte Carlo rollouts per probe state (CartPole-v1)", default=2000)
+    log_every: int = option("env steps between metric rows (v_hat at the probes; the default "
                            "keeps the records under 5% of the time)", default=2000)
-    eval_every: int = _help("env steps between checkpoints", default=20_000)
-    tensorboard: bool = _help("write TensorBoard events", default=True)
-    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
+    eval_every: int = option("env steps between checkpoints", default=20_000)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         try:
-            envs.check_env_id(self.env)
             envs.check_start_box(self.env, self.start_box)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        check_range("seed", self.seed, 0, MAX_SEED)
-        check_range("num_envs", self.num_envs, 1, MAX_COUNT)
-        check_range("steps", self.steps, 1, MAX_COUNT)
+        ensemble.check_counts(self, ("num_envs", "steps", "log_every", "eval_every"))
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("alpha", self.alpha, 0.0, low_open=True)
         check_range("alpha_end", self.alpha_end, 0.0)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("rule", self.rule, RULES)
-        for width in self.hidden:
-            check_range("hidden", width, 1)
+        ensemble.check_widths(self.hidden)
         check_choice("activation", self.activation, sorted(ACTIVATIONS))
         check_range("notebook_alpha", self.notebook_alpha, 0.0, low_open=True)
         check_range("r_max", self.r_max, 0.0, low_open=True)
         check_range("mc_rollouts", self.mc_rollouts, 2, 1_000_000)
-        check_range("log_every", self.log_every, 1, MAX_COUNT)
-        check_range("eval_every", self.eval_every, 1, MAX_COUNT)
         for x in self.probes:
             if not math.isfinite(x):
                 raise ConfigError(f"probes: expected finite numbers, got {x}")
