@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,15 +44,14 @@ from torch import nn
 
 from semigrad import envs, policies, schedules, trainer
 from semigrad.algos import ensemble, presets
+from semigrad.algos.base import ControlConfig, option
 from semigrad.buffers import AgentReplay, Batch, PrioritizedSpec
 from semigrad.config import (
-    MAX_SEED,
     ConfigError,
     check_choice,
     check_range,
     config_from_saved,
 )
-from semigrad.devices import resolve_device
 from semigrad.losses import (
     LOSS_KINDS,
     fold_termination,
@@ -74,78 +73,67 @@ from semigrad.seeding import AgentUniforms, agent_generators
 from semigrad.trainer import TrainingDiverged, load_agent  # noqa: F401 (semigrad's API)
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
-
-
 @dataclass(frozen=True)
-class DQNConfig:
-    """Every DQN hyper-parameter; validated when built. Steps count transitions per agent."""
+class DQNConfig(ControlConfig):
+    """Every DQN hyper-parameter (and the run fields of ``ControlConfig``); validated when
+    built. Steps count transitions per agent."""
 
-    env: str = _help("environment id (gymnasium:ID forces gymnasium's)", default="CartPole-v1")
-    start_box: tuple[float, ...] = _help(
+    start_box: tuple[float, ...] = option(
         "CartPole-v1 only: training episodes start uniformly in +-(x, x_dot, theta, theta_dot) "
         "(exploring starts; evaluation keeps the env's own starts); none (--start-box "
         "alone): the env's own",
         default=())
-    seed: int = field(default=0, metadata={"cli": False})
-    steps: int = _help("environment steps to train for", default=50_000)
-    num_envs: int = _help("parallel training environments", default=4)
-    buffer_size: int = _help("replay capacity (transitions)", default=50_000)
-    batch_size: int = _help("minibatch size", default=128)
-    alpha: float = _help("step size alpha: Adam's learning rate", default=1e-3)
-    alpha_end: float | None = _help("alpha anneals linearly to this by the end (none: "
+    steps: int = option("environment steps to train for", default=50_000)
+    num_envs: int = option("parallel training environments", default=4)
+    buffer_size: int = option("replay capacity (transitions)", default=50_000)
+    batch_size: int = option("minibatch size", default=128)
+    alpha: float = option("step size alpha: Adam's learning rate", default=1e-3)
+    alpha_end: float | None = option("alpha anneals linearly to this by the end (none: "
                                     "constant alpha)", default=None)
-    gamma: float = _help("discount", default=0.99)
-    network: str = _help("Q-network: mlp (hidden, activation, dueling), minatar or nature "
+    gamma: float = option("discount", default=0.99)
+    network: str = option("Q-network: mlp (hidden, activation, dueling), minatar or nature "
                          "(convolutional, for frames; dueling) or a factory 'module:function' "
                          "called as function(obs_dim, num_actions) -> nn.Module",
                          default="mlp")
-    hidden: tuple[int, ...] = _help("hidden layer widths (network mlp)", default=(64, 64))
-    activation: str = _help("hidden activation (network mlp): "
+    hidden: tuple[int, ...] = option("hidden layer widths (network mlp)", default=(64, 64))
+    activation: str = option("hidden activation (network mlp): "
                             + ", ".join(ACTIVATIONS), default="relu")
-    dueling: bool = _help("dueling head (network mlp)", default=False)
-    q_backend: Literal["auto", "stacked", "vmap"] = _help(
+    dueling: bool = option("dueling head (network mlp)", default=False)
+    q_backend: Literal["auto", "stacked", "vmap"] = option(
         "how the K agents' networks run: stacked (fast path: the MLP, relu/tanh/elu), vmap "
         "(any module, autograd) or auto (stacked where it applies)", default="auto")
-    double: bool = _help("Double DQN targets", default=True)
-    n_step: int = _help("n-step returns (1: one-step Q-learning)", default=5)
-    loss: Literal["mse", "huber"] = _help("regression loss", default="mse")
-    prioritized: bool = _help("prioritized replay (Schaul et al. 2016, proportional): draw "
+    double: bool = option("Double DQN targets", default=True)
+    n_step: int = option("n-step returns (1: one-step Q-learning)", default=5)
+    loss: Literal["mse", "huber"] = option("regression loss", default="mse")
+    prioritized: bool = option("prioritized replay (Schaul et al. 2016, proportional): draw "
                               "transitions by priority |delta| + eps, importance-weighted loss",
                               default=False)
-    priority_alpha: float = _help("prioritized replay: the priority exponent alpha",
+    priority_alpha: float = option("prioritized replay: the priority exponent alpha",
                                   default=0.6)
-    priority_beta: float = _help("prioritized replay: the importance-weight exponent beta at "
+    priority_beta: float = option("prioritized replay: the importance-weight exponent beta at "
                                  "the start, annealed linearly to 1 by the end", default=0.4)
-    priority_eps: float = _help("prioritized replay: eps added to |delta|", default=1e-6)
-    max_grad_norm: float = _help("clip the gradient norm (0: no clipping)", default=10.0)
-    target_update: Literal["hard", "polyak"] = _help("target network update", default="hard")
-    target_update_interval: int = _help("gradient steps between hard copies", default=50)
-    tau: float = _help("Polyak rate per gradient step", default=0.005)
-    epsilon_start: float = _help("initial epsilon", default=1.0)
-    epsilon_end: float = _help("final epsilon", default=0.05)
-    epsilon_fraction: float = _help("fraction of steps to anneal epsilon over", default=0.4)
-    learning_starts: int = _help("env steps of random play before learning", default=1_000)
-    train_freq: int = _help("iterations (vector steps) between updates", default=1)
-    gradient_steps: int = _help("gradient steps per update", default=1)
-    eval_every: int = _help("env steps between greedy evaluations", default=2_500)
-    eval_episodes: int = _help("greedy episodes per evaluation", default=20)
-    log_every: int = _help("env steps between metric rows", default=500)
-    tensorboard: bool = _help("write TensorBoard events", default=True)
-    device: str = _help("torch device: auto, cpu, cuda, cuda:N", default="auto")
+    priority_eps: float = option("prioritized replay: eps added to |delta|", default=1e-6)
+    max_grad_norm: float = option("clip the gradient norm (0: no clipping)", default=10.0)
+    target_update: Literal["hard", "polyak"] = option("target network update", default="hard")
+    target_update_interval: int = option("gradient steps between hard copies", default=50)
+    tau: float = option("Polyak rate per gradient step", default=0.005)
+    epsilon_fraction: float = option("fraction of steps to anneal epsilon over", default=0.4)
+    learning_starts: int = option("env steps of random play before learning", default=1_000)
+    train_freq: int = option("iterations (vector steps) between updates", default=1)
+    gradient_steps: int = option("gradient steps per update", default=1)
+    eval_every: int = option("env steps between greedy evaluations", default=2_500)
+    log_every: int = option("env steps between metric rows", default=500)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         try:
-            envs.check_env_id(self.env)
             envs.check_start_box(self.env, self.start_box)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        check_range("seed", self.seed, 0, MAX_SEED)
         ensemble.check_counts(self, ("steps", "num_envs", "buffer_size", "batch_size", "n_step",
                                      "target_update_interval", "train_freq", "gradient_steps",
-                                     "eval_every", "eval_episodes", "log_every",
-                                     "learning_starts"), zero_ok=("learning_starts",))
+                                     "eval_every", "log_every", "learning_starts"),
+                              zero_ok=("learning_starts",))
         if self.steps <= self.learning_starts:
             raise ConfigError(f"steps: {self.steps} is not more than learning_starts "
                               f"({self.learning_starts}): the run would only play randomly; "
@@ -159,8 +147,7 @@ class DQNConfig:
         check_range("priority_beta", self.priority_beta, 0, 1)
         check_range("priority_eps", self.priority_eps, 0, 1e3)
         check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
-        for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
-            check_range(name, getattr(self, name), 0, 1)
+        check_range("epsilon_fraction", self.epsilon_fraction, 0, 1)
         ensemble.check_widths(self.hidden)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("loss", self.loss, LOSS_KINDS)
@@ -175,7 +162,6 @@ class DQNConfig:
             raise ConfigError(f"buffer_size: {self.buffer_size} is too small; it must hold at "
                               f"least num_envs * (n_step + 1) = "
                               f"{self.num_envs * (self.n_step + 1)} transitions")
-        resolve_device(self.device)
 
 
 PRESETS: dict[str, DQNConfig] = {name: DQNConfig(**fields)
