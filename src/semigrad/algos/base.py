@@ -52,3 +52,12 @@ class ControlConfig(RunConfig):
         check_counts(self, ("eval_episodes",))
         check_range("epsilon_start", self.epsilon_start, 0, 1)
         check_range("epsilon_end", self.epsilon_end, 0, 1)
+
+
+def check_start_box(cfg: Any) -> None:
+    """``cfg.start_box`` (exploring starts, CartPole-v1 only) fits ``cfg.env``, or one
+    ``ConfigError``."""
+    try:
+        envs.check_start_box(cfg.env, cfg.start_box)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None

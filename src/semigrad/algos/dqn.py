@@ -44,7 +44,7 @@ from torch import nn
 
 from semigrad import envs, policies, schedules, trainer
 from semigrad.algos import ensemble, presets
-from semigrad.algos.base import ControlConfig, option
+from semigrad.algos.base import ControlConfig, check_start_box, option
 from semigrad.buffers import AgentReplay, Batch, PrioritizedSpec
 from semigrad.config import (
     ConfigError,
@@ -126,10 +126,7 @@ class DQNConfig(ControlConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            envs.check_start_box(self.env, self.start_box)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_start_box(self)
         ensemble.check_counts(self, ("steps", "num_envs", "buffer_size", "batch_size", "n_step",
                                      "target_update_interval", "train_freq", "gradient_steps",
                                      "eval_every", "log_every", "learning_starts"),

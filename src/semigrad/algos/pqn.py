@@ -42,7 +42,7 @@ from torch import nn
 from semigrad import envs, policies, schedules, trainer
 from semigrad.algos import ensemble, presets
 from semigrad.algos.base import ControlConfig, option
-from semigrad.config import ConfigError, check_choice, check_range, config_from_saved
+from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.losses import (
     LOSS_KINDS,
     fold_termination,
@@ -356,11 +356,6 @@ def load_state_dict(cfg: PQNConfig, st: PQNState, payload: dict, seeds: Sequence
     ensemble.load_state_dict(cfg, st, payload, seeds, device)
     st.iterations = payload["iterations"]
     return st
-
-
-def config_from_dict(saved: Mapping[str, Any]) -> PQNConfig:
-    """A ``PQNConfig`` from ``config.json``'s or a checkpoint's fields."""
-    return config_from_saved(PQNConfig, saved)
 
 
 def memory_bytes(cfg: PQNConfig, agents: int) -> int:

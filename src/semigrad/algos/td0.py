@@ -62,7 +62,7 @@ from torch import nn
 
 from semigrad import envs, trainer
 from semigrad.algos import ensemble
-from semigrad.algos.base import RunConfig, option
+from semigrad.algos.base import RunConfig, check_start_box, option
 from semigrad.config import ConfigError, check_choice, check_range
 from semigrad.devices import resolve_device
 from semigrad.losses import fold_termination, td_error_loss, td_learning
@@ -113,10 +113,7 @@ class TD0Config(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            envs.check_start_box(self.env, self.start_box)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_start_box(self)
         ensemble.check_counts(self, ("num_envs", "steps", "log_every", "eval_every"))
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("alpha", self.alpha, 0.0, low_open=True)
