@@ -81,7 +81,7 @@ CASES = [
     (["train", "--seeds", "0-100000"], "at most 100000"),
     (["train", "--seeds", "3-1"], "empty range"),
     (["train", "--seeds", "0-1", "--seed", "3"], "--seed and --seeds"),
-    (["train", "--seeds", "0-1000", "--buffer-size", "100000000"], "GiB of replay"),
+    (["train", "--seeds", "0-1000", "--buffer-size", "100000000"], "GiB of dqn's storage"),
     # train: folders
     (["train", "--run-dir", "{w}/done"], "already holds a finished run"),
     (["train", "--run-dir", "{w}/interrupted"], "--resume"),

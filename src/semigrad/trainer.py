@@ -244,10 +244,11 @@ def check_before_run(algo: ModuleType, cfg: Any, agents: int) -> int:
             return need
         where = "of available memory"
     if need > 0.9 * have:
-        raise ConfigError(f"seeds: {agents} agents with buffer_size {cfg.buffer_size} need "
-                          f"about {need / 2**30:.1f} GiB of replay, more than the "
-                          f"{have / 2**30:.1f} GiB {where}; train fewer seeds at once or "
-                          "lower --buffer-size")
+        lower = getattr(algo, "MEMORY_HINT", "")
+        raise ConfigError(f"seeds: {agents} agents need about {need / 2**30:.1f} GiB of "
+                          f"{algo.NAME}'s storage, more than the {have / 2**30:.1f} GiB "
+                          f"{where}; train fewer seeds at once" + (f" or {lower}" if lower
+                                                                   else ""))
     return need
 
 

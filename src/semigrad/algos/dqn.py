@@ -380,6 +380,7 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, discount_t: torch.Tensor) 
 NAME = "dqn"
 Config = DQNConfig
 HEALTH = ("loss", "mean Q-value")  # st.acc[:, 2:4]; st.acc[:, 4] counts the updates
+MEMORY_HINT = "lower --buffer-size (the replay's capacity)"
 DIVERGENCE_HINT = ("a learning rate too high, gamma close to 1 with unbounded rewards, or no "
                    "gradient clipping (--max-grad-norm)")
 METRIC_COLUMNS = ("loss", "mean_q", "epsilon", "alpha", "gradient_steps")
