@@ -251,3 +251,16 @@ def test_heads_give_means_and_distributions():
         heads.DistributionalHead(8, 3, 7, "gaussian")
     with pytest.raises(ValueError, match="needs its support"):
         heads.q_values("categorical", out)
+
+
+def test_projection_in_linear_time_equals_the_closeness_formula():
+    from semigrad.losses import _project, _project_dense
+
+    gen = torch.Generator().manual_seed(5)
+    for dtype in (torch.float64, torch.float32):
+        z = heads.categorical_support(0.0, 100.0, 51, dtype=dtype)
+        atoms = (torch.rand(64, 30, generator=gen, dtype=dtype) * 140 - 20)
+        atoms[:, :5] = z[torch.randint(0, 51, (64, 5), generator=gen)]  # on support atoms
+        probs = torch.softmax(torch.randn(64, 30, generator=gen, dtype=dtype), -1)
+        torch.testing.assert_close(_project(atoms, probs, z), _project_dense(atoms, probs, z),
+                                   atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)

@@ -172,3 +172,200 @@ def test_prioritized_dqn_agent_k_is_single_run_k(tmp_path, n_step):
 def test_prioritized_dqn_resumes_exactly(tmp_path):
     cfg = dqn.DQNConfig(**{**CHAIN, "prioritized": True, "n_step": 3, "seed": 2})
     assert_resume_is_exact(dqn, cfg, tmp_path)
+
+
+# ----------------------------------------------------------------------------- distributional
+
+from semigrad.algos import c51, qrdqn, rainbow  # noqa: E402
+from semigrad.heads import HeadNetwork  # noqa: E402
+from semigrad.losses import categorical_q_learning, quantile_q_learning  # noqa: E402
+from semigrad.noisy import (  # noqa: E402
+    noise_indices,
+    noise_off,
+    resample_noise,
+    resample_stacked_noise,
+)
+
+FAMILY = dict(CHAIN, num_atoms=11, v_min=0.0, v_max=2.0)
+
+
+def _config(module, **extra):
+    fields = dict(FAMILY) if module is not qrdqn else {**CHAIN, "num_quantiles": 9}
+    return module.Config(**{**fields, **extra})
+
+
+def _reference(module, cfg, logits, a, r, disc, logits_t, selector):
+    if module is qrdqn:
+        return quantile_q_learning(logits, a, r, disc, logits_t, selector, cfg.kappa)
+    z = torch.linspace(cfg.v_min, cfg.v_max, cfg.num_atoms)
+    return categorical_q_learning(logits, a, r, disc, logits_t, z, selector)
+
+
+@pytest.mark.parametrize("module", [c51, qrdqn, rainbow])
+def test_distributional_learn_step_equals_the_losses_modules_loss(module):
+    """One learning step of K = 2 agents: each agent's loss (in st.acc) and the gradient of
+    the online network are those of ``losses.categorical_q_learning`` (or
+    ``quantile_q_learning``) per agent, with Double selection by the online means, weighted
+    by the importance weights where prioritized; the drawn priorities become the losses."""
+    cfg = _config(module, max_grad_norm=0.0, n_step=3, double=True)
+    st = module.init(cfg, [0, 1], CPU)
+    for _ in range(60):
+        dqn.act(cfg, st, 1.0)
+    u = st.uniforms.take(cfg.batch_size)
+    beta = {"beta": 0.5} if cfg.prioritized else {}
+    batch = st.replay.sample_n_step(cfg.n_step, cfg.gamma, u, **beta)
+    disc = batch.discounts * (~batch.terminated)
+    k, b = 2, cfg.batch_size
+    if cfg.noisy:  # the step resamples first: replay it from the same generator states
+        states = [g.get_state() for g in st.noise.generators]
+        st.noise.resample(st.online, st.target)
+    shape = (k, b, -1)
+    out = st.online(batch.obs.view(shape))
+    with torch.no_grad():
+        out_t = st.target(batch.next_obs.view(shape))
+        sel = st.head.q_values(st.online(batch.next_obs.view(shape)))
+    per_agent, per_sample = [], []
+    for i in range(k):
+        rows = slice(i * b, (i + 1) * b)
+        per = _reference(module, cfg, out[i], batch.actions[rows], batch.rewards[rows],
+                         disc[rows].float(), out_t[i], sel[i])
+        w = batch.weights[rows] if cfg.prioritized else torch.ones(b)
+        per_agent.append((w * per).mean())
+        per_sample.append(per.detach())
+    grads = torch.autograd.grad(torch.stack(per_agent).sum(), st.online.params)
+    if cfg.noisy:
+        for g, s in zip(st.noise.generators, states, strict=True):
+            g.set_state(s)
+    before = st.acc[:, 2].clone()
+    dqn.learn(cfg, st, batch, disc)
+    torch.testing.assert_close((st.acc[:, 2] - before).float(),
+                               torch.stack(per_agent).detach(), atol=1e-6, rtol=1e-6)
+    for p, g in zip(st.online.params, grads, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+    if cfg.prioritized:
+        leaves = st.replay.prioritized.leaves().gather(1, batch.indices.view(k, b))
+        want = (torch.stack(per_sample).double() + cfg.priority_eps) ** cfg.priority_alpha
+        assert torch.all(leaves >= want * (1 - 1e-5))  # a slot drawn twice keeps the larger
+
+
+@pytest.mark.parametrize("module", [c51, qrdqn, rainbow])
+def test_q_values_are_the_distributions_means_everywhere(module, tmp_path):
+    cfg = _config(module, steps=400, learning_starts=100, eval_every=400)
+    st = module.init(cfg, [0, 3], CPU)
+    obs = torch.eye(5)[:4].expand(2, 4, 5)
+    with dqn.grad_mode(st):
+        q = module.q_values(st, obs)
+    nets = []
+    for k in range(2):
+        net = module.make_network(cfg, st.env)
+        net.load_state_dict(module.agent_state_dict(st, k, net))
+        nets.append(net.eval())
+        v, p = net.distribution(obs[k])
+        torch.testing.assert_close(q[k], (v * p).sum(-1))
+        torch.testing.assert_close(q[k], net(obs[k]))
+    module.train(cfg, tmp_path, progress=False)
+    agent = trainer.load_agent(tmp_path, "last")
+    values, probs = agent.distribution(torch.eye(5)[:3])
+    m = cfg.num_quantiles if module is qrdqn else cfg.num_atoms
+    assert values.shape == probs.shape == (3, 2, m)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 2))
+    torch.testing.assert_close(agent.q_values(torch.eye(5)[:3]), (values * probs).sum(-1))
+    one_v, one_p = agent.distribution(torch.eye(5)[0])
+    assert one_v.shape == one_p.shape == (2, m)
+    with pytest.raises(ValueError, match="no return distribution"):
+        dqn.train(dqn.DQNConfig(**{**CHAIN, "steps": 400, "learning_starts": 100,
+                                   "eval_every": 400}), tmp_path / "dqn", progress=False)
+        trainer.load_agent(tmp_path / "dqn", "last").distribution(torch.eye(5)[:1])
+
+
+@pytest.mark.parametrize("module", [c51, rainbow])
+def test_distributional_agent_k_is_single_run_k(module, tmp_path):
+    assert_agent_k_is_single_run_k(module, _config(module, n_step=3), tmp_path)
+
+
+@pytest.mark.parametrize("module", [c51, rainbow, qrdqn])
+def test_distributional_resume_is_exact(module, tmp_path):
+    assert_resume_is_exact(module, _config(module, n_step=3, seed=1), tmp_path)
+
+
+def test_c51_learns_the_chain():
+    """The chain's optimal values (all < 1) from C51 with a support on [0, 2]."""
+    from chain_env import optimal_q
+
+    cfg = _config(c51, steps=3000, eval_every=1000)
+    st = c51.init(cfg, [0], CPU)
+    env_steps = 0
+    while env_steps < cfg.steps:
+        env_steps += c51.iterate(cfg, st, env_steps)
+    with dqn.grad_mode(st):
+        q = c51.q_values(st, torch.eye(5)[:4].unsqueeze(0))[0].double()
+    assert torch.equal(q.argmax(dim=1), torch.ones(4, dtype=torch.int64))
+    assert (q - optimal_q(5, 0.9)).abs().max().item() < 0.1
+
+
+def test_bad_family_configs_are_one_clear_error():
+    from semigrad.config import ConfigError
+
+    with pytest.raises(ConfigError, match="v_min"):
+        c51.C51Config(**{**FAMILY, "v_min": 3.0})
+    with pytest.raises(ConfigError, match="network"):
+        c51.C51Config(**{**FAMILY, "network": "minatar"})
+    with pytest.raises(ConfigError, match="q_backend"):
+        qrdqn.QRDQNConfig(**{**CHAIN, "q_backend": "stacked"})
+    with pytest.raises(ConfigError, match="noisy"):
+        dqn.DQNConfig(**{**CHAIN, "noisy": True, "network": "minatar"})
+
+
+# ----------------------------------------------------------------------------- noisy nets
+
+
+def test_stacked_noise_is_each_agents_single_network_noise_and_off_is_eval():
+    nets = []
+    for s in (0, 1):
+        torch.manual_seed(s)
+        nets.append(HeadNetwork(5, 2, "categorical", 7, (8, 8), dueling=True, noisy_sigma0=0.5))
+    from semigrad.nets import ModuleEnsemble
+
+    ens = ModuleEnsemble.stack(nets, CPU)
+    idx = noise_indices(nets[0])
+    assert len(idx) == 2 * 4  # two torso layers, advantage, value
+    gens = [torch.Generator().manual_seed(10 + s) for s in (0, 1)]
+    resample_stacked_noise(ens.buffers, idx, gens)
+    x = torch.randn(2, 3, 5)
+    for k in (0, 1):
+        resample_noise(nets[k], torch.Generator().manual_seed(10 + k))
+        state = ens.agent_state_dict(k, nets[k])
+        for name, b in nets[k].named_buffers():
+            assert torch.equal(state[name], b), name
+        with torch.no_grad():
+            torch.testing.assert_close(ens(x)[k], nets[k](x[k]))
+    with noise_off(ens.buffers, idx), torch.no_grad():
+        means = ens(x)
+    for k in (0, 1):
+        with torch.no_grad():
+            torch.testing.assert_close(means[k], nets[k].eval()(x[k]))
+        nets[k].train()
+    with torch.no_grad():  # the noise is back
+        torch.testing.assert_close(ens(x)[1], nets[1](x[1]))
+
+
+def test_noisy_dqn_explores_by_noise_reproducibly(tmp_path):
+    cfg = dqn.DQNConfig(**{**CHAIN, "noisy": True, "epsilon_start": 0.0, "epsilon_end": 0.0,
+                           "noisy_sigma0": 2.0})
+    runs = []
+    for _ in range(2):
+        st = dqn.init(cfg, [4], CPU)
+        actions = []
+        for _ in range(30):
+            dqn.act(cfg, st, 0.0)
+            actions.append(st.replay.buffer.actions[st.replay.buffer.pos - 4:
+                                                    st.replay.buffer.pos].clone())
+        runs.append(torch.stack(actions))
+    assert torch.equal(runs[0], runs[1])
+    assert 0 < runs[0].float().mean() < 1  # with epsilon 0, the noise alone varies actions
+
+
+def test_noisy_dqn_agent_k_is_single_run_k_and_resumes(tmp_path):
+    cfg = dqn.DQNConfig(**{**CHAIN, "noisy": True, "epsilon_start": 0.0, "epsilon_end": 0.0})
+    assert_agent_k_is_single_run_k(dqn, cfg, tmp_path / "k")
+    assert_resume_is_exact(dqn, replace(cfg, seed=3), tmp_path / "r")

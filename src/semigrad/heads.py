@@ -106,3 +106,79 @@ class DistributionalHead(nn.Module):
 
     def distribution(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return distribution(self.kind, out, self.z)
+
+
+class HeadNetwork(nn.Module):
+    """An MLP Q-network with a head of any kind, for DQN's family: ``(B, obs_dim)`` -> a torso
+    of ``hidden`` layers (Linear + activation) -> per action ``M`` outputs (``kind``
+    "categorical" or "quantile"; "scalar": one Q-value, no atom dimension).
+
+    ``dueling`` (Wang et al. 2016; with distributions as Rainbow combines them, Hessel et al.
+    2018): a value stream ``(B, 1, M)`` and an advantage stream ``(B, A, M)`` combined as
+    ``v + a - mean_a a`` (on logits for categorical heads). ``noisy_sigma0``: every linear
+    layer a factorised-Gaussian ``noisy.NoisyLinear`` with that ``sigma0`` (Fortunato et al.
+    2018; None: plain ``nn.Linear``). ``v_min``, ``v_max``: the categorical support ``z``
+    (a buffer).
+
+    ``forward`` returns the Q-values ``(B, A)`` (the distributions' means), so the network
+    plays, evaluates and loads as any Q-network; with ``raw = True`` it returns the head's
+    output ``(B, A, M)`` (``(B, A)`` for "scalar"), what the losses take. ``distribution(x)``:
+    ``(values, probs)`` each ``(B, A, M)`` (``heads.distribution``).
+    """
+
+    def __init__(self, obs_dim: int, num_actions: int, kind: str = "categorical",
+                 num_atoms: int = 51, hidden: tuple[int, ...] = (64, 64),
+                 activation: str = "relu", dueling: bool = False,
+                 noisy_sigma0: float | None = None, v_min: float = -10.0,
+                 v_max: float = 10.0) -> None:
+        super().__init__()
+        from semigrad.nets import ACTIVATIONS
+        from semigrad.noisy import NoisyLinear
+
+        if kind not in ("scalar", *HEAD_KINDS):
+            raise ValueError(f"HeadNetwork: kind must be scalar or one of {HEAD_KINDS}, "
+                             f"got {kind!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: {activation!r} is not one of {sorted(ACTIVATIONS)}")
+        if not hidden:
+            raise ValueError("HeadNetwork: needs at least one hidden layer")
+
+        def linear(p: int, q: int) -> nn.Module:
+            return nn.Linear(p, q) if noisy_sigma0 is None else NoisyLinear(p, q, noisy_sigma0)
+
+        self.kind, self.num_actions = kind, num_actions
+        self.num_atoms = 1 if kind == "scalar" else num_atoms
+        self.dueling, self.raw = dueling, False
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for h in hidden:
+            layers += [linear(width, h), ACTIVATIONS[activation]()]
+            width = h
+        self.torso = nn.Sequential(*layers)
+        self.advantage = linear(width, num_actions * self.num_atoms)
+        self.value = linear(width, self.num_atoms) if dueling else None
+        z = categorical_support(v_min, v_max, num_atoms) if kind == "categorical" else None
+        self.register_buffer("z", z)
+
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's output: ``(B, A, M)``, or ``(B, A)`` for "scalar"."""
+        h = self.torso(x)
+        out = self.advantage(h).unflatten(-1, (self.num_actions, self.num_atoms))
+        if self.value is not None:
+            out = self.value(h).unsqueeze(-2) + out - out.mean(dim=-2, keepdim=True)
+        return out.squeeze(-1) if self.kind == "scalar" else out
+
+    def q_values(self, out: torch.Tensor) -> torch.Tensor:
+        """The Q-values ``(..., A)`` of an output of ``output``."""
+        return out if self.kind == "scalar" else q_values(self.kind, out, self.z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.output(x)
+        return out if self.raw else self.q_values(out)
+
+    def distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(values, probs)`` each ``(B, A, M)`` of observations ``x (B, obs_dim)``."""
+        if self.kind == "scalar":
+            raise ValueError("distribution: this network has a scalar head (one Q-value per "
+                             "action), no return distribution")
+        return distribution(self.kind, self.output(x), self.z)

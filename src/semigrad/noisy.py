@@ -108,3 +108,46 @@ def resample_noise(module: nn.Module, generator: torch.Generator | None = None) 
     generator for the whole network gives one reproducible stream)."""
     for layer in noisy_layers(module):
         layer.resample_noise(generator)
+
+
+# ----------------------------------------------------------------------------- K networks at once
+
+
+def noise_indices(module: nn.Module) -> list[int]:
+    """Positions, in ``module.named_buffers()`` order, of each ``NoisyLinear``'s ``eps_in``
+    and ``eps_out``, in the order ``resample_noise`` draws them: where the noise sits in the
+    stacked buffers of K copies of ``module`` (``nets.ModuleEnsemble.buffers``)."""
+    where = {id(b): i for i, (_, b) in enumerate(module.named_buffers())}
+    return [where[id(b)] for layer in noisy_layers(module) for b in (layer.eps_in, layer.eps_out)]
+
+
+@torch.no_grad()
+def resample_stacked_noise(buffers: list[torch.Tensor], indices: list[int],
+                           generators: list[torch.Generator]) -> None:
+    """New noise for K stacked copies of a network: agent k's from ``generators[k]`` alone,
+    drawn in ``resample_noise``'s order, so agent k's noise is what ``resample_noise(net_k,
+    generators[k])`` gives a single network. ``buffers``: the stacked buffers ``(K, ...)``,
+    ``indices``: ``noise_indices`` of the network."""
+    for k, gen in enumerate(generators):
+        for i in indices:
+            row = buffers[i][k]
+            row.copy_(scaled_noise(row.shape[0], gen, row.device, row.dtype))
+
+
+class noise_off:  # noqa: N801 (a context manager, used as ``with noise_off(...)``)
+    """Within it, the stacked noise buffers are zero, so each ``NoisyLinear`` computes
+    ``mu + sigma * 0``: its means, what ``eval()`` computes; restored on exit."""
+
+    def __init__(self, buffers: list[torch.Tensor], indices: list[int]) -> None:
+        self.buffers, self.indices = buffers, indices
+
+    def __enter__(self) -> None:
+        with torch.no_grad():
+            self.saved = [self.buffers[i].clone() for i in self.indices]
+            for i in self.indices:
+                self.buffers[i].zero_()
+
+    def __exit__(self, *exc: object) -> None:
+        with torch.no_grad():
+            for i, saved in zip(self.indices, self.saved, strict=True):
+                self.buffers[i].copy_(saved)

@@ -555,6 +555,23 @@ class TrainedAgent:
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         return self.q_values(obs).argmax(dim=-1)
 
+    @torch.no_grad()
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The return distribution of a distributional agent (C51, QR-DQN, Rainbow):
+        ``(values, probs)`` each ``(B, A, M)`` (one observation: ``(A, M)``), the atoms and
+        their probabilities; ``q_values(obs)`` is ``(values * probs).sum(-1)``. The network's
+        own ``distribution`` method; an agent without one raises ValueError."""
+        if not callable(getattr(self.net, "distribution", None)):
+            raise ValueError(f"{type(self.net).__name__} has no return distribution (a "
+                             "distributional agent has: c51, qrdqn, rainbow)")
+        obs = torch.as_tensor(obs, device=self.device)
+        if obs.dim() not in (1, 2):
+            raise ValueError(f"obs: expected one observation (obs_dim,) or a batch (B, obs_dim), "
+                             f"got shape {tuple(obs.shape)}")
+        values, probs = self.net.distribution(
+            (obs.float() if obs.is_floating_point() else obs).reshape(-1, obs.shape[-1]))
+        return (values[0], probs[0]) if obs.dim() == 1 else (values, probs)
+
     __call__ = act
 
 

@@ -8,6 +8,9 @@ algorithm (nor torch).
 
 TRAINED = {
     "dqn": "semigrad.algos.dqn",
+    "c51": "semigrad.algos.c51",
+    "qrdqn": "semigrad.algos.qrdqn",
+    "rainbow": "semigrad.algos.rainbow",
     "pqn": "semigrad.algos.pqn",
     "sarsa": "semigrad.algos.sarsa",
     "td0": "semigrad.algos.td0",

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -52,6 +52,7 @@ from semigrad.config import (
     check_range,
     config_from_saved,
 )
+from semigrad.heads import HeadNetwork
 from semigrad.losses import (
     LOSS_KINDS,
     fold_termination,
@@ -68,6 +69,7 @@ from semigrad.nets import (
     network_factory,
     seeded_q_ensemble,
 )
+from semigrad.noisy import noise_indices, noise_off, resample_stacked_noise
 from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
 from semigrad.seeding import AgentUniforms, agent_generators
 from semigrad.trainer import TrainingDiverged, load_agent  # noqa: F401 (semigrad's API)
@@ -99,6 +101,12 @@ class DQNConfig(ControlConfig):
     activation: str = option("hidden activation (network mlp): "
                             + ", ".join(ACTIVATIONS), default="relu")
     dueling: bool = option("dueling head (network mlp)", default=False)
+    noisy: bool = option("noisy nets (Fortunato et al. 2018, factorised Gaussian; network "
+                         "mlp): every linear layer learns its own noise, resampled before each "
+                         "action and each gradient step; set epsilon to 0 for exploration by "
+                         "noise alone", default=False)
+    noisy_sigma0: float = option("noisy nets: initial noise scale sigma0 (sigma = sigma0 / "
+                                 "sqrt(inputs))", default=0.5)
     q_backend: Literal["auto", "stacked", "vmap"] = option(
         "how the K agents' networks run: stacked (fast path: the MLP, relu/tanh/elu), vmap "
         "(any module, autograd) or auto (stacked where it applies)", default="auto")
@@ -143,6 +151,12 @@ class DQNConfig(ControlConfig):
         check_range("priority_alpha", self.priority_alpha, 0, 1)
         check_range("priority_beta", self.priority_beta, 0, 1)
         check_range("priority_eps", self.priority_eps, 0, 1e3)
+        check_range("noisy_sigma0", self.noisy_sigma0, 0, 1e3)
+        if self.noisy and self.network != "mlp":
+            raise ConfigError(f"noisy: applies to network mlp, not {self.network!r}")
+        if self.noisy and self.q_backend == "stacked":
+            raise ConfigError("q_backend: 'stacked' does not run noisy layers; use 'vmap' or "
+                              "'auto'")
         check_range("max_grad_norm", self.max_grad_norm, 0, 1e30)
         check_range("epsilon_fraction", self.epsilon_fraction, 0, 1)
         ensemble.check_widths(self.hidden)
@@ -203,9 +217,84 @@ def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
 def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int,
                    obs_shape: Sequence[int] | None = None) -> nn.Module:
     """One agent's online network: ``(B, obs_dim) -> (B, num_actions)``; ``obs_shape``: what
-    each row stands for (``(C, H, W)`` frames for the convolutional networks)."""
+    each row stands for (``(C, H, W)`` frames for the convolutional networks). ``noisy``:
+    ``heads.HeadNetwork`` with a scalar head and noisy layers."""
+    if cfg.noisy:
+        return HeadNetwork(obs_dim, num_actions, "scalar", hidden=cfg.hidden,
+                           activation=cfg.activation, dueling=cfg.dueling,
+                           noisy_sigma0=cfg.noisy_sigma0)
     return build_q_network(cfg.network, obs_dim, num_actions, obs_shape, hidden=cfg.hidden,
                            activation=cfg.activation, dueling=cfg.dueling, env_id=cfg.env)
+
+
+# ----------------------------------------------------------------------------- heads
+
+
+class Head(Protocol):
+    """What DQN's learning step and acting need from the network's output (an extension
+    point: C51 and QR-DQN are heads, ``semigrad.algos.c51`` and ``qrdqn``).
+
+    ``network(cfg, env)``: one agent's network as the ensemble runs it (its ``forward`` the
+    head's output). ``q_values(out)``: the Q-values ``(K, E, A)`` of an output ``(K, E,
+    ...)``, for acting, Double targets and evaluation. ``loss(cfg, out, a_tm1, r_t,
+    discount_t, out_t, q_t_selector, weights)``: K agents' losses ``(K,)`` (each the mean over
+    its own B samples, weighted by ``weights (K * B,)`` when given), their mean Q-values
+    ``(K,)``, ``d sum_k loss_k / d out`` and the per-sample ``|delta|`` (the priorities'
+    errors; None is allowed only when ``weights`` is None); ``out (K, B, ...)`` the online
+    network's at ``S_{t-1}`` (detached), ``out_t`` the target network's at ``S_t``,
+    ``q_t_selector (K, B, A)`` the online Q-values at ``S_t`` (Double) or None.
+    """
+
+    def network(self, cfg: Any, env: envs.BatchedEnv) -> nn.Module: ...
+    def q_values(self, out: torch.Tensor) -> torch.Tensor: ...
+    def loss(self, cfg: Any, out: torch.Tensor, a_tm1: torch.Tensor, r_t: torch.Tensor,
+             discount_t: torch.Tensor, out_t: torch.Tensor, q_t_selector: torch.Tensor | None,
+             weights: torch.Tensor | None) -> tuple[torch.Tensor, ...]: ...
+
+
+@dataclass(frozen=True)
+class ScalarHead:
+    """DQN's own head: the network outputs Q-values; the (Double) Q-learning loss in closed
+    form (``loss_fn``: ``losses.per_agent_q_learning``, compiled on the CPU), importance
+    weighted for prioritized replay (``per_agent_weighted_q_learning_loss_and_grad``)."""
+
+    loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+    def network(self, cfg: DQNConfig, env: envs.BatchedEnv) -> nn.Module:
+        net = make_network(cfg, env)
+        if isinstance(net, HeadNetwork):
+            net.raw = True
+        return net
+
+    def q_values(self, out: torch.Tensor) -> torch.Tensor:
+        return out
+
+    def loss(self, cfg, out, a_tm1, r_t, discount_t, out_t, q_t_selector, weights):
+        if weights is None:
+            return (*self.loss_fn(out, a_tm1, r_t, discount_t, out_t, q_t_selector, cfg.loss),
+                    None)
+        return per_agent_weighted_q_learning_loss_and_grad(out, a_tm1, r_t, discount_t, out_t,
+                                                           q_t_selector, cfg.loss, weights)
+
+
+@dataclass
+class Noise:
+    """Noisy nets' state: where the noise sits in the ensembles' stacked buffers
+    (``noisy.noise_indices``) and each agent's generator (seeded from its seed, apart from
+    its other streams), which a checkpoint keeps."""
+
+    indices: list[int]
+    generators: list[torch.Generator]
+
+    def resample(self, *nets: ModuleEnsemble) -> None:
+        for net in nets:
+            resample_stacked_noise(net.buffers, self.indices, self.generators)
+
+    def off(self, net: ModuleEnsemble) -> noise_off:
+        return noise_off(net.buffers, self.indices)
+
+
+NOISE_SEED = 0x6E6F697379  # added to an agent's seed for its noise generator ("noisy")
 
 
 # ----------------------------------------------------------------------------- state
@@ -223,13 +312,19 @@ class DQNState:
     env: envs.BatchedEnv
     obs: torch.Tensor
     uniforms: AgentUniforms
-    loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    head: Head
     acc: torch.Tensor  # (K, 5) sums since the last metric row: returns, episodes, loss, Q, updates
     num_actions: int
     iterations: int = 0
     gradient_steps: int = 0  # per agent
     epsilon: float = 1.0  # of the last iteration
     beta: float = 1.0  # prioritized replay's importance-weight exponent, of the last iteration
+    noise: Noise | None = None  # noisy nets: where the noise sits, each agent's generator
+
+    @property
+    def loss_fn(self) -> Callable[..., tuple[torch.Tensor, ...]] | None:
+        """The scalar head's per-agent loss (compiled on the CPU)."""
+        return getattr(self.head, "loss_fn", None)
 
     def rows(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Each agent's rows of the target and online parameters (views, made once)."""
@@ -263,11 +358,23 @@ def beta_at(cfg: DQNConfig, env_steps: int) -> float:
     return schedules.linear_schedule(cfg.priority_beta, 1.0, cfg.steps, env_steps)
 
 
-def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState:
-    """The K agents' fresh state: agent k seeded ``seeds[k]``."""
+def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device,
+         head: Head | None = None) -> DQNState:
+    """The K agents' fresh state: agent k seeded ``seeds[k]``. ``head``: what the network
+    outputs and its loss (default ``ScalarHead``: Q-values)."""
     env = envs.make_agents(cfg.env, cfg.num_envs, seeds, device, cfg.start_box)
-    online = seeded_q_ensemble(lambda: make_network(cfg, env), seeds, device, cfg.q_backend,
-                               cfg.activation)
+    head = head if head is not None else ScalarHead(per_agent_q_learning(device))
+    templates = []
+
+    def build() -> nn.Module:
+        templates.append(head.network(cfg, env))
+        return templates[-1]
+
+    online = seeded_q_ensemble(build, seeds, device, cfg.q_backend, cfg.activation)
+    noise = None
+    if cfg.noisy:
+        noise = Noise(noise_indices(templates[0]),
+                      agent_generators([s + NOISE_SEED for s in seeds], device))
     optimizer = torch.optim.Adam(online.params, lr=cfg.alpha,
                                  **({"fused": True} if device.type in ("cpu", "cuda") else {}))
     k = len(seeds)
@@ -277,7 +384,7 @@ def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device) -> DQNState
         replay=AgentReplay(k, device=device, prioritized=priority_spec(cfg),
                            **replay_layout(cfg, env)),
         env=env, obs=env.reset(), uniforms=AgentUniforms(agent_generators(seeds, device)),
-        loss_fn=per_agent_q_learning(device),
+        head=head, noise=noise,
         acc=torch.zeros(k, 2 + len(HEALTH) + 1, dtype=torch.float64, device=device),
         num_actions=env.num_actions,
     )
@@ -308,9 +415,11 @@ def act(cfg: DQNConfig, st: DQNState, epsilon: float) -> int:
     k = st.agents
     n = st.obs.shape[0] // k
     with grad_mode(st):
+        if st.noise is not None:
+            st.noise.resample(st.online)
         actions = policies.epsilon_greedy_from_uniforms(
-            lambda: st.online(st.obs.view(k, n, *st.obs.shape[1:])), st.num_actions, epsilon,
-            st.uniforms.take(2 * n)).reshape(-1)
+            lambda: st.head.q_values(st.online(st.obs.view(k, n, *st.obs.shape[1:]))),
+            st.num_actions, epsilon, st.uniforms.take(2 * n)).reshape(-1)
     next_obs, reward, terminated, truncated, info = st.env.step(actions)
     st.replay.add(st.obs, actions, reward, info["final_obs"], terminated, truncated)
     st.obs = next_obs
@@ -345,19 +454,17 @@ def learn(cfg: DQNConfig, st: DQNState, batch: Batch, discount_t: torch.Tensor) 
     with grad_mode(st):
         k = st.agents
         shape = (k, batch.actions.shape[0] // k, *batch.obs.shape[1:])
-        q, cache = st.online.forward(batch.obs.view(shape))  # (K, B, A)
+        if st.noise is not None:
+            st.noise.resample(st.online, st.target)
+        q, cache = st.online.forward(batch.obs.view(shape))  # (K, B, A) or the head's output
         next_obs = batch.next_obs.view(shape)
         next_q_target = st.target(next_obs)
-        next_q_online = st.online(next_obs) if cfg.double else None
+        next_q_online = st.head.q_values(st.online(next_obs)) if cfg.double else None
         weights = getattr(batch, "weights", None)
-        if weights is None:
-            losses, mean_q, grad_q = st.loss_fn(q.detach(), batch.actions, batch.rewards,
-                                                discount_t, next_q_target, next_q_online,
-                                                cfg.loss)
-        else:
-            losses, mean_q, grad_q, td_abs = per_agent_weighted_q_learning_loss_and_grad(
-                q.detach(), batch.actions, batch.rewards, discount_t, next_q_target,
-                next_q_online, cfg.loss, weights)
+        losses, mean_q, grad_q, td_abs = st.head.loss(
+            cfg, q.detach(), batch.actions, batch.rewards, discount_t, next_q_target,
+            next_q_online, weights)
+        if weights is not None:
             st.replay.update_priorities(batch.indices, td_abs)
         st.online.backward(cache, grad_q)
         if cfg.max_grad_norm > 0:
@@ -394,8 +501,16 @@ def metric_values(cfg: DQNConfig, st: DQNState, sums: Sequence[float],
             "alpha": schedules.alpha_at(cfg, env_steps), "gradient_steps": st.gradient_steps}
 
 
-gradient_steps, grad_mode, q_values = (ensemble.gradient_steps, ensemble.grad_mode,
-                                       ensemble.q_values)
+gradient_steps, grad_mode = ensemble.gradient_steps, ensemble.grad_mode
+
+
+def q_values(st: DQNState, obs: torch.Tensor) -> torch.Tensor:
+    """The K online networks' greedy Q-values on ``obs (K, E, ...)``: ``(K, E, A)`` (the
+    head's means; noisy layers at their means, as ``eval()`` computes them)."""
+    if st.noise is None:
+        return st.head.q_values(st.online(obs))
+    with st.noise.off(st.online):
+        return st.head.q_values(st.online(obs))
 agent_state_dict, weights_from_state = ensemble.agent_state_dict, ensemble.weights_from_state
 
 
@@ -406,7 +521,9 @@ def make_network(cfg: DQNConfig, env: envs.BatchedEnv) -> nn.Module:
 def state_dict(st: DQNState) -> dict:
     """The K agents' whole state (networks, Adam, replay, envs, random streams, counters)."""
     return {**ensemble.state_dict(st), "target": st.target.params,
-            "replay": st.replay.state_dict(), "iterations": st.iterations}
+            "replay": st.replay.state_dict(), "iterations": st.iterations,
+            **({} if st.noise is None else
+               {"noise": [g.get_state() for g in st.noise.generators]})}
 
 
 def load_state_dict(cfg: DQNConfig, st: DQNState, payload: dict, seeds: Sequence[int],
@@ -416,6 +533,9 @@ def load_state_dict(cfg: DQNConfig, st: DQNState, payload: dict, seeds: Sequence
     ensemble.load_tensors(st.target.params, payload["target"])
     st.replay.load_state_dict(payload["replay"])
     st.iterations = payload["iterations"]
+    if st.noise is not None:
+        for gen, saved in zip(st.noise.generators, payload["noise"], strict=True):
+            gen.set_state(saved.cpu())
     return st
 
 
