@@ -25,7 +25,7 @@ import torch
 
 import dqn_cartpole
 from machine import describe_machine
-from sb3_protocol import parse_seeds, stability
+from sb3_protocol import fmt, parse_seeds, stability
 from semigrad import trainer
 from semigrad.algos import dqn, pqn
 from semigrad.config import to_dict
@@ -85,9 +85,16 @@ def main() -> None:
     base = dict(tensorboard=False, device=args.device)
     print(f"pqn preset {args.preset!r}: {to_dict(pqn.PRESETS[args.preset])}")
     t0 = time.perf_counter()
-    ours = {s: run_one(pqn, pqn.preset(args.preset, seed=s, **base)) for s in seeds}
+    ours, peer = {}, {}
+    for s in seeds:  # with SB3: its run of each seed right after ours (the same machine load)
+        ours[s] = run_one(pqn, pqn.preset(args.preset, seed=s, **base))
+        if args.with_sb3:
+            peer[s] = dqn_cartpole.run_sb3(s)
+            print(f"seed {s}: PQN {fmt(ours[s]['time_to_solve_s'], '.2f')} s, SB3 "
+                  f"{fmt(peer[s]['time_to_solve_s'], '.2f')} s to solve", flush=True)
     med = table(f"semigrad PQN (preset {args.preset}), one seed at a time", ours)
-    print(f"(wall {time.perf_counter() - t0:.1f} s for {len(seeds)} runs)")
+    print(f"(wall {time.perf_counter() - t0:.1f} s for {len(seeds)} runs"
+          + (" and SB3's)" if args.with_sb3 else ")"))
     if args.together:
         rows, train_s = run_together(pqn.preset(args.preset, **base), seeds)
         table(f"semigrad PQN, the {len(seeds)} seeds at once (times: the whole run's)", rows)
@@ -99,11 +106,10 @@ def main() -> None:
             print(f"\nmedian time to solve: DQN / PQN = "
                   f"{ref['median_time_to_solve_s'] / med['median_time_to_solve_s']:.1f}x")
     if args.with_sb3:
-        peer = dqn_cartpole.table("Stable-Baselines3 DQN, RL Zoo settings, one seed at a time",
-                                  {s: dqn_cartpole.run_sb3(s) for s in seeds})
-        if med["median_time_to_solve_s"] and peer["median_time_to_solve_s"]:
+        ref = table("Stable-Baselines3 DQN, RL Zoo settings, one seed at a time", peer)
+        if med["median_time_to_solve_s"] and ref["median_time_to_solve_s"]:
             print(f"\nmedian time to solve: SB3 / PQN = "
-                  f"{peer['median_time_to_solve_s'] / med['median_time_to_solve_s']:.1f}x")
+                  f"{ref['median_time_to_solve_s'] / med['median_time_to_solve_s']:.1f}x")
 
 
 if __name__ == "__main__":
