@@ -100,6 +100,17 @@ PQN: dict[str, dict[str, Any]] = {
                      minibatches=8, alpha=1e-3, q_lambda=0.9, reward_scale=0.1,
                      hidden=(64, 64), layer_norm=True, epsilon_end=0.01,
                      epsilon_fraction=0.4, eval_every=4_096),
+    # MinAtar, each game: purejaxql's MinAtar configuration (config/alg/pqn_minatar.yaml,
+    # Gallici et al. 2025): the MinAtar network with LayerNorm, 128 envs x 32 steps, Q(0.65)
+    # returns, 2 epochs of 32 minibatches, Adam 5e-4 decaying linearly to 0, gradient-norm
+    # clipping at 10, epsilon 1 -> 0.05 over the first 10% of the run; 5M frames, the MinAtar
+    # paper's budget (purejaxql trains 10M)
+    **{f"minatar-{name}": dict(env=f"MinAtar/{game}-v1", network="minatar", layer_norm=True,
+                               steps=5_000_000, num_envs=128, rollout=32, epochs=2,
+                               minibatches=32, alpha=5e-4, alpha_end=0.0, q_lambda=0.65,
+                               epsilon_end=0.05, epsilon_fraction=0.1, eval_every=250_000,
+                               eval_episodes=30, log_every=32_768)
+       for name, game in MINATAR_GAMES.items()},
 }
 PQN_DEFAULT = "cartpole"
 
