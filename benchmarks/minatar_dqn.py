@@ -1,5 +1,6 @@
-"""DQN on MinAtar: the `minatar-<game>` presets (the MinAtar paper's protocol; Breakout's
-with 3-step Double DQN targets, `--n-step 1 --no-double` for the paper's own learner) trained for
+"""DQN (or PQN, ``--algo pqn``) on MinAtar: the `minatar-<game>` presets (DQN's: the MinAtar
+paper's protocol; Breakout's with 3-step Double DQN targets, `--n-step 1 --no-double` for the
+paper's own learner; PQN's: purejaxql's MinAtar configuration) trained for
 ``--frames`` frames on ``--seeds`` at once, against the paper's DQN at 1M and 5M frames.
 
 For each game it prints each seed's greedy evaluations (``eval_episodes`` episodes every
@@ -13,7 +14,8 @@ at 1M frames, from the same curves: ~7, ~9, ~48, ~1 and ~33, ``PAPER_DQN_1M``). 
 thread.
 (Not named minatar.py: run as a script, that name would shadow the minatar package.)
 
-    python benchmarks/minatar_dqn.py [--games breakout,space-invaders] [--frames 1000000]
+    python benchmarks/minatar_dqn.py [--algo dqn|pqn] [--games breakout,space-invaders]
+                                 [--frames 1000000]
                                  [--seeds 0-2] [--eval-every 50000] [--device cpu]
                                  [any DQNConfig field: --n-step 3 --double ...]
                                  [--run-dir DIR [--figure curves.png [--no-train]]]
@@ -30,7 +32,7 @@ from pathlib import Path
 import torch
 
 from machine import describe_machine
-from semigrad.algos import dqn
+from semigrad import trainer
 from semigrad.config import add_config_arguments, config_overrides, parse_seeds
 from semigrad.run import read_metrics
 
@@ -131,7 +133,10 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--algo", choices=("dqn", "pqn"), default="dqn")
+    algo = trainer.algorithm(first.parse_known_args()[0].algo)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[first])
     parser.add_argument("--games", default="breakout,space-invaders")
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--seeds", default="0-2")
@@ -144,9 +149,9 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: with --figure, draw runs already in --run-dir")
     # any preset field can be changed (--n-step 3, --double, ...); the table says what changed
-    add_config_arguments(parser, dqn.DQNConfig)
+    add_config_arguments(parser, algo.Config)
     args = parser.parse_args()
-    changed = config_overrides(args, dqn.DQNConfig)
+    changed = config_overrides(args, algo.Config)
     for name, instead in (("env", "--games"), ("steps", "--frames")):
         if name in changed:
             parser.error(f"--{name} is set per game by this script: use {instead}")
@@ -166,18 +171,18 @@ def main() -> None:
     print(describe_machine())
     seeds = list(parse_seeds(args.seeds))
     for game in games:
-        cfg = dqn.preset(f"minatar-{game}", **{
+        cfg = algo.preset(f"minatar-{game}", **{
             "steps": args.frames, "eval_every": 50_000, "eval_episodes": 30,
             "tensorboard": False, "device": "cpu", **changed})
         with tempfile.TemporaryDirectory() as tmp:
             folder = (args.run_dir or Path(tmp)) / game
-            total = dqn.train(cfg, folder, seeds=seeds, progress=False)
+            total = trainer.train(algo, cfg, folder, seeds=seeds, progress=False)
             evals = {s: json.loads((folder / f"seed{s}" / "summary.json").read_text())
                      ["eval_returns"] for s in seeds}
             training = {s: training_curve(folder / f"seed{s}")[-1][1:] for s in seeds}
-        preset = dqn.PRESETS[f"minatar-{game}"]
+        preset = algo.PRESETS[f"minatar-{game}"]
         differ = {k: v for k, v in changed.items() if getattr(preset, k) != v}
-        print(f"\n{cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
+        print(f"\n{algo.NAME} {cfg.env}: {args.frames:,} frames, seeds {seeds} in one process, "
               f"{total['train_s']:.0f} s of training ({total['agent_env_steps_per_s']:,.0f} "
               f"agent frames/s), paper's DQN ~{PAPER_DQN_1M[game][1.0]} at 1M frames, "
               f"~{PAPER_DQN_5M[game]} at 5M; "
