@@ -144,13 +144,16 @@ C51: dict[str, dict[str, Any]] = {
 }
 C51_DEFAULT = "cartpole"
 QRDQN: dict[str, dict[str, Any]] = {
-    "cartpole": dict(**_FAMILY_CARTPOLE, num_quantiles=51),
+    "cartpole": dict(**_FAMILY_CARTPOLE, num_quantiles=25),
 }
 QRDQN_DEFAULT = "cartpole"
-# Rainbow (Hessel et al. 2018): noisy nets instead of epsilon-greedy, dueling, prioritized
-# replay (alpha 0.5, beta 0.4 -> 1), 3-step Double targets, C51
+# Rainbow (Hessel et al. 2018): noisy nets, dueling, prioritized replay (alpha 0.5, beta
+# 0.4 -> 1), Double targets, C51; on CartPole 5-step returns as DQN's preset, and epsilon 1 -> 0
+# over the first 40% of the run before noise alone explores (noise alone from the start left
+# 4 of 10 seeds near a return of 110 at 7,500 steps: docs/rainbow.md)
 RAINBOW: dict[str, dict[str, Any]] = {
-    "cartpole": dict(**_FAMILY_CARTPOLE, num_atoms=51, v_min=0.0, v_max=100.0, n_step=3),
+    "cartpole": dict(**_FAMILY_CARTPOLE, num_atoms=51, v_min=0.0, v_max=100.0, n_step=5,
+                     epsilon_start=1.0, epsilon_end=0.0, epsilon_fraction=0.4),
 }
 RAINBOW_DEFAULT = "cartpole"
 
