@@ -31,31 +31,15 @@ from machine import describe_machine
 from sb3_protocol import fmt, parse_seeds
 from semigrad import trainer
 from semigrad.algos import pqn
+from semigrad.config import to_dict
 
-# env -> (the goal's threshold on the final greedy evaluation, PQNConfig fields on top of
-# PQNConfig's defaults)
+# env -> (the goal's threshold on the final greedy evaluation, its PQN preset's fields: the
+# configs this script found, now presets.PQN's "acrobot", "lunarlander" and "mountaincar")
 CONFIGS: dict[str, tuple[float, dict]] = {
-    # the CartPole preset's shape with 128x128, 4 epochs, 400k steps and alpha 1e-3 -> 0
-    # (try b5 in docs/pqn.md): reaches -80 on 10/10, but ends >= -80 on only 5/10
-    "Acrobot-v1": (-80.0, dict(
-        env="Acrobot-v1", steps=400_000, num_envs=64, rollout=32, epochs=4, minibatches=8,
-        alpha=1e-3, alpha_end=0.0, q_lambda=0.9, gamma=0.99, reward_scale=0.1,
-        hidden=(128, 128), layer_norm=True, epsilon_start=1.0, epsilon_end=0.01,
-        epsilon_fraction=0.3, eval_every=8_192)),
-    # as Acrobot with epsilon over the first 20% (try l2)
-    "LunarLander-v3": (200.0, dict(
-        env="LunarLander-v3", steps=400_000, num_envs=64, rollout=32, epochs=4,
-        minibatches=8, alpha=1e-3, alpha_end=0.0, q_lambda=0.9, gamma=0.99, reward_scale=0.1,
-        hidden=(128, 128), layer_norm=True, epsilon_start=1.0, epsilon_end=0.01,
-        epsilon_fraction=0.2, eval_every=32_768)),
-    # PQN struggles here: 8 epochs of 16 minibatches at alpha 3e-3 -> 0 over 600k steps (try
-    # p1): reaches -110 on 9/10, ends >= -110 on 7/10
-    "MountainCar-v0": (-110.0, dict(
-        env="MountainCar-v0", steps=600_000, num_envs=64, rollout=32, epochs=8,
-        minibatches=16, alpha=3e-3, alpha_end=0.0, q_lambda=0.9, gamma=0.99, reward_scale=0.1,
-        hidden=(64, 64), layer_norm=True, epsilon_start=1.0, epsilon_end=0.01,
-        epsilon_fraction=0.3, eval_every=8_192)),
-}
+    env: (threshold, to_dict(pqn.PRESETS[name]))
+    for env, threshold, name in (("Acrobot-v1", -80.0, "acrobot"),
+                                 ("LunarLander-v3", 200.0, "lunarlander"),
+                                 ("MountainCar-v0", -110.0, "mountaincar"))}
 
 
 def _value(text: str):

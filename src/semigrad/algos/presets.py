@@ -100,6 +100,22 @@ PQN: dict[str, dict[str, Any]] = {
                      minibatches=8, alpha=1e-3, q_lambda=0.9, reward_scale=0.1,
                      hidden=(64, 64), layer_norm=True, epsilon_end=0.01,
                      epsilon_fraction=0.4, eval_every=4_096),
+    # Classic control, from each env's own starts (benchmarks/pqn_classic.py, docs/pqn.md):
+    # the CartPole shape with 128x128 (64x64 for MountainCar), more epochs, alpha decaying
+    # to 0; LunarLander meets its goal (9/10 final >= 200), Acrobot (5/10 >= -80) and
+    # MountainCar (7/10 >= -110) not yet
+    "acrobot": dict(env="Acrobot-v1", steps=400_000, num_envs=64, rollout=32, epochs=4,
+                    minibatches=8, alpha=1e-3, alpha_end=0.0, q_lambda=0.9, reward_scale=0.1,
+                    hidden=(128, 128), layer_norm=True, epsilon_end=0.01,
+                    epsilon_fraction=0.3, eval_every=8_192),
+    "lunarlander": dict(env="LunarLander-v3", steps=400_000, num_envs=64, rollout=32,
+                        epochs=4, minibatches=8, alpha=1e-3, alpha_end=0.0, q_lambda=0.9,
+                        reward_scale=0.1, hidden=(128, 128), layer_norm=True,
+                        epsilon_end=0.01, epsilon_fraction=0.2, eval_every=32_768),
+    "mountaincar": dict(env="MountainCar-v0", steps=600_000, num_envs=64, rollout=32,
+                        epochs=8, minibatches=16, alpha=3e-3, alpha_end=0.0, q_lambda=0.9,
+                        reward_scale=0.1, hidden=(64, 64), layer_norm=True, epsilon_end=0.01,
+                        epsilon_fraction=0.3, eval_every=8_192),
     # MinAtar, each game: purejaxql's MinAtar configuration (config/alg/pqn_minatar.yaml,
     # Gallici et al. 2025): the MinAtar network with LayerNorm, 128 envs x 32 steps, Q(0.65)
     # returns, 2 epochs of 32 minibatches, Adam 5e-4 decaying linearly to 0, gradient-norm
