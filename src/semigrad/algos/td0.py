@@ -315,6 +315,7 @@ class MLPSemiGradient:
 
 
 HEALTH_EVERY = 64  # updates between health samples (one env's update costs ~30 us)
+RETURNS_KEPT = 1024  # steps of episode returns kept before they are summed into st.acc
 SLACK = 1.5  # a value beyond SLACK * r_max / (1 - gamma) is divergence, not noise
 CARTPOLE = "CartPole-v1"
 
@@ -452,15 +453,25 @@ def iterate(cfg: TD0Config, st: TD0State, env_steps: int) -> int:
                     torch.maximum(st.acc[i, 3], values.double().abs().max(), out=st.acc[i, 3])
                     st.acc[i, 4] += 1
             returns.append(info["episode_return"])
+            if len(returns) == RETURNS_KEPT:  # bounded memory whatever log_every is
+                _count_episodes(st, returns, k, n)
             st.obs = next_obs
             if cfg.alpha_end != cfg.alpha and st.updates % anneal_every == 0:
                 for agent in st.agents:  # for the next updates
                     set_step_size(agent.optimizer, cfg.alpha, cfg.alpha_end, st.updates / total)
             st.updates += 1
-        ended = torch.stack(returns).view(len(returns), k, n)
-        st.acc[:, 0] += ended.nan_to_num().sum(dim=(0, 2))
-        st.acc[:, 1] += (~ended.isnan()).sum(dim=(0, 2))
+        if returns:
+            _count_episodes(st, returns, k, n)
     return updates * n
+
+
+def _count_episodes(st: TD0State, returns: list[torch.Tensor], k: int, n: int) -> None:
+    """Add the episodes that ended in ``returns`` (each step's ``(K N,)`` episode returns, NaN
+    where none ended) to ``st.acc``'s sums, and empty the list."""
+    ended = torch.stack(returns).view(len(returns), k, n)
+    st.acc[:, 0] += ended.nan_to_num().sum(dim=(0, 2))
+    st.acc[:, 1] += (~ended.isnan()).sum(dim=(0, 2))
+    returns.clear()
 
 
 def probe_values(st: TD0State) -> list[list[float]]:
