@@ -13,7 +13,6 @@ path. ``load_agent(run_dir).distribution(obs)``: ``(values, probs)`` each ``(B, 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from semigrad.algos.dqn import (  # noqa: F401 (the trainer's protocol, DQN's)
     state_dict,
     weights_from_state,
 )
-from semigrad.config import ConfigError, check_range, config_from_saved
+from semigrad.config import ConfigError, check_range
 from semigrad.heads import HeadNetwork, categorical_q_values, categorical_support
 from semigrad.losses import categorical_q_learning
 
@@ -129,10 +128,6 @@ Config = C51Config
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     C51Config, presets.C51, presets.C51_DEFAULT)
 DEFAULT_PRESET = presets.C51_DEFAULT
-
-
-def config_from_dict(saved: Mapping[str, Any]) -> C51Config:
-    return config_from_saved(C51Config, saved)
 
 
 def train(cfg: C51Config, run_dir: str | Path, **kw: Any) -> dict:

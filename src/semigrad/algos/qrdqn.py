@@ -13,7 +13,6 @@ probability 1/M.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from semigrad.algos.dqn import (  # noqa: F401 (the trainer's protocol, DQN's)
     state_dict,
     weights_from_state,
 )
-from semigrad.config import check_range, config_from_saved
+from semigrad.config import check_range
 from semigrad.heads import HeadNetwork, quantile_q_values
 from semigrad.losses import quantile_q_learning
 
@@ -102,10 +101,6 @@ Config = QRDQNConfig
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     QRDQNConfig, presets.QRDQN, presets.QRDQN_DEFAULT)
 DEFAULT_PRESET = presets.QRDQN_DEFAULT
-
-
-def config_from_dict(saved: Mapping[str, Any]) -> QRDQNConfig:
-    return config_from_saved(QRDQNConfig, saved)
 
 
 def train(cfg: QRDQNConfig, run_dir: str | Path, **kw: Any) -> dict:

@@ -12,7 +12,6 @@ combination for ``semigrad train --algo rainbow``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from semigrad.algos.c51 import (  # noqa: F401 (the trainer's protocol, C51's)
     state_dict,
     weights_from_state,
 )
-from semigrad.config import config_from_saved
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,6 @@ Config = RainbowConfig
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     RainbowConfig, presets.RAINBOW, presets.RAINBOW_DEFAULT)
 DEFAULT_PRESET = presets.RAINBOW_DEFAULT
-
-
-def config_from_dict(saved: Mapping[str, Any]) -> RainbowConfig:
-    return config_from_saved(RainbowConfig, saved)
 
 
 def train(cfg: RainbowConfig, run_dir: str | Path, **kw: Any) -> dict:
