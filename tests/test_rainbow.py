@@ -309,11 +309,11 @@ def test_bad_family_configs_are_one_clear_error():
     with pytest.raises(ConfigError, match="v_min"):
         c51.C51Config(**{**FAMILY, "v_min": 3.0})
     with pytest.raises(ConfigError, match="network"):
-        c51.C51Config(**{**FAMILY, "network": "minatar"})
+        c51.C51Config(**{**FAMILY, "network": "conv_net:conv_q_network"})
     with pytest.raises(ConfigError, match="q_backend"):
         qrdqn.QRDQNConfig(**{**CHAIN, "q_backend": "stacked"})
     with pytest.raises(ConfigError, match="noisy"):
-        dqn.DQNConfig(**{**CHAIN, "noisy": True, "network": "minatar"})
+        dqn.DQNConfig(**{**CHAIN, "noisy": True, "network": "conv_net:conv_q_network"})
 
 
 # ----------------------------------------------------------------------------- noisy nets

@@ -109,9 +109,15 @@ class DistributionalHead(nn.Module):
 
 
 class HeadNetwork(nn.Module):
-    """An MLP Q-network with a head of any kind, for DQN's family: ``(B, obs_dim)`` -> a torso
-    of ``hidden`` layers (Linear + activation) -> per action ``M`` outputs (``kind``
-    "categorical" or "quantile"; "scalar": one Q-value, no atom dimension).
+    """A Q-network with a head of any kind, for DQN's family: ``(B, obs_dim)`` -> a torso
+    -> per action ``M`` outputs (``kind`` "categorical" or "quantile"; "scalar": one
+    Q-value, no atom dimension).
+
+    The torso: ``hidden`` layers (Linear + activation) on flat observations; or, with ``conv``
+    (a name of ``nets.CONV_SPECS``: "minatar", "nature") and ``obs_shape = (C, H, W)``, that
+    network's convolutions (plain ``nn.Conv2d``, ReLU) on the frames and its one hidden layer
+    (Linear + ReLU; ``hidden`` and ``activation`` are then unused), as Rainbow's network
+    (Hessel et al. 2018) keeps the convolutions and makes the fully connected layers noisy.
 
     ``dueling`` (Wang et al. 2016; with distributions as Rainbow combines them, Hessel et al.
     2018): a value stream ``(B, 1, M)`` and an advantage stream ``(B, A, M)`` combined as
@@ -130,14 +136,24 @@ class HeadNetwork(nn.Module):
                  num_atoms: int = 51, hidden: tuple[int, ...] = (64, 64),
                  activation: str = "relu", dueling: bool = False,
                  noisy_sigma0: float | None = None, v_min: float = -10.0,
-                 v_max: float = 10.0) -> None:
+                 v_max: float = 10.0, conv: str | None = None,
+                 obs_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        from semigrad.nets import ACTIVATIONS
+        from semigrad.nets import (
+            ACTIVATIONS,
+            CONV_SPECS,
+            conv_layers,
+            flat_width,
+            frame_shape,
+        )
         from semigrad.noisy import NoisyLinear
 
         if kind not in ("scalar", *HEAD_KINDS):
             raise ValueError(f"HeadNetwork: kind must be scalar or one of {HEAD_KINDS}, "
                              f"got {kind!r}")
+        if conv is not None and conv not in CONV_SPECS:
+            raise ValueError(f"HeadNetwork: conv must be None or one of {sorted(CONV_SPECS)}, "
+                             f"got {conv!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: {activation!r} is not one of {sorted(ACTIVATIONS)}")
         if not hidden:
@@ -149,8 +165,14 @@ class HeadNetwork(nn.Module):
         self.kind, self.num_actions = kind, num_actions
         self.num_atoms = 1 if kind == "scalar" else num_atoms
         self.dueling, self.raw = dueling, False
-        layers: list[nn.Module] = []
+        self.convs, self.obs_shape, self.scale = None, None, 1.0
         width = obs_dim
+        if conv is not None:
+            convs, fc, self.scale = CONV_SPECS[conv]
+            self.obs_shape = frame_shape(obs_shape or (), f"HeadNetwork({conv})")
+            self.convs = nn.Sequential(*conv_layers(self.obs_shape[0], convs), nn.Flatten())
+            width, hidden, activation = flat_width(self.convs, self.obs_shape), (fc,), "relu"
+        layers: list[nn.Module] = []
         for h in hidden:
             layers += [linear(width, h), ACTIVATIONS[activation]()]
             width = h
@@ -162,6 +184,11 @@ class HeadNetwork(nn.Module):
 
     def output(self, x: torch.Tensor) -> torch.Tensor:
         """The head's output: ``(B, A, M)``, or ``(B, A)`` for "scalar"."""
+        if self.convs is not None:
+            from semigrad.nets import frames_in
+
+            x = self.convs(frames_in(x, self.obs_shape, self.convs[0].weight.dtype,
+                                     self.scale))
         h = self.torso(x)
         out = self.advantage(h).unflatten(-1, (self.num_actions, self.num_atoms))
         if self.value is not None:

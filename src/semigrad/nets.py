@@ -218,27 +218,16 @@ class ConvQNetwork(nn.Module):
                  hidden: int, scale: float = 1.0, dueling: bool = False,
                  layer_norm: bool = False) -> None:
         super().__init__()
-        if len(obs_shape) != 3:
-            raise ValueError(f"ConvQNetwork: obs_shape must be (C, H, W), got {tuple(obs_shape)}")
-        self.obs_shape, self.scale = tuple(int(d) for d in obs_shape), scale
-        layers: list[nn.Module] = []
-        channels = self.obs_shape[0]
-        for out, kernel, stride in convs:
-            layers += [nn.Conv2d(channels, out, kernel, stride),
-                       *([ChannelLayerNorm(out)] if layer_norm else []), nn.ReLU()]
-            channels = out
-        self.torso = nn.Sequential(*layers, nn.Flatten())
-        with torch.no_grad():
-            flat = self.torso(torch.zeros(1, *self.obs_shape)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(flat, hidden),
+        self.obs_shape, self.scale = frame_shape(obs_shape, "ConvQNetwork"), scale
+        self.torso = nn.Sequential(*conv_layers(self.obs_shape[0], convs, layer_norm),
+                                   nn.Flatten())
+        self.fc = nn.Sequential(nn.Linear(flat_width(self.torso, self.obs_shape), hidden),
                                 *([nn.LayerNorm(hidden)] if layer_norm else []), nn.ReLU())
         self.head = nn.Linear(hidden, num_actions + (1 if dueling else 0))
         self.num_actions, self.dueling = num_actions, dueling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(-1, *self.obs_shape).to(self.head.weight.dtype)
-        if self.scale != 1.0:
-            x = x * self.scale
+        x = frames_in(x, self.obs_shape, self.head.weight.dtype, self.scale)
         out = self.head(self.fc(self.torso(x)))
         if self.dueling:
             adv = out[..., 1:]
@@ -246,19 +235,60 @@ class ConvQNetwork(nn.Module):
         return out
 
 
+# The built-in convolutional networks: (convolutions as (filters, kernel, stride), the width of
+# the one hidden Linear layer after them, the scale frames are multiplied by).
+# MinAtar (Young & Tian 2019): one 3x3 convolution with 16 filters (stride 1), a 128-unit layer;
+# frames are 0/1, not scaled. Nature DQN (Mnih et al. 2015): 32 8x8 filters stride 4, 64 4x4
+# stride 2, 64 3x3 stride 1, a 512-unit layer; uint8 frames scaled by 1/255.
+CONV_SPECS: dict[str, tuple[tuple[tuple[int, int, int], ...], int, float]] = {
+    "minatar": (((16, 3, 1),), 128, 1.0),
+    "nature": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512, 1.0 / 255.0),
+}
+
+
+def frame_shape(obs_shape: Sequence[int], who: str) -> tuple[int, int, int]:
+    """``obs_shape`` as a ``(C, H, W)`` tuple of ints, or one ``ValueError`` naming ``who``."""
+    if len(obs_shape) != 3:
+        raise ValueError(f"{who}: obs_shape must be (C, H, W), got {tuple(obs_shape)}")
+    return tuple(int(d) for d in obs_shape)
+
+
+def conv_layers(channels: int, convs: Sequence[tuple], layer_norm: bool = False
+                ) -> list[nn.Module]:
+    """Convolutions ``(filters, kernel, stride)`` from ``channels`` input channels, each
+    followed by a ReLU (and before it a ``ChannelLayerNorm`` with ``layer_norm``)."""
+    layers: list[nn.Module] = []
+    for out, kernel, stride in convs:
+        layers += [nn.Conv2d(channels, out, kernel, stride),
+                   *([ChannelLayerNorm(out)] if layer_norm else []), nn.ReLU()]
+        channels = out
+    return layers
+
+
+def flat_width(torso: nn.Module, obs_shape: tuple[int, int, int]) -> int:
+    """The number of features ``torso`` makes of one ``obs_shape`` frame."""
+    with torch.no_grad():
+        return torso(torch.zeros(1, *obs_shape)).shape[1]
+
+
+def frames_in(x: torch.Tensor, obs_shape: tuple[int, int, int], dtype: torch.dtype,
+              scale: float) -> torch.Tensor:
+    """Flat frame rows of any dtype (uint8 or bool, as the replay stores them) as ``(B, C, H,
+    W)`` of ``dtype``, multiplied by ``scale``."""
+    x = x.reshape(-1, *obs_shape).to(dtype)
+    return x * scale if scale != 1.0 else x
+
+
 def minatar_q_network(obs_shape: Sequence[int], num_actions: int, dueling: bool = False,
                       layer_norm: bool = False) -> ConvQNetwork:
-    """The MinAtar network (Young & Tian, 2019): one 3x3 convolution with 16 filters (stride
-    1), a 128-unit layer; frames are 0/1, not scaled."""
-    return ConvQNetwork(obs_shape, num_actions, [(16, 3, 1)], 128, 1.0, dueling, layer_norm)
+    """The MinAtar network (``CONV_SPECS["minatar"]``)."""
+    return ConvQNetwork(obs_shape, num_actions, *CONV_SPECS["minatar"], dueling, layer_norm)
 
 
 def nature_q_network(obs_shape: Sequence[int], num_actions: int, dueling: bool = False,
                      layer_norm: bool = False) -> ConvQNetwork:
-    """The Nature DQN network (Mnih et al., 2015): 32 8x8 filters stride 4, 64 4x4 stride 2,
-    64 3x3 stride 1, a 512-unit layer; uint8 frames scaled by 1/255."""
-    return ConvQNetwork(obs_shape, num_actions, [(32, 8, 4), (64, 4, 2), (64, 3, 1)], 512,
-                        1.0 / 255.0, dueling, layer_norm)
+    """The Nature DQN network (``CONV_SPECS["nature"]``)."""
+    return ConvQNetwork(obs_shape, num_actions, *CONV_SPECS["nature"], dueling, layer_norm)
 
 
 CONV_NETWORKS = {"minatar": minatar_q_network, "nature": nature_q_network}

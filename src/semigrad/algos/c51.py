@@ -6,8 +6,9 @@ cross-entropy to the projected n-step target (``losses.categorical_q_learning``,
 It is DQN (``semigrad.algos.dqn``: acting, replay, n-step returns, Double targets, prioritized
 replay, noisy nets, the K-seed batch, resume) with another head: ``CategoricalHead`` gives DQN
 the Q-values (the distributions' means, for acting, Double targets and evaluation) and the
-loss with its gradient. The network (``heads.HeadNetwork``) runs on the general (autograd)
-path. ``load_agent(run_dir).distribution(obs)``: ``(values, probs)`` each ``(B, A, M)``.
+loss with its gradient. The network (``heads.HeadNetwork``: the MLP or a convolutional torso)
+runs on the general (autograd) path. ``load_agent(run_dir).distribution(obs)``: ``(values,
+probs)`` each ``(B, A, M)``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from semigrad.algos.dqn import (  # noqa: F401 (the trainer's protocol, DQN's)
     weights_from_state,
 )
 from semigrad.config import ConfigError, check_range
-from semigrad.heads import HeadNetwork, categorical_q_values, categorical_support
+from semigrad.heads import categorical_q_values, categorical_support
 from semigrad.losses import categorical_q_learning
+from semigrad.nets import CONV_NETWORKS
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,12 @@ class C51Config(dqn.DQNConfig):
 
 
 def check_family_network(cfg: Any) -> None:
-    """A distributional head runs on the MLP, on the general (autograd) backend."""
-    if cfg.network != "mlp":
-        raise ConfigError(f"network: {type(cfg).__name__} runs network mlp (a distributional "
-                          f"head on the MLP), not {cfg.network!r}")
+    """A distributional head runs on the built-in networks (``dqn.head_network``), on the
+    general (autograd) backend."""
+    if cfg.network not in ("mlp", *CONV_NETWORKS):
+        raise ConfigError(f"network: {type(cfg).__name__} runs a distributional head on the "
+                          f"built-in networks (mlp, {', '.join(CONV_NETWORKS)}), not "
+                          f"{cfg.network!r}")
     if cfg.q_backend == "stacked":
         raise ConfigError("q_backend: 'stacked' does not run distributional heads; use 'vmap' "
                           "or 'auto'")
@@ -72,9 +76,8 @@ def check_family_network(cfg: Any) -> None:
 def make_network(cfg: C51Config, env: envs.BatchedEnv) -> nn.Module:
     """One agent's network: Q-values (the means) from ``forward``, the distribution from
     ``distribution``."""
-    return HeadNetwork(env.obs_dim, env.num_actions, "categorical", cfg.num_atoms,
-                       cfg.hidden, cfg.activation, cfg.dueling,
-                       cfg.noisy_sigma0 if cfg.noisy else None, cfg.v_min, cfg.v_max)
+    return dqn.head_network(cfg, env.obs_dim, env.num_actions, env.obs_shape, "categorical",
+                            cfg.num_atoms, v_min=cfg.v_min, v_max=cfg.v_max)
 
 
 def per_agent_loss(per_sample, out: torch.Tensor, weights: torch.Tensor | None):

@@ -101,10 +101,10 @@ class DQNConfig(ControlConfig):
     activation: str = option("hidden activation (network mlp): "
                             + ", ".join(ACTIVATIONS), default="relu")
     dueling: bool = option("dueling head (network mlp)", default=False)
-    noisy: bool = option("noisy nets (Fortunato et al. 2018, factorised Gaussian; network "
-                         "mlp): every linear layer learns its own noise, resampled before each "
-                         "action and each gradient step; set epsilon to 0 for exploration by "
-                         "noise alone", default=False)
+    noisy: bool = option("noisy nets (Fortunato et al. 2018, factorised Gaussian; built-in "
+                         "networks): every fully connected layer learns its own noise, "
+                         "resampled before each action and each gradient step; set epsilon to 0 "
+                         "for exploration by noise alone", default=False)
     noisy_sigma0: float = option("noisy nets: initial noise scale sigma0 (sigma = sigma0 / "
                                  "sqrt(inputs))", default=0.5)
     q_backend: Literal["auto", "stacked", "vmap"] = option(
@@ -152,8 +152,9 @@ class DQNConfig(ControlConfig):
         check_range("priority_beta", self.priority_beta, 0, 1)
         check_range("priority_eps", self.priority_eps, 0, 1e3)
         check_range("noisy_sigma0", self.noisy_sigma0, 0, 1e3)
-        if self.noisy and self.network != "mlp":
-            raise ConfigError(f"noisy: applies to network mlp, not {self.network!r}")
+        if self.noisy and self.network not in ("mlp", *CONV_NETWORKS):
+            raise ConfigError(f"noisy: applies to the built-in networks (mlp, "
+                              f"{', '.join(CONV_NETWORKS)}), not {self.network!r}")
         if self.noisy and self.q_backend == "stacked":
             raise ConfigError("q_backend: 'stacked' does not run noisy layers; use 'vmap' or "
                               "'auto'")
@@ -175,40 +176,11 @@ class DQNConfig(ControlConfig):
                               f"{self.num_envs * (self.n_step + 1)} transitions")
 
 
-PRESETS: dict[str, DQNConfig] = {name: DQNConfig(**fields)
-                                 for name, fields in presets.DQN.items()}
+PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
+    DQNConfig, presets.DQN, presets.DQN_DEFAULT)
 DEFAULT_PRESET = presets.DQN_DEFAULT
 EXPLORATION_STEPS = presets.EXPLORATION_STEPS
 CARTPOLE_START_BOX = presets.CARTPOLE_START_BOX
-
-
-def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Preset ``name``'s fields with ``overrides`` on top, for ``DQNConfig(**...)``.
-
-    A preset's ``start_box`` belongs to its env: it is dropped when ``overrides`` name another
-    env and do not set ``start_box`` themselves. A preset in ``EXPLORATION_STEPS`` explores
-    for that many env steps whatever ``steps`` is (``epsilon_fraction`` is recomputed, at
-    most 1), unless ``overrides`` set ``epsilon_fraction``.
-    """
-    fields = presets.fields_of(PRESETS, name, overrides)
-    if fields["env"] != PRESETS[name].env and "start_box" not in overrides:
-        fields["start_box"] = ()
-    steps = fields["steps"]
-    if (name in EXPLORATION_STEPS and "epsilon_fraction" not in overrides
-            and isinstance(steps, int) and steps > 0):
-        fields["epsilon_fraction"] = min(1.0, EXPLORATION_STEPS[name] / steps)
-    return fields
-
-
-def preset_for_env(env_id: str) -> str | None:
-    """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
-    return presets.for_env(PRESETS, env_id)
-
-
-def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> DQNConfig:
-    """The config ``semigrad train --preset NAME --FIELD VALUE ...`` trains with:
-    ``preset("cartpole", alpha=5e-4, seed=3)``."""
-    return DQNConfig(**preset_fields(name, overrides))
 
 
 # ----------------------------------------------------------------------------- networks
@@ -218,13 +190,27 @@ def make_q_network(cfg: DQNConfig, obs_dim: int, num_actions: int,
                    obs_shape: Sequence[int] | None = None) -> nn.Module:
     """One agent's online network: ``(B, obs_dim) -> (B, num_actions)``; ``obs_shape``: what
     each row stands for (``(C, H, W)`` frames for the convolutional networks). ``noisy``:
-    ``heads.HeadNetwork`` with a scalar head and noisy layers."""
+    ``head_network`` with a scalar head."""
     if cfg.noisy:
-        return HeadNetwork(obs_dim, num_actions, "scalar", hidden=cfg.hidden,
-                           activation=cfg.activation, dueling=cfg.dueling,
-                           noisy_sigma0=cfg.noisy_sigma0)
+        return head_network(cfg, obs_dim, num_actions, obs_shape, "scalar")
     return build_q_network(cfg.network, obs_dim, num_actions, obs_shape, hidden=cfg.hidden,
                            activation=cfg.activation, dueling=cfg.dueling, env_id=cfg.env)
+
+
+def head_network(cfg: DQNConfig, obs_dim: int, num_actions: int,
+                 obs_shape: Sequence[int] | None, kind: str, num_atoms: int = 1,
+                 **support: float) -> HeadNetwork:
+    """One agent's ``heads.HeadNetwork`` of ``kind`` (``num_atoms`` per action) for ``cfg``:
+    its ``network`` ("mlp" with ``hidden`` and ``activation``, or a convolutional one on
+    frames ``obs_shape``), ``dueling`` and ``noisy``; ``support``: C51's ``v_min``,
+    ``v_max``."""
+    conv = cfg.network if cfg.network in CONV_NETWORKS else None
+    if conv is not None and (obs_shape is None or len(obs_shape) != 3):
+        raise ConfigError(f"network: {conv} takes frames (C, H, W); {cfg.env} has flat "
+                          f"observations of {obs_dim} numbers: use network mlp")
+    return HeadNetwork(obs_dim, num_actions, kind, num_atoms, cfg.hidden, cfg.activation,
+                       cfg.dueling, cfg.noisy_sigma0 if cfg.noisy else None, conv=conv,
+                       obs_shape=obs_shape, **support)
 
 
 # ----------------------------------------------------------------------------- heads

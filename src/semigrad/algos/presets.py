@@ -81,14 +81,6 @@ DQN: dict[str, dict[str, Any]] = {
 }
 DQN_DEFAULT = "cartpole"
 
-# Presets whose papers fix exploration in env steps, not as a share of the run (MinAtar: 100k
-# frames; Nature DQN: 1M steps): ``dqn.preset_fields`` keeps that length when ``steps``
-# changes, unless the overrides set ``epsilon_fraction`` themselves.
-EXPLORATION_STEPS: dict[str, int] = {
-    name: round(DQN[name]["epsilon_fraction"] * DQN[name]["steps"])
-    for name in [*(f"minatar-{game}" for game in MINATAR_GAMES), "atari"]}
-
-
 # ----------------------------------------------------------------------------- PQN
 # Presets of ``semigrad.algos.pqn`` (``PQNConfig`` fields); what was measured to choose them is
 # in docs/pqn.md.
@@ -127,6 +119,21 @@ PQN: dict[str, dict[str, Any]] = {
                                epsilon_end=0.05, epsilon_fraction=0.1, eval_every=250_000,
                                eval_episodes=30, log_every=32_768)
        for name, game in MINATAR_GAMES.items()},
+    # Atari (any ALE/<Game>-v5 with --env): purejaxql's Atari configuration
+    # (config/alg/pqn_atari.yaml, Gallici et al. 2025, "Simplifying Deep Temporal Difference
+    # Learning"): the Nature network with LayerNorm, 128 envs x 32 steps, Q(0.65) returns,
+    # gamma 0.99, 2 epochs of 32 minibatches, RAdam at a constant 2.5e-4 (LR_LINEAR_DECAY
+    # False), epsilon 1 -> 0.001 over the first 10% of the run, 5e7 env steps summed over
+    # the envs (TOTAL_TIMESTEPS: 200M frames), evaluation on 8 greedy games (TEST_ENVS);
+    # its env (envpool): life loss terminal, clipped rewards, 30 no-op starts, frame skip 4,
+    # no sticky actions, as semigrad's AtariEnv trains. MAX_GRAD_NORM 10 clips the gradient
+    # of 0.5 * mean squared error; semigrad's mse is the mean squared error, twice that
+    # gradient, so 20 here clips the same updates (RAdam's step is otherwise scale-free)
+    "atari": dict(env="ALE/Pong-v5", network="nature", layer_norm=True, steps=50_000_000,
+                  num_envs=128, rollout=32, epochs=2, minibatches=32, alpha=2.5e-4,
+                  optimizer="radam", q_lambda=0.65, gamma=0.99, max_grad_norm=20.0,
+                  epsilon_start=1.0, epsilon_end=0.001, epsilon_fraction=0.1,
+                  eval_every=1_048_576, eval_episodes=8, log_every=65_536),
 }
 PQN_DEFAULT = "cartpole"
 
@@ -155,37 +162,116 @@ def for_env(presets: dict[str, Any], env_id: str) -> str | None:
 # (128x128, batch 256, 2 gradient steps per iteration, a step size decaying to 0, 5-step
 # Double targets); returns of CartPole lie in [0, 1 / (1 - 0.99)] = [0, 100], C51's support.
 _FAMILY_CARTPOLE = dict(hidden=(128, 128), batch_size=256, gradient_steps=2, alpha_end=0.0)
+# LunarLander-v3: DQN's lunarlander learner (the RL Zoo's settings with 3-step returns and a
+# step size decaying to 0); its returns lie within about [-300, 300] (a crash costs 100).
+_FAMILY_LUNARLANDER = {**_CLASSIC["lunarlander"], "v_min": -300.0, "v_max": 300.0}
+# MinAtar, each game, as "Revisiting Rainbow" (Obando-Ceron & Castro 2021) trains the family
+# there (their Dopamine configs, Configs/{rainbow,quantile}_<game>.gin): the MinAtar network,
+# a replay of 100k transitions, minibatches of 32, an update every 4 frames, a target copy
+# every 1,000 frames (250 updates), 1,000 frames of random play, Adam at 1e-4 (their Adam
+# epsilon 3.125e-4 is not a semigrad option: torch's 1e-8), gamma 0.99, epsilon 1 -> 0.01 over
+# the first 250k frames (Dopamine's default) where noise does not explore, 51 atoms on
+# [-100, 100], no gradient clipping; 5M frames as the MinAtar paper's budget (they train 10M).
+_FAMILY_MINATAR = dict(network="minatar", num_envs=1, steps=5_000_000, buffer_size=100_000,
+                       batch_size=32, alpha=1e-4, gamma=0.99, max_grad_norm=0.0, train_freq=4,
+                       target_update_interval=250, learning_starts=1_000, epsilon_start=1.0,
+                       epsilon_end=0.01, epsilon_fraction=250_000 / 5_000_000,
+                       eval_every=100_000, eval_episodes=30, log_every=10_000)
+# Atari: the Nature protocol of DQN's atari preset (a 1M-frame replay stored once per frame,
+# an update every 4 agent steps, 10M agent steps) with the family's papers' settings: C51
+# (Bellemare et al. 2017) and QR-DQN (Dabney et al. 2018) a target copy every 8,000 agent
+# steps (2,000 updates), 20,000 steps of random play, epsilon 1 -> 0.01 over 250k steps, Adam
+# at 2.5e-4 (C51) and 5e-5 (QR-DQN, 200 quantiles), one-step targets; Rainbow (Hessel et al.
+# 2018, Table 1) Adam at 6.25e-5, 3-step Double targets, a target copy every 8,000 steps,
+# 20,000 steps of random play, noise instead of epsilon; the support [-10, 10] of clipped
+# rewards.
+_FAMILY_ATARI = {**_ATARI, "target_update_interval": 2_000, "learning_starts": 20_000,
+                 "epsilon_end": 0.01, "epsilon_fraction": 250_000 / 10_000_000}
 C51: dict[str, dict[str, Any]] = {
     "cartpole": dict(**_FAMILY_CARTPOLE, num_atoms=51, v_min=0.0, v_max=100.0),
+    "lunarlander": dict(**_FAMILY_LUNARLANDER, num_atoms=51),
+    **{f"minatar-{name}": dict(env=f"MinAtar/{game}-v1", **_FAMILY_MINATAR, num_atoms=51,
+                               v_min=-100.0, v_max=100.0, n_step=1, double=False)
+       for name, game in MINATAR_GAMES.items()},
+    "atari": {**_FAMILY_ATARI, "alpha": 2.5e-4, "num_atoms": 51, "v_min": -10.0,
+              "v_max": 10.0},
 }
 C51_DEFAULT = "cartpole"
 QRDQN: dict[str, dict[str, Any]] = {
     "cartpole": dict(**_FAMILY_CARTPOLE, num_quantiles=25),
+    "lunarlander": {**_CLASSIC["lunarlander"], "num_quantiles": 25},
+    **{f"minatar-{name}": dict(env=f"MinAtar/{game}-v1", **_FAMILY_MINATAR, num_quantiles=51,
+                               kappa=1.0, n_step=3, double=False)
+       for name, game in MINATAR_GAMES.items()},
+    "atari": {**_FAMILY_ATARI, "alpha": 5e-5, "num_quantiles": 200, "kappa": 1.0},
 }
 QRDQN_DEFAULT = "cartpole"
 # Rainbow (Hessel et al. 2018): noisy nets, dueling, prioritized replay (alpha 0.5, beta
 # 0.4 -> 1), Double targets, C51; on CartPole 5-step returns as DQN's preset, and epsilon 1 -> 0
 # over the first 40% of the run before noise alone explores (noise alone from the start left
-# 4 of 10 seeds near a return of 110 at 7,500 steps: docs/rainbow.md)
+# 4 of 10 seeds near a return of 110 at 7,500 steps: docs/rainbow.md). On MinAtar and Atari,
+# noise alone explores (epsilon 0), as in the papers.
+_RAINBOW_PIXELS = dict(n_step=3, double=True, epsilon_start=0.0, epsilon_end=0.0)
 RAINBOW: dict[str, dict[str, Any]] = {
     "cartpole": dict(**_FAMILY_CARTPOLE, num_atoms=51, v_min=0.0, v_max=100.0, n_step=5,
                      epsilon_start=1.0, epsilon_end=0.0, epsilon_fraction=0.4),
+    "lunarlander": {**_FAMILY_LUNARLANDER, "num_atoms": 51, "epsilon_end": 0.0},
+    **{f"minatar-{name}": {**_FAMILY_MINATAR, "env": f"MinAtar/{game}-v1", "num_atoms": 51,
+                           "v_min": -100.0, "v_max": 100.0, **_RAINBOW_PIXELS}
+       for name, game in MINATAR_GAMES.items()},
+    "atari": {**_FAMILY_ATARI, "alpha": 6.25e-5, "num_atoms": 51, "v_min": -10.0,
+              "v_max": 10.0, **_RAINBOW_PIXELS},
 }
 RAINBOW_DEFAULT = "cartpole"
+
+# Presets whose papers fix exploration in env steps, not as a share of the run (MinAtar: 100k
+# frames for DQN, 250k for the family; Atari: 1M steps for DQN, 250k for the family):
+# ``preset_fields`` keeps that length when ``steps`` changes, unless the overrides set
+# ``epsilon_fraction`` themselves.
+PAPER_PROTOCOLS = (*(f"minatar-{game}" for game in MINATAR_GAMES), "atari")
+
+
+def exploration_steps(table: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Preset name -> its env steps of exploration, for the ``PAPER_PROTOCOLS`` in ``table``."""
+    return {name: round(table[name]["epsilon_fraction"] * table[name]["steps"])
+            for name in PAPER_PROTOCOLS if name in table}
+
+
+EXPLORATION_STEPS: dict[str, int] = exploration_steps(DQN)
 
 
 def preset_functions(config_cls: type, table: dict[str, dict[str, Any]], default: str):
     """``(PRESETS, preset, preset_fields, preset_for_env)`` of an algorithm whose presets are
-    ``table`` (name -> fields of ``config_cls``), as ``semigrad train`` reads them."""
+    ``table`` (name -> fields of ``config_cls``), as ``semigrad train`` reads them.
+
+    ``preset_fields(name, overrides)``: preset ``name``'s fields with ``overrides`` on top. A
+    preset's ``start_box`` belongs to its env: it is dropped when ``overrides`` name another
+    env and do not set ``start_box`` themselves. A preset of ``PAPER_PROTOCOLS`` explores for
+    its paper's number of env steps whatever ``steps`` is (``epsilon_fraction`` recomputed, at
+    most 1), unless ``overrides`` set ``epsilon_fraction``.
+    """
     built = {name: config_cls(**fields) for name, fields in table.items()}
+    explore = exploration_steps(table)
 
     def preset_fields(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-        return fields_of(built, name, dict(overrides))
+        fields = fields_of(built, name, dict(overrides))
+        if ("start_box" in fields and fields["env"] != built[name].env
+                and "start_box" not in overrides):
+            fields["start_box"] = ()
+        steps = fields["steps"]
+        if (name in explore and "epsilon_fraction" not in overrides
+                and isinstance(steps, int) and steps > 0):
+            fields["epsilon_fraction"] = min(1.0, explore[name] / steps)
+        return fields
 
     def preset_for_env(env_id: str) -> str | None:
+        """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or
+        None."""
         return for_env(built, env_id)
 
     def preset(name: str = default, **overrides: Any) -> Any:
+        """The config ``semigrad train --preset NAME --FIELD VALUE ...`` trains with:
+        ``preset("cartpole", alpha=5e-4, seed=3)``."""
         return config_cls(**preset_fields(name, overrides))
 
     return built, preset, preset_fields, preset_for_env

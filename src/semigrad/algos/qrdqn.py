@@ -40,7 +40,7 @@ from semigrad.algos.dqn import (  # noqa: F401 (the trainer's protocol, DQN's)
     weights_from_state,
 )
 from semigrad.config import check_range
-from semigrad.heads import HeadNetwork, quantile_q_values
+from semigrad.heads import quantile_q_values
 from semigrad.losses import quantile_q_learning
 
 
@@ -63,9 +63,8 @@ class QRDQNConfig(dqn.DQNConfig):
 def make_network(cfg: QRDQNConfig, env: envs.BatchedEnv) -> nn.Module:
     """One agent's network: Q-values (the quantiles' means) from ``forward``, the quantiles
     from ``distribution``."""
-    return HeadNetwork(env.obs_dim, env.num_actions, "quantile", cfg.num_quantiles,
-                       cfg.hidden, cfg.activation, cfg.dueling,
-                       cfg.noisy_sigma0 if cfg.noisy else None)
+    return dqn.head_network(cfg, env.obs_dim, env.num_actions, env.obs_shape, "quantile",
+                            cfg.num_quantiles)
 
 
 @dataclass(frozen=True)
