@@ -28,6 +28,9 @@ The protocol (module-level names of the algorithm; ``st`` is its state, ``K`` ag
   algorithm's whole state for exact resume (tensors and plain values only);
 - ``make_network(cfg, env) -> nn.Module`` (one agent's, what ``load_agent`` rebuilds) and
   ``agent_state_dict(st, k, template)`` / ``weights_from_state(cfg, payload, template)``.
+
+An algorithm that extends another (C51 is DQN with another head) takes the rest of the
+protocol from it with ``__getattr__ = trainer.extends(parent, names)``.
 """
 
 from __future__ import annotations
@@ -86,6 +89,21 @@ def algorithm(name: str) -> ModuleType:
     if name not in ALGORITHMS:
         raise ValueError(f"algo: {name!r} is not one of {', '.join(sorted(ALGORITHMS))}")
     return importlib.import_module(ALGORITHMS[name])
+
+
+def extends(parent: ModuleType, names: Sequence[str]):
+    """A module ``__getattr__`` (PEP 562) for an algorithm that extends ``parent``: the
+    protocol ``names`` it does not define itself are ``parent``'s (``c51.iterate`` is
+    ``dqn.iterate``); any other missing name is an ``AttributeError``."""
+    inherited = frozenset(names)
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 (a module's __getattr__)
+        if name in inherited:
+            return getattr(parent, name)
+        raise AttributeError(f"module has no attribute {name!r} (names taken from "
+                             f"{parent.__name__}: {', '.join(sorted(inherited))})")
+
+    return __getattr__
 
 
 class TrainingDiverged(RuntimeError):

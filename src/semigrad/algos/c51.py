@@ -24,21 +24,6 @@ from torch import nn
 from semigrad import envs, trainer
 from semigrad.algos import dqn, presets
 from semigrad.algos.base import option
-from semigrad.algos.dqn import (  # noqa: F401 (the trainer's protocol, DQN's)
-    DIVERGENCE_HINT,
-    HEALTH,
-    METRIC_COLUMNS,
-    agent_state_dict,
-    grad_mode,
-    gradient_steps,
-    iterate,
-    load_state_dict,
-    memory_bytes,
-    metric_values,
-    q_values,
-    state_dict,
-    weights_from_state,
-)
 from semigrad.config import ConfigError, check_range
 from semigrad.heads import categorical_q_values, categorical_support
 from semigrad.losses import categorical_q_learning
@@ -127,6 +112,7 @@ def init(cfg: C51Config, seeds, device: torch.device) -> dqn.DQNState:
 
 
 NAME = "c51"
+__getattr__ = trainer.extends(dqn, dqn.PROTOCOL)  # the rest of the protocol is DQN's
 Config = C51Config
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     C51Config, presets.C51, presets.C51_DEFAULT)

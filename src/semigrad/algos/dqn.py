@@ -176,6 +176,12 @@ class DQNConfig(ControlConfig):
                               f"{self.num_envs * (self.n_step + 1)} transitions")
 
 
+# The trainer's protocol as DQN supplies it, which the algorithms that extend DQN with another
+# head (c51, qrdqn, rainbow) take as theirs (``trainer.extends``).
+PROTOCOL = ("DIVERGENCE_HINT", "HEALTH", "MEMORY_HINT", "METRIC_COLUMNS", "agent_state_dict",
+            "grad_mode", "gradient_steps", "iterate", "load_state_dict", "memory_bytes",
+            "metric_values", "q_values", "state_dict", "weights_from_state")
+
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     DQNConfig, presets.DQN, presets.DQN_DEFAULT)
 DEFAULT_PRESET = presets.DQN_DEFAULT

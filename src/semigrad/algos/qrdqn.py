@@ -24,21 +24,6 @@ from semigrad import envs, trainer
 from semigrad.algos import dqn, presets
 from semigrad.algos.base import option
 from semigrad.algos.c51 import check_family_network, per_agent_loss
-from semigrad.algos.dqn import (  # noqa: F401 (the trainer's protocol, DQN's)
-    DIVERGENCE_HINT,
-    HEALTH,
-    METRIC_COLUMNS,
-    agent_state_dict,
-    grad_mode,
-    gradient_steps,
-    iterate,
-    load_state_dict,
-    memory_bytes,
-    metric_values,
-    q_values,
-    state_dict,
-    weights_from_state,
-)
 from semigrad.config import check_range
 from semigrad.heads import quantile_q_values
 from semigrad.losses import quantile_q_learning
@@ -96,6 +81,7 @@ def init(cfg: QRDQNConfig, seeds, device: torch.device) -> dqn.DQNState:
 
 
 NAME = "qrdqn"
+__getattr__ = trainer.extends(dqn, dqn.PROTOCOL)  # the rest of the protocol is DQN's
 Config = QRDQNConfig
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     QRDQNConfig, presets.QRDQN, presets.QRDQN_DEFAULT)

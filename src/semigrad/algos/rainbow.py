@@ -17,30 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from semigrad import trainer
-from semigrad.algos import presets
+from semigrad.algos import c51, dqn, presets
 from semigrad.algos.base import option
-from semigrad.algos.c51 import (  # noqa: F401 (the trainer's protocol, C51's)
-    DIVERGENCE_HINT,
-    HEALTH,
-    METRIC_COLUMNS,
-    C51Config,
-    agent_state_dict,
-    grad_mode,
-    gradient_steps,
-    init,
-    iterate,
-    load_state_dict,
-    make_network,
-    memory_bytes,
-    metric_values,
-    q_values,
-    state_dict,
-    weights_from_state,
-)
 
 
 @dataclass(frozen=True)
-class RainbowConfig(C51Config):
+class RainbowConfig(c51.C51Config):
     """C51's fields with Rainbow's pieces on (each can be turned off)."""
 
     noisy: bool = option("noisy nets (Fortunato et al. 2018) instead of epsilon-greedy",
@@ -55,6 +37,8 @@ class RainbowConfig(C51Config):
 
 
 NAME = "rainbow"
+# the rest of the protocol is C51's (its network and init, DQN's learning)
+__getattr__ = trainer.extends(c51, (*dqn.PROTOCOL, "init", "make_network"))
 Config = RainbowConfig
 PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
     RainbowConfig, presets.RAINBOW, presets.RAINBOW_DEFAULT)
