@@ -14,6 +14,7 @@ from semigrad.losses import (
     fold_termination,
     quantile_midpoints,
     quantile_q_learning,
+    quantile_q_learning_and_grad,
 )
 
 B, A, M = 24, 3, 11
@@ -158,6 +159,28 @@ def test_qr_dqn_equals_the_pairwise_loss(kappa, double):
                               kappa)
     want = _qr_reference(theta_tm1, a_tm1, r_t, discount_t, theta_t[..., :5], kappa, selector)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 0.0, 2.5])
+@pytest.mark.parametrize("double", [False, True])
+def test_qr_closed_form_gradient_is_autograds(kappa, double):
+    """``quantile_q_learning_and_grad``: the same loss, and d loss_b / d quantiles_tm1 equal to
+    autograd's (float64), zero off the taken action, terminated transitions included."""
+    gen = torch.Generator().manual_seed(7)
+    a_tm1, r_t, discount_t, _, _ = _transitions(seed=8)
+    assert (discount_t == 0).any() and (discount_t > 0).any()
+    theta_tm1 = (torch.randn(B, A, M, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    theta_t = torch.randn(B, A, 5, generator=gen, dtype=torch.float64) * 3
+    selector = torch.randn(B, A, generator=gen, dtype=torch.float64) if double else None
+    want = quantile_q_learning(theta_tm1, a_tm1, r_t, discount_t, theta_t, selector, kappa)
+    weights = torch.rand(B, generator=gen, dtype=torch.float64)
+    want_grad, = torch.autograd.grad((want * weights).sum(), theta_tm1)
+    with torch.no_grad():
+        got, grad = quantile_q_learning_and_grad(theta_tm1, a_tm1, r_t, discount_t, theta_t,
+                                                 selector, kappa)
+    torch.testing.assert_close(got, want.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad * weights.view(-1, 1, 1), want_grad, rtol=0, atol=1e-12)
+    assert want_grad.abs().sum() > 0
 
 
 def test_qr_terminated_target_is_the_reward():

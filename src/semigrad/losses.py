@@ -792,7 +792,50 @@ def quantile_q_learning(
     kappa, ``kappa (|u| - 0.5 kappa)`` beyond); ``kappa = 0`` is the plain quantile loss
     ``|u| |tau_hat - 1{u < 0}|`` (the paper's QR-DQN-0; it used kappa = 1).
     """
-    fn = "quantile_q_learning"
+    u, weight = _quantile_errors("quantile_q_learning", quantiles_tm1, a_tm1, r_t, discount_t,
+                                 quantiles_t, q_t_selector, kappa, stop_target_gradients)
+    if kappa == 0:
+        loss = u.abs()
+    else:
+        loss = F.huber_loss(u, _zeros(u.shape, u.dtype, u.device), reduction="none", delta=kappa)
+    return (weight * loss).mean(dim=2).sum(dim=1)
+
+
+def quantile_q_learning_and_grad(
+    quantiles_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    quantiles_t: torch.Tensor,
+    q_t_selector: torch.Tensor | None = None,
+    kappa: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``quantile_q_learning``'s loss ``(B,)`` and its gradient with respect to
+    ``quantiles_tm1``, ``(B, A, M)``, in closed form (no autograd tape; the target carries no
+    gradient). Sample b's loss depends on its taken action's quantiles only, where
+    ``d loss_b / d theta_i = -mean_j |tau_hat_i - 1{u_ij < 0}| psi(u_ij)``, ``psi`` the
+    derivative of Huber's loss, ``clamp(u, -kappa, kappa)`` (``sign(u)`` for ``kappa = 0``);
+    the weight's jump at ``u = 0`` has no derivative (as autograd takes it)."""
+    u, weight = _quantile_errors("quantile_q_learning_and_grad", quantiles_tm1, a_tm1, r_t,
+                                 discount_t, quantiles_t, q_t_selector, kappa, True)
+    # Huber's loss is psi(u) (u - psi(u) / 2) (0.5 u^2 within kappa, kappa (|u| - kappa / 2)
+    # beyond), |u| = psi(u) u for kappa = 0: one (B, M, N) product serves loss and gradient
+    slope = u.sign() if kappa == 0 else u.clamp(-kappa, kappa)
+    weighted = weight.mul_(slope)  # |tau_hat_i - 1{u_ij < 0}| psi(u_ij)
+    if kappa != 0:
+        u = slope.mul_(-0.5).add_(u)
+    n = u.shape[2]
+    loss = torch.linalg.vecdot(weighted.flatten(1), u.flatten(1)).div_(n)
+    grad = torch.zeros_like(quantiles_tm1)
+    grad.scatter_(1, a_tm1.view(-1, 1, 1).expand(-1, 1, grad.shape[2]),
+                  weighted.sum(dim=2).div_(-n).unsqueeze(1))
+    return loss, grad
+
+
+def _quantile_errors(fn, quantiles_tm1, a_tm1, r_t, discount_t, quantiles_t, q_t_selector,
+                     kappa, stop_target_gradients) -> tuple[torch.Tensor, torch.Tensor]:
+    """``u_ij = T_j - theta_i`` ``(B, M, N)`` and the quantile weights ``|tau_hat_i - 1{u_ij <
+    0}|`` of ``quantile_q_learning``, after checking its arguments (errors name ``fn``)."""
     selector = {} if q_t_selector is None else {"q_t_selector": (q_t_selector, "BA", "float")}
     _check(fn, quantiles_tm1=(quantiles_tm1, "BAM", "float"), a_tm1=(a_tm1, "B", "action"),
            r_t=(r_t, "B", "float"), discount_t=(discount_t, "B", "float"),
@@ -805,9 +848,4 @@ def quantile_q_learning(
     theta = _taken_dist(quantiles_tm1, a_tm1)  # (B, M)
     u = target.unsqueeze(1) - theta.unsqueeze(2)  # (B, M, N): u_ij = T_j - theta_i
     tau = quantile_midpoints(theta.shape[1], theta.device, theta.dtype).view(1, -1, 1)
-    weight = (tau - (u < 0).to(u.dtype)).abs()
-    if kappa == 0:
-        loss = u.abs()
-    else:
-        loss = F.huber_loss(u, _zeros(u.shape, u.dtype, u.device), reduction="none", delta=kappa)
-    return (weight * loss).mean(dim=2).sum(dim=1)
+    return u, (tau - (u < 0).to(u.dtype)).abs()

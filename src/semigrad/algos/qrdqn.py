@@ -23,10 +23,10 @@ from torch import nn
 from semigrad import envs, trainer
 from semigrad.algos import dqn, presets
 from semigrad.algos.base import option
-from semigrad.algos.c51 import check_family_network, per_agent_loss
+from semigrad.algos.c51 import check_family_network
 from semigrad.config import check_range
 from semigrad.heads import quantile_q_values
-from semigrad.losses import quantile_q_learning
+from semigrad.losses import quantile_q_learning_and_grad
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,23 @@ class QuantileHead:
         return quantile_q_values(out)
 
     def loss(self, cfg, out, a_tm1, r_t, discount_t, out_t, q_t_selector, weights):
+        """The K agents' (importance-weighted) mean losses, their gradient with respect to
+        ``out (K, B, A, M)`` in closed form (``losses.quantile_q_learning_and_grad``) and the
+        per-sample losses (the priorities' errors)."""
+        k, b = out.shape[:2]
         dt = out.dtype
         selector = None if q_t_selector is None else q_t_selector.flatten(0, 1)
-        losses, grad, per = per_agent_loss(
-            lambda quantiles: quantile_q_learning(
-                quantiles, a_tm1, r_t.to(dt), discount_t.to(dt), out_t.flatten(0, 1),
-                selector, self.kappa), out, weights)
-        return losses, self.q_values(out).mean(dim=(1, 2)), grad, per
+        per, grad = quantile_q_learning_and_grad(
+            out.flatten(0, 1), a_tm1, r_t.to(dt), discount_t.to(dt), out_t.flatten(0, 1),
+            selector, self.kappa)
+        per, grad = per.view(k, b), grad.view(out.shape)
+        if weights is None:
+            losses, scale = per.mean(dim=1), grad.new_full((k, b), 1.0 / b)
+        else:
+            w = weights.view(k, b).to(dt)
+            losses, scale = (per * w).mean(dim=1), w / b
+        grad.mul_(scale.view(k, b, 1, 1))
+        return losses, self.q_values(out).mean(dim=(1, 2)), grad, per.reshape(-1)
 
 
 def init(cfg: QRDQNConfig, seeds, device: torch.device) -> dqn.DQNState:
