@@ -1,4 +1,5 @@
-"""DQN on classic control: semigrad's per-env presets (and optionally SB3 with the RL Zoo's).
+"""DQN (or ``--algo pqn`` ...) on classic control: semigrad's per-env presets (and optionally SB3
+with the RL Zoo's).
 
 For each env, semigrad trains all seeds in ONE process (seeds are a batch dimension) with the
 env's preset; ``--sb3`` also trains Stable-Baselines3 DQN with the RL Zoo hyper-parameters,
@@ -8,9 +9,10 @@ time. Per seed it prints: solved (an evaluation >= the env's target), training s
 steps to the first such evaluation, final and best greedy return, and 'stable' (the share of
 evaluations after the first solve that are >= the target), then the totals.
 
-    python benchmarks/classic_control.py
+    python benchmarks/classic_control.py [--algo dqn]
         [--envs CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3] [--seeds 0-9]
         [--single-seeds 0-2] [--sb3] [--sb3-seeds 0-2] [--until-solved] [--device cpu]
+        [--eval-every N]
 
 ``--single-seeds`` also trains those seeds one run at a time (one agent per process, as SB3
 trains), the rows to compare wall time to the threshold with; with ``--sb3`` the script then
@@ -18,8 +20,10 @@ prints the ratio of the median times to solve. ``--until-solved`` stops each SB3
 first evaluation >= the target (its time to solve is unchanged; its "final" is then that
 evaluation), to save hours; ``--seeds ""`` skips the all-seeds-in-one-process run.
 
-semigrad runs each env's preset, ``dqn.preset_for_env(env)`` (see docs/presets.md for how
-they were found); the script prints the fields that differ from ``DQNConfig()``. Note:
+semigrad runs each env's preset of ``--algo`` (default dqn), ``preset_for_env(env)`` (see
+docs/presets.md and docs/pqn.md for how they were found); the script prints the fields that
+differ from the algorithm's default config. ``--eval-every`` evaluates semigrad's runs that
+often instead of the preset's (PQN's must be a multiple of its num_envs x rollout). Note:
 semigrad's target_update_interval counts gradient steps and train_freq vector steps (num_envs
 env steps each); SB3's count env steps.
 
@@ -40,8 +44,7 @@ import torch
 import sb3_protocol
 from machine import describe_machine
 from sb3_protocol import fmt, parse_seeds
-from semigrad import config
-from semigrad.algos import dqn
+from semigrad import config, trainer
 from semigrad.run import read_metrics
 
 TARGETS = {"CartPole-v1": 475.0, "Acrobot-v1": -80.0, "MountainCar-v0": -110.0,
@@ -73,24 +76,30 @@ RL_ZOO: dict[str, dict] = {
 }
 
 
-def semigrad_config(env: str, device: str) -> tuple[dqn.DQNConfig, str]:
-    """The env's preset (CartPole: from its own starts), evaluated as the peers are."""
-    name = dqn.preset_for_env(env)
-    cfg = dqn.preset(name, tensorboard=False, device=device, eval_episodes=EVAL_EPISODES)
-    return cfg, f"dqn.preset({name!r})"
+def semigrad_config(algo, env: str, device: str, eval_every: int | None) -> tuple[object, str]:
+    """The env's preset of ``algo`` (CartPole: from its own starts), evaluated as the peers
+    are."""
+    name = algo.preset_for_env(env)
+    if name is None:
+        raise SystemExit(f"{algo.NAME} has no preset for {env}")
+    every = {} if eval_every is None else {"eval_every": eval_every}
+    cfg = algo.preset(name, tensorboard=False, device=device, eval_episodes=EVAL_EPISODES,
+                      **every)
+    return cfg, f"{algo.NAME}.preset({name!r})"
 
 
-def run_semigrad(env: str, seeds: list[int], device: str) -> tuple[dict[int, dict], float]:
-    cfg, source = semigrad_config(env, device)
+def run_semigrad(algo, env: str, seeds: list[int], device: str,
+                 eval_every: int | None = None) -> tuple[dict[int, dict], float]:
+    cfg, source = semigrad_config(algo, env, device, eval_every)
     target = TARGETS[env]
-    default = config.to_dict(dqn.DQNConfig())
+    default = config.to_dict(algo.Config())
     changed = {k: v for k, v in config.to_dict(cfg).items() if default[k] != v}
     print(f"\nsemigrad preset for {env}, from {source} (fields that differ from "
-          f"DQNConfig()): {changed}", flush=True)
+          f"{algo.Config.__name__}()): {changed}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        total = dqn.train(cfg, Path(tmp) / "run", seeds=seeds, progress=False)
+        total = trainer.train(algo, cfg, Path(tmp) / "run", seeds=seeds, progress=False)
         rows = {}
-        for p in total["per_seed"]:
+        for p in total.get("per_seed") or [{**total, "run_dir": Path(tmp) / "run"}]:
             # the issue's target, not gymnasium's reward_threshold (Acrobot's is -100)
             evals_at = [row for row in read_metrics(p["run_dir"])
                         if row["eval_return"] is not None]
@@ -143,6 +152,10 @@ def table(name: str, rows: dict[int, dict], target: float, train_s: float | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", default="dqn", choices=("dqn", "pqn", "c51", "qrdqn",
+                                                           "rainbow"))
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="semigrad's env steps between evaluations (default: the preset's)")
     parser.add_argument("--envs", default="CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3")
     parser.add_argument("--seeds", default="0-9")
     parser.add_argument("--single-seeds", default="",
@@ -156,18 +169,20 @@ def main() -> None:
     torch.set_num_threads(1)
     print(describe_machine())
     seeds = parse_seeds(args.seeds)
+    algo = trainer.algorithm(args.algo)
+    label = f"semigrad {algo.NAME}"
     for env in [e.strip() for e in args.envs.split(",") if e.strip()]:
         if env not in TARGETS:
             parser.error(f"--envs: {env!r} is not one of {', '.join(TARGETS)}")
         if seeds:
-            rows, train_s = run_semigrad(env, seeds, args.device)
-            table(f"semigrad DQN, {env}, seeds {args.seeds} in one process", rows,
+            rows, train_s = run_semigrad(algo, env, seeds, args.device, args.eval_every)
+            table(f"{label}, {env}, seeds {args.seeds} in one process", rows,
                   TARGETS[env], train_s)
         single = {}
         for seed in parse_seeds(args.single_seeds):
-            single.update(run_semigrad(env, [seed], args.device)[0])
+            single.update(run_semigrad(algo, env, [seed], args.device, args.eval_every)[0])
         if single:
-            table(f"semigrad DQN, {env}, one seed per run", single, TARGETS[env])
+            table(f"{label}, {env}, one seed per run", single, TARGETS[env])
         if args.sb3:
             sb3_seeds = parse_seeds(args.sb3_seeds or args.seeds)
             sb3 = {s: run_sb3(env, s, args.until_solved) for s in sb3_seeds}

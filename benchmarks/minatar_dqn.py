@@ -1,6 +1,7 @@
-"""DQN (or PQN, ``--algo pqn``) on MinAtar: the `minatar-<game>` presets (DQN's: the MinAtar
-paper's protocol; Breakout's with 3-step Double DQN targets, `--n-step 1 --no-double` for the
-paper's own learner; PQN's: purejaxql's MinAtar configuration) trained for
+"""DQN (or PQN, C51, QR-DQN, Rainbow: ``--algo NAME``) on MinAtar: the `minatar-<game>`
+presets (DQN's: the MinAtar paper's protocol; Breakout's with 3-step Double DQN targets,
+`--n-step 1 --no-double` for the paper's own learner; PQN's: purejaxql's MinAtar
+configuration; the Rainbow family's: Revisiting Rainbow's, docs/rainbow.md) trained for
 ``--frames`` frames on ``--seeds`` at once, against the paper's DQN at 1M and 5M frames.
 
 For each game it prints each seed's greedy evaluations (``eval_episodes`` episodes every
@@ -14,7 +15,8 @@ at 1M frames, from the same curves: ~7, ~9, ~48, ~1 and ~33, ``PAPER_DQN_1M``). 
 thread.
 (Not named minatar.py: run as a script, that name would shadow the minatar package.)
 
-    python benchmarks/minatar_dqn.py [--algo dqn|pqn] [--games breakout,space-invaders]
+    python benchmarks/minatar_dqn.py [--algo dqn|pqn|c51|qrdqn|rainbow]
+                                 [--games breakout,space-invaders]
                                  [--frames 1000000]
                                  [--seeds 0-2] [--eval-every 50000] [--device cpu]
                                  [any DQNConfig field: --n-step 3 --double ...]
@@ -134,7 +136,7 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
 
 def main() -> None:
     first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--algo", choices=("dqn", "pqn"), default="dqn")
+    first.add_argument("--algo", choices=("dqn", "pqn", "c51", "qrdqn", "rainbow"), default="dqn")
     algo = trainer.algorithm(first.parse_known_args()[0].algo)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[first])
     parser.add_argument("--games", default="breakout,space-invaders")
