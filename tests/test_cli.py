@@ -69,3 +69,42 @@ def test_finished_run_dir_is_not_overwritten(tmp_path, capsys):
     assert main(["grad", "--run-dir", str(tmp_path / "r"), "--seed", "9"]) == 2
     assert "finished run" in capsys.readouterr().err
     assert (tmp_path / "r" / "summary.json").read_text() == before
+
+
+def test_env_picks_its_default_algorithm(tmp_path, capsys):
+    """``semigrad train --env ID`` without --algo or --preset trains the env's default
+    algorithm (``presets.DEFAULT_ALGORITHM``: PQN on CartPole-v1 and MinAtar, DQN elsewhere)
+    and says so; --algo, --preset and a bare ``semigrad train`` keep DQN; DQN's options after
+    a PQN default get one error that names the fix."""
+    from semigrad.algos import presets
+    from semigrad.commands.train import algo_in
+
+    assert presets.default_algorithm("CartPole-v1") == "pqn"
+    assert presets.default_algorithm("gymnasium:CartPole-v1") == "pqn"
+    assert presets.default_algorithm("MinAtar/Asterix-v1") == "pqn"
+    assert presets.default_algorithm("Acrobot-v1") == "dqn"
+    assert algo_in(["--env", "CartPole-v1"]) == "pqn"
+    assert algo_in(["--env=MinAtar/Breakout-v1", "--steps", "10"]) == "pqn"
+    assert algo_in(["--env", "CartPole-v1", "--algo", "dqn"]) == "dqn"
+    assert algo_in(["--env", "CartPole-v1", "--preset", "cartpole-explore"]) == "dqn"
+    assert algo_in(["--env", "LunarLander-v3"]) == "dqn"
+    assert algo_in([]) == "dqn"
+    run = tmp_path / "run"
+    assert main(["train", "--env", "CartPole-v1", "--steps", "4096", "--eval-every", "4096",
+                 "--eval-episodes", "1", "--run-dir", str(run), "--no-progress",
+                 "--no-tensorboard", "--device", "cpu"]) == 0
+    assert json.loads((run / "config.json").read_text())["algo"] == "pqn"
+    assert "trains pqn, that env's default" in capsys.readouterr().err
+    assert main(["train", "--env", "CartPole-v1", "--buffer-size", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --buffer-size 10" in err and "add --algo dqn" in err
+
+
+def test_train_help_lists_the_chosen_algorithms_presets(capsys):
+    assert main(["train", "--algo", "pqn", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "pqn's presets" in out and "minatar-asterix" in out
+    assert "cartpole-explore" not in out  # DQN's alone
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "dqn's presets" in out and "cartpole-explore" in out

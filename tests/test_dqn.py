@@ -201,7 +201,7 @@ def test_non_finite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path)
 
 def test_train_eval_plot_commands_write_their_files(tmp_path, capsys):
     run_dir = tmp_path / "train"
-    assert main(["train", "--env", "gymnasium:CartPole-v1", "--steps", "1000",
+    assert main(["train", "--algo", "dqn", "--env", "gymnasium:CartPole-v1", "--steps", "1000",
                  "--eval-every", "500", "--eval-episodes", "3", "--learning-starts", "200",
                  "--hidden", "16", "--seed", "1", "--run-dir", str(run_dir),
                  "--no-progress", "--device", "cpu"]) == 0
@@ -448,7 +448,8 @@ def test_train_env_takes_its_preset_or_says_it_has_none(tmp_path, capsys):
     flags = ["--steps", "600", "--eval-every", "600", "--eval-episodes", "2",
              "--learning-starts", "100", "--no-progress", "--no-tensorboard", "--device", "cpu"]
     pytest.importorskip("minatar")
-    assert main(["train", "--env", "MinAtar/Breakout-v1", "--buffer-size", "1000", *flags,
+    assert main(["train", "--algo", "dqn", "--env", "MinAtar/Breakout-v1", "--buffer-size",
+                 "1000", *flags,
                  "--run-dir", str(tmp_path / "m")]) == 0
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["network"] == "minatar" and config["batch_size"] == 32  # its preset's

@@ -242,7 +242,8 @@ def test_eval_gif_that_cannot_be_written_fails_before_the_episodes(tmp_path, mon
     from semigrad import policies
 
     run_dir = tmp_path / "run"
-    assert main(["train", "--run-dir", str(run_dir), *TINY, "--env", "CartPole-v1"]) == 0
+    assert main(["train", "--algo", "dqn", "--run-dir", str(run_dir), *TINY, "--env",
+                 "CartPole-v1"]) == 0
     played = []
     monkeypatch.setattr(policies, "evaluate", lambda *a, **k: played.append(a))
 

@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:  # said by the subcommand's parser, which names its own --help
             sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None),
                                                                    parser)
-            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+            hint = getattr(args, "usage_hint", None)  # a command's word on what it picked
+            sub.error(f"unrecognized arguments: {' '.join(extra)}"
+                      + (f" ({hint})" if hint else ""))
     except SystemExit as exit_:  # --help, --version, a usage error: its exit code
         return exit_.code if isinstance(exit_.code, int) else 2
     if getattr(args, "_run", None) is None:

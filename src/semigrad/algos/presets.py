@@ -138,6 +138,21 @@ PQN: dict[str, dict[str, Any]] = {
 PQN_DEFAULT = "cartpole"
 
 
+# ----------------------------------------------------------------------------- defaults per env
+# The algorithm ``semigrad train --env ID`` runs when neither --algo nor --preset is given: of
+# DQN and PQN, the one that met the env's goals (issue 25), and the faster of the two where
+# both did (docs/pqn.md, "Which algorithm by default", has the numbers). Other envs: DQN.
+DEFAULT_ALGORITHM: dict[str, str] = {
+    "CartPole-v1": "pqn",
+    **{f"MinAtar/{game}-v1": "pqn" for game in MINATAR_GAMES.values()},
+}
+
+
+def default_algorithm(env_id: str) -> str:
+    """The algorithm that trains ``env_id`` by default (``gymnasium:`` prefix ignored)."""
+    return DEFAULT_ALGORITHM.get(env_id.removeprefix("gymnasium:"), "dqn")
+
+
 # ----------------------------------------------------------------------------- lookups
 
 
