@@ -73,7 +73,8 @@ def test_finished_run_dir_is_not_overwritten(tmp_path, capsys):
 
 def test_env_picks_its_default_algorithm(tmp_path, capsys):
     """``semigrad train --env ID`` without --algo or --preset trains the env's default
-    algorithm (``presets.DEFAULT_ALGORITHM``: PQN on CartPole-v1 and MinAtar, DQN elsewhere)
+    algorithm (``presets.DEFAULT_ALGORITHM``: PQN on CartPole-v1, LunarLander-v3 and MinAtar, DQN
+    elsewhere)
     and says so; --algo, --preset and a bare ``semigrad train`` keep DQN; DQN's options after
     a PQN default get one error that names the fix."""
     from semigrad.algos import presets
@@ -87,7 +88,8 @@ def test_env_picks_its_default_algorithm(tmp_path, capsys):
     assert algo_in(["--env=MinAtar/Breakout-v1", "--steps", "10"]) == "pqn"
     assert algo_in(["--env", "CartPole-v1", "--algo", "dqn"]) == "dqn"
     assert algo_in(["--env", "CartPole-v1", "--preset", "cartpole-explore"]) == "dqn"
-    assert algo_in(["--env", "LunarLander-v3"]) == "dqn"
+    assert algo_in(["--env", "LunarLander-v3"]) == "pqn"
+    assert algo_in(["--env", "MountainCar-v0"]) == "dqn"
     assert algo_in([]) == "dqn"
     run = tmp_path / "run"
     assert main(["train", "--env", "CartPole-v1", "--steps", "4096", "--eval-every", "4096",

@@ -144,6 +144,7 @@ PQN_DEFAULT = "cartpole"
 # both did (docs/pqn.md, "Which algorithm by default", has the numbers). Other envs: DQN.
 DEFAULT_ALGORITHM: dict[str, str] = {
     "CartPole-v1": "pqn",
+    "LunarLander-v3": "pqn",
     **{f"MinAtar/{game}-v1": "pqn" for game in MINATAR_GAMES.values()},
 }
 
