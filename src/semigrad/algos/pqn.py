@@ -31,7 +31,7 @@ num_envs`` of them and ``epochs * minibatches`` gradient steps.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -130,24 +130,10 @@ class PQNConfig(ControlConfig):
 
 # ----------------------------------------------------------------------------- presets
 
-PRESETS: dict[str, PQNConfig] = {name: PQNConfig(**fields)
-                                 for name, fields in presets.PQN.items()}
+# purejaxql anneals epsilon over a share of the run, so the share stays when steps change
+PRESETS, preset, preset_fields, preset_for_env = presets.preset_functions(
+    PQNConfig, presets.PQN, presets.PQN_DEFAULT, fixed_exploration=False)
 DEFAULT_PRESET = presets.PQN_DEFAULT
-
-
-def preset_fields(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Preset ``name``'s fields with ``overrides`` on top, for ``PQNConfig(**...)``."""
-    return presets.fields_of(PRESETS, name, overrides)
-
-
-def preset_for_env(env_id: str) -> str | None:
-    """The name of the preset tuned for ``env_id`` (``gymnasium:`` prefix ignored), or None."""
-    return presets.for_env(PRESETS, env_id)
-
-
-def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> PQNConfig:
-    """The config of preset ``name`` with ``overrides``: ``preset("cartpole", seed=3)``."""
-    return PQNConfig(**preset_fields(name, overrides))
 
 
 # ----------------------------------------------------------------------------- state

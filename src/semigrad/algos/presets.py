@@ -256,18 +256,21 @@ def exploration_steps(table: dict[str, dict[str, Any]]) -> dict[str, int]:
 EXPLORATION_STEPS: dict[str, int] = exploration_steps(DQN)
 
 
-def preset_functions(config_cls: type, table: dict[str, dict[str, Any]], default: str):
+def preset_functions(config_cls: type, table: dict[str, dict[str, Any]], default: str,
+                     fixed_exploration: bool = True):
     """``(PRESETS, preset, preset_fields, preset_for_env)`` of an algorithm whose presets are
     ``table`` (name -> fields of ``config_cls``), as ``semigrad train`` reads them.
 
     ``preset_fields(name, overrides)``: preset ``name``'s fields with ``overrides`` on top. A
     preset's ``start_box`` belongs to its env: it is dropped when ``overrides`` name another
-    env and do not set ``start_box`` themselves. A preset of ``PAPER_PROTOCOLS`` explores for
-    its paper's number of env steps whatever ``steps`` is (``epsilon_fraction`` recomputed, at
-    most 1), unless ``overrides`` set ``epsilon_fraction``.
+    env and do not set ``start_box`` themselves. With ``fixed_exploration``, a preset of
+    ``PAPER_PROTOCOLS`` explores for its paper's number of env steps whatever ``steps`` is
+    (``epsilon_fraction`` recomputed, at most 1), unless ``overrides`` set
+    ``epsilon_fraction``; without it (PQN, whose papers anneal over a share of the run) the
+    share stays.
     """
     built = {name: config_cls(**fields) for name, fields in table.items()}
-    explore = exploration_steps(table)
+    explore = exploration_steps(table) if fixed_exploration else {}
 
     def preset_fields(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
         fields = fields_of(built, name, dict(overrides))
