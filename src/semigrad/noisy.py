@@ -16,10 +16,14 @@ checkpoint (``state_dict``) holds the noise too. ``eval()`` uses the means alone
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from semigrad.seeding import agent_generators
 
 
 def scaled_noise(n: int, generator: torch.Generator | None = None,
@@ -151,3 +155,32 @@ class noise_off:  # noqa: N801 (a context manager, used as ``with noise_off(...)
         with torch.no_grad():
             for i, saved in zip(self.indices, self.saved, strict=True):
                 self.buffers[i].copy_(saved)
+
+
+NOISE_SEED = 0x6E6F697379  # added to an agent's seed for its noise generator ("noisy")
+
+
+@dataclass
+class StackedNoise:
+    """K agents' noisy-net state in a Q-ensemble: where the noise sits in its stacked buffers
+    (``noise_indices``) and each agent's generator (seeded from its seed plus ``NOISE_SEED``,
+    apart from its other streams), which a checkpoint keeps."""
+
+    indices: list[int]
+    generators: list[torch.Generator]
+
+    @classmethod
+    def of(cls, template: nn.Module, seeds: Sequence[int],
+           device: torch.device | str) -> StackedNoise:
+        """The noise of K copies of ``template``, agent k's generator seeded ``seeds[k]``."""
+        return cls(noise_indices(template),
+                   agent_generators([s + NOISE_SEED for s in seeds], device))
+
+    def resample(self, *nets) -> None:
+        """New noise in each ensemble of ``nets`` (anything with stacked ``buffers``)."""
+        for net in nets:
+            resample_stacked_noise(net.buffers, self.indices, self.generators)
+
+    def off(self, net) -> noise_off:
+        """A context in which ``net``'s noise is zero (its means)."""
+        return noise_off(net.buffers, self.indices)

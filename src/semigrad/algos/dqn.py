@@ -69,7 +69,7 @@ from semigrad.nets import (
     network_factory,
     seeded_q_ensemble,
 )
-from semigrad.noisy import noise_indices, noise_off, resample_stacked_noise
+from semigrad.noisy import StackedNoise
 from semigrad.optim import clip_grad_norm_per_agent, optimizer_step
 from semigrad.seeding import AgentUniforms, agent_generators
 from semigrad.trainer import TrainingDiverged, load_agent  # noqa: F401 (semigrad's API)
@@ -269,26 +269,6 @@ class ScalarHead:
                                                            q_t_selector, cfg.loss, weights)
 
 
-@dataclass
-class Noise:
-    """Noisy nets' state: where the noise sits in the ensembles' stacked buffers
-    (``noisy.noise_indices``) and each agent's generator (seeded from its seed, apart from
-    its other streams), which a checkpoint keeps."""
-
-    indices: list[int]
-    generators: list[torch.Generator]
-
-    def resample(self, *nets: ModuleEnsemble) -> None:
-        for net in nets:
-            resample_stacked_noise(net.buffers, self.indices, self.generators)
-
-    def off(self, net: ModuleEnsemble) -> noise_off:
-        return noise_off(net.buffers, self.indices)
-
-
-NOISE_SEED = 0x6E6F697379  # added to an agent's seed for its noise generator ("noisy")
-
-
 # ----------------------------------------------------------------------------- state
 
 
@@ -311,7 +291,7 @@ class DQNState:
     gradient_steps: int = 0  # per agent
     epsilon: float = 1.0  # of the last iteration
     beta: float = 1.0  # prioritized replay's importance-weight exponent, of the last iteration
-    noise: Noise | None = None  # noisy nets: where the noise sits, each agent's generator
+    noise: StackedNoise | None = None  # noisy nets: where the noise sits, each agent's generator
 
     @property
     def loss_fn(self) -> Callable[..., tuple[torch.Tensor, ...]] | None:
@@ -363,10 +343,7 @@ def init(cfg: DQNConfig, seeds: Sequence[int], device: torch.device,
         return templates[-1]
 
     online = seeded_q_ensemble(build, seeds, device, cfg.q_backend, cfg.activation)
-    noise = None
-    if cfg.noisy:
-        noise = Noise(noise_indices(templates[0]),
-                      agent_generators([s + NOISE_SEED for s in seeds], device))
+    noise = StackedNoise.of(templates[0], seeds, device) if cfg.noisy else None
     optimizer = torch.optim.Adam(online.params, lr=cfg.alpha,
                                  **({"fused": True} if device.type in ("cpu", "cuda") else {}))
     k = len(seeds)
