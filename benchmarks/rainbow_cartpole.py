@@ -44,6 +44,9 @@ def run(algo: str, seeds: list[int], steps: int, overrides: dict) -> dict:
         t = time.perf_counter()
         summary = trainer.train(module, cfg, Path(tmp), seeds=seeds, progress=False)
         wall = time.perf_counter() - t
+        if summary["status"] != "finished":  # Ctrl-C or SIGTERM: no result to report
+            raise SystemExit(f"{algo}: the run ended {summary['status']} after "
+                             f"{summary.get('env_steps', '?')} env steps; nothing measured")
         per = summary.get("per_seed") or [summary]
     finals = [p["final_eval_return"] for p in per]
     return {"algo": algo, "overrides": overrides, "seeds": seeds, "steps": steps,
