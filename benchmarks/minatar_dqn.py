@@ -179,6 +179,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = (args.run_dir or Path(tmp)) / game
             total = trainer.train(algo, cfg, folder, seeds=seeds, progress=False)
+            if total["status"] != "finished":  # Ctrl-C or SIGTERM: resumable, not a result
+                raise SystemExit(f"{game}: the run ended {total['status']}; nothing measured "
+                                 f"(semigrad train --resume {folder} continues it)")
             evals = {s: json.loads((folder / f"seed{s}" / "summary.json").read_text())
                      ["eval_returns"] for s in seeds}
             training = {s: training_curve(folder / f"seed{s}")[-1][1:] for s in seeds}
