@@ -127,3 +127,49 @@ def test_learning_steps_of_the_general_path_equal_the_fast_path_for_the_minatar_
     batch = Batch(frames[0], torch.randint(2, (m,), generator=gen), torch.randn(m, generator=gen),
                   frames[1], torch.rand(m, generator=gen) < 0.2, torch.zeros(m, dtype=torch.bool))
     learn_on_both_backends(cfg, batch, [0, 1], dqn.make_q_network(cfg, 25, 2, (1, 5, 5)))
+
+
+class _TiedConvNet(torch.nn.Module):
+    """A convolution, a linear layer used twice (one tensor under two names), a buffer and a
+    None buffer: what the general path's per-agent call must map to each agent's rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+        self.mid = torch.nn.Linear(8, 8)
+        self.again = self.mid  # tied
+        self.register_buffer("scale", torch.rand(8) + 0.5)
+        self.register_buffer("unused", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x.view(-1, 1, 4, 4)).flatten(1) * self.scale
+        return self.again(torch.relu(self.mid(h)))
+
+
+def test_the_general_paths_per_agent_call_is_functional_call_on_each_agents_rows():
+    """ModuleEnsemble runs convolutional modules one agent at a time on a shell of the module;
+    output and gradients equal torch.func.functional_call on agent k's rows, bit for bit."""
+    from torch.func import functional_call
+
+    from semigrad.nets import ModuleEnsemble
+
+    nets = []
+    for k in range(3):
+        torch.manual_seed(k)
+        nets.append(_TiedConvNet())
+    ens = ModuleEnsemble.stack(nets, torch.device("cpu"))
+    assert len(ens.params) == 4 and len(ens.buffers) == 1  # the tied weight is stacked once
+    x = torch.randn(3, 5, 16)
+    q, cache = ens.forward(x)
+    grad_out = torch.randn_like(q)
+    ens.backward(cache, grad_out)
+    for k, net in enumerate(nets):
+        rows = {n: p[k] for n, p in zip(ens._names, ens.params, strict=True)}
+        rows.update({n: b[k] for n, b in zip(ens._buffer_names, ens.buffers, strict=True)})
+        with torch.enable_grad():
+            ref = functional_call(net, rows, (x[k],))
+        assert torch.equal(q[k], ref)
+        assert torch.equal(q[k], net(x[k]))  # the rows are agent k's own network
+        grads = torch.autograd.grad(ref, [rows[n] for n in ens._names], grad_out[k])
+        for p, g in zip(ens.params, grads, strict=True):
+            assert torch.equal(p.grad[k], g)
