@@ -13,6 +13,9 @@ at 5M frames, mean of 30 runs, read off its learning curves: Asterix ~17, Breako
 Freeway ~50, Seaquest ~20, Space Invaders ~43; ../shared/references/dqn-anchors.md; and
 at 1M frames, from the same curves: ~7, ~9, ~48, ~1 and ~33, ``PAPER_DQN_1M``). One torch
 thread.
+With ``--run-dir``, a game folder that already holds this run (same config and seeds) is
+continued where it stopped, or read back if finished: a run longer than one sitting is
+stopped with Ctrl-C / SIGTERM (or lost to a kill) and goes on with the same command.
 (Not named minatar.py: run as a script, that name would shadow the minatar package.)
 
     python benchmarks/minatar_dqn.py [--algo dqn|pqn|c51|qrdqn|rainbow]
@@ -35,8 +38,14 @@ import torch
 
 from machine import describe_machine
 from semigrad import trainer
-from semigrad.config import add_config_arguments, config_overrides, parse_seeds
-from semigrad.run import read_metrics
+from semigrad.config import (
+    add_config_arguments,
+    config_from_saved,
+    config_overrides,
+    parse_seeds,
+    to_dict,
+)
+from semigrad.run import read_json, read_metrics
 
 PAPER_DQN_5M = {"asterix": 17, "breakout": 10, "freeway": 50, "seaquest": 20,
                 "space-invaders": 43}
@@ -134,6 +143,27 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
     return out
 
 
+def train_or_continue(algo, cfg, folder: Path, seeds: list[int]) -> dict:
+    """Train ``seeds`` with ``cfg`` into ``folder``; a run already there with the same config
+    and seeds is continued where it stopped (an interrupted run, killed or not) or, finished,
+    read back, so a run longer than one sitting goes on with the same command."""
+    if not (folder / "config.json").is_file():
+        return trainer.train(algo, cfg, folder, seeds=seeds, progress=False)
+    saved = read_json(folder / "config.json")
+    was, now = to_dict(config_from_saved(algo.Config, saved)), to_dict(cfg)
+    if (saved.get("algo"), saved.get("seeds")) != (algo.NAME, seeds) or was != now:
+        differ = sorted(k for k, v in now.items() if was[k] != v)
+        raise SystemExit(f"{folder}: holds another run ({saved.get('algo')}, seeds "
+                         f"{saved.get('seeds')}, fields that differ: {differ or 'none'}); "
+                         "give another --run-dir")
+    if (folder / "summary.json").is_file() and \
+            read_json(folder / "summary.json").get("status") == "finished":
+        print(f"{folder}: finished earlier; read back")
+        return read_json(folder / "summary.json")
+    print(f"{folder}: continuing the run there")
+    return trainer.train(algo, cfg, folder, seeds=seeds, resume=True, progress=False)
+
+
 def main() -> None:
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--algo", choices=("dqn", "pqn", "c51", "qrdqn", "rainbow"), default="dqn")
@@ -178,10 +208,10 @@ def main() -> None:
             "tensorboard": False, "device": "cpu", **changed})
         with tempfile.TemporaryDirectory() as tmp:
             folder = (args.run_dir or Path(tmp)) / game
-            total = trainer.train(algo, cfg, folder, seeds=seeds, progress=False)
+            total = train_or_continue(algo, cfg, folder, seeds)
             if total["status"] != "finished":  # Ctrl-C or SIGTERM: resumable, not a result
                 raise SystemExit(f"{game}: the run ended {total['status']}; nothing measured "
-                                 f"(semigrad train --resume {folder} continues it)")
+                                 "(the same command with the same --run-dir continues it)")
             evals = {s: json.loads((folder / f"seed{s}" / "summary.json").read_text())
                      ["eval_returns"] for s in seeds}
             training = {s: training_curve(folder / f"seed{s}")[-1][1:] for s in seeds}
