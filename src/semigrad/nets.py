@@ -761,11 +761,14 @@ def _per_agent_call(template: nn.Module, param_names: Sequence[str],
                          "the stacked ones")
 
     def call(params: list, buffers: list, x: torch.Tensor) -> torch.Tensor:
-        stacked = [*params, *buffers]
+        # rows by unbind, not p[k]: autograd's backward of one unbind stacks the K agents'
+        # gradients, where each p[k] would write its gradient into a zero tensor of p's whole
+        # (K, ...) shape and add those K tensors up (a quarter of a K = 3 backward pass)
+        rows = [t.unbind(0) for t in (*params, *buffers)]
         outs = []
         for k in range(x.shape[0]):
             for where, leaf, i in slots.values():
-                where[leaf] = stacked[i][k]
+                where[leaf] = rows[i][k]
             outs.append(shell(x[k]))
         return torch.stack(outs)
 
