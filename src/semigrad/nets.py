@@ -731,11 +731,10 @@ class StackedConvNet(StackedMLP):
         return out
 
 
-def _per_agent_call(template: nn.Module, param_names: Sequence[str],
-                    buffer_names: Sequence[str]
-                    ) -> Callable[[list, list, torch.Tensor], torch.Tensor]:
+def _per_agent_call(template: nn.Module) -> Callable[[list, list, torch.Tensor], torch.Tensor]:
     """``call(params, buffers, x) -> stack_k module_k(x[k])``: K stacked copies of
-    ``template`` run one agent at a time, agent k on row k of every stacked tensor.
+    ``template`` run one agent at a time, agent k on row k of every stacked tensor
+    (``params`` and ``buffers`` in ``named_parameters`` and ``named_buffers`` order).
 
     What ``torch.func.functional_call`` does, for one module over and over: a shell copy of
     ``template`` (on the meta device) has its parameters and buffers removed and each call
@@ -745,9 +744,8 @@ def _per_agent_call(template: nn.Module, param_names: Sequence[str],
     tensors (one tensor under two names) are served by the same stacked row.
     """
     shell = copy.deepcopy(template).to("meta")
-    index = {id(t): i for i, (_, t) in enumerate(template.named_parameters())}
-    offset = len(param_names)
-    index.update({id(t): offset + i for i, (_, t) in enumerate(template.named_buffers())})
+    tensors = [t for _, t in (*template.named_parameters(), *template.named_buffers())]
+    index = {id(t): i for i, t in enumerate(tensors)}  # position in [*params, *buffers]
     slots: dict[tuple[int, str], tuple[dict, str, int]] = {}  # owner's __dict__, name, row
     for store, named in (("_parameters", template.named_parameters(remove_duplicate=False)),
                          ("_buffers", template.named_buffers(remove_duplicate=False))):
@@ -756,9 +754,6 @@ def _per_agent_call(template: nn.Module, param_names: Sequence[str],
             owner = shell.get_submodule(path)  # a module under two names is one owner
             getattr(owner, store).pop(leaf, None)
             slots[id(owner), leaf] = (owner.__dict__, leaf, index[id(tensor)])
-    if len(index) != len(param_names) + len(buffer_names):
-        raise ValueError("ModuleEnsemble: the template's parameters and buffers do not match "
-                         "the stacked ones")
 
     def call(params: list, buffers: list, x: torch.Tensor) -> torch.Tensor:
         # rows by unbind, not p[k]: autograd's backward of one unbind stacks the K agents'
@@ -809,7 +804,7 @@ class ModuleEnsemble:
             # vmap, whose batched convolutions cost 1.7x a plain one for the Nature network on
             # a CPU core at K = 1 and 1.1x at K = 4; agent k is then computed exactly as a
             # single run computes it, whatever K
-            self._call = _per_agent_call(template, self._names, self._buffer_names)
+            self._call = _per_agent_call(template)
         else:
             self._call = torch.vmap(one)
 
