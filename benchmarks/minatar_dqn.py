@@ -156,10 +156,10 @@ def train_or_continue(algo, cfg, folder: Path, seeds: list[int]) -> dict:
         raise SystemExit(f"{folder}: holds another run ({saved.get('algo')}, seeds "
                          f"{saved.get('seeds')}, fields that differ: {differ or 'none'}); "
                          "give another --run-dir")
-    if (folder / "summary.json").is_file() and \
-            read_json(folder / "summary.json").get("status") == "finished":
+    summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+    if summary.get("status") == "finished":
         print(f"{folder}: finished earlier; read back")
-        return read_json(folder / "summary.json")
+        return summary
     print(f"{folder}: continuing the run there")
     return trainer.train(algo, cfg, folder, seeds=seeds, resume=True, progress=False)
 
