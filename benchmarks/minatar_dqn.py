@@ -6,8 +6,9 @@ configuration; the Rainbow family's: Revisiting Rainbow's, docs/rainbow.md) trai
 
 For each game it prints each seed's greedy evaluations (``eval_episodes`` episodes every
 ``--eval-every`` frames), the mean of its last ``--last`` evaluations, the mean return of its
-last 100 (or so: whole metric rows) training episodes, played epsilon-greedy with epsilon
-0.1 as in the paper, whose curves show that measure (the like-for-like column), the training
+last 100 (or so: whole metric rows) training episodes, played by the training policy
+(DQN: epsilon-greedy with epsilon 0.1 as in the paper; Rainbow: its noise, epsilon 0), whose
+curves show that measure (the like-for-like column), the training
 time and speed, and the paper's DQN score (Young & Tian 2019: a 100-episode moving average
 at 5M frames, mean of 30 runs, read off its learning curves: Asterix ~17, Breakout ~10,
 Freeway ~50, Seaquest ~20, Space Invaders ~43; ../shared/references/dqn-anchors.md; and
@@ -93,8 +94,9 @@ def seed_dirs(folder: Path) -> dict[int, Path]:
 
 def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
     """One panel per game found under ``run_dir``: each seed's 100-episode training average
-    (epsilon-greedy, the paper's measure; solid) and greedy evaluations (dots), the paper's
-    DQN curve over its first 1M frames (dashed) and its score at 5M frames (dotted)."""
+    (the paper's measure, played by the training policy: DQN's epsilon-greedy, Rainbow's
+    noise; solid) and greedy evaluations (dots), the paper's DQN curve over its first 1M
+    frames (dashed) and its score at 5M frames (dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,7 +132,7 @@ def draw_curves(run_dir: Path, games: list[str], path: Path) -> Path:
     axes[0][0].set_ylabel("return")
     handles = [Line2D([], [], color=c, linewidth=4, label=f"seed {s}")
                for s, c in seeds_seen.items()]
-    handles += [Line2D([], [], color="gray", label="last 100 training episodes (epsilon-greedy)"),
+    handles += [Line2D([], [], color="gray", label="last 100 training episodes (paper's measure)"),
                 Line2D([], [], color="gray", marker="o", linestyle="", label="greedy evaluation"),
                 Line2D([], [], color="black", linestyle="--",
                        label="paper's DQN, first 1M frames (Young & Tian 2019)"),
